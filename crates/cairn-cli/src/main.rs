@@ -1,1 +1,164 @@
-fn main() {}
+//! The `cairn` command. Parses arguments, reads the environment, loads the config and calls into
+//! `cairn-server`; no logic of its own beyond that.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use cairn_server::config::{self, Sources};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cairn",
+    version,
+    about = "LLMOps for RAG and agent applications, in one binary"
+)]
+struct Cli {
+    /// Config file (TOML). Default: ./cairn.toml if it exists. Environment variables CAIRN__SECTION__KEY
+    /// override it, and flags override those.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the HTTP server (embedded defaults: SQLite under ./.cairn, 127.0.0.1:8080).
+    Serve(ServeArgs),
+    /// Apply catalog migrations and exit.
+    Migrate(StorageArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Validate the configuration and exit without starting.
+    #[arg(long)]
+    check: bool,
+    /// Address to listen on, IP:PORT (server.listen).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    #[command(flatten)]
+    storage: StorageArgs,
+}
+
+#[derive(Debug, Args)]
+struct StorageArgs {
+    /// Data directory of the embedded mode (data_dir).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Catalog database URL, postgres://… or sqlite://… (database.url).
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+impl StorageArgs {
+    fn flags(&self) -> Vec<(String, String, String)> {
+        let mut flags = Vec::new();
+        if let Some(dir) = &self.data_dir {
+            flags.push((
+                "--data-dir".into(),
+                "data_dir".into(),
+                toml_quote(&dir.display().to_string()),
+            ));
+        }
+        if let Some(url) = &self.database_url {
+            flags.push((
+                "--database-url".into(),
+                "database.url".into(),
+                toml_quote(url),
+            ));
+        }
+        flags
+    }
+}
+
+/// Quotes a flag value so the config layer reads it as a string, whatever it looks like.
+fn toml_quote(value: &str) -> String {
+    let escaped: String = value
+        .chars()
+        .flat_map(|c| match c {
+            '"' => vec!['\\', '"'],
+            '\\' => vec!['\\', '\\'],
+            c => vec![c],
+        })
+        .collect();
+    format!("\"{escaped}\"")
+}
+
+fn sources(cli_config: Option<PathBuf>, flags: Vec<(String, String, String)>) -> Sources {
+    let file = cli_config.or_else(|| {
+        std::env::current_dir()
+            .ok()
+            .and_then(|dir| config::default_file(&dir))
+    });
+    Sources {
+        file,
+        env: std::env::vars().collect(),
+        flags,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (flags, check) = match &cli.command {
+        Command::Serve(args) => {
+            let mut flags = args.storage.flags();
+            if let Some(listen) = &args.listen {
+                flags.push((
+                    "--listen".into(),
+                    "server.listen".into(),
+                    toml_quote(listen),
+                ));
+            }
+            (flags, args.check)
+        }
+        Command::Migrate(args) => (args.flags(), false),
+    };
+    let config = match config::load(&sources(cli.config, flags)) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if check {
+        println!(
+            "configuration is valid: listen {}, catalog {}",
+            config.listen,
+            config.database.describe()
+        );
+        return ExitCode::SUCCESS;
+    }
+    cairn_server::telemetry::init(&config.log, std::env::var("RUST_LOG").ok().as_deref());
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(_) => {
+                cairn_server::serve::serve(&config, cairn_server::serve::shutdown_signal(), |_| {})
+                    .await
+            }
+            Command::Migrate(_) => {
+                let catalog = cairn_server::serve::open_and_migrate(&config).await?;
+                catalog.close().await;
+                println!("catalog migrated: {}", config.database.describe());
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

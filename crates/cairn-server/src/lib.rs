@@ -1,1 +1,16 @@
-//! placeholder
+//! Cairn's HTTP server and composition root.
+//!
+//! Reads a validated [`config::Config`], builds the adapters it names (SQLite or PostgreSQL catalog
+//! today; indexes and models as they arrive), and serves the axum app from [`app::router`]. This is
+//! the only crate that knows HTTP status codes; it knows no SQL.
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod serve;
+pub mod telemetry;
+
+pub use app::{AppState, router};
+pub use config::Config;

@@ -1,0 +1,223 @@
+//! The axum application: routes, middleware, and the thin handlers that call into the ports.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use cairn_core::Catalog;
+use cairn_core::catalog::{Collection, NewCollection};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+use crate::error::ApiError;
+use crate::extract::{ApiJson, body_too_large};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What every handler may use. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub catalog: Arc<dyn Catalog>,
+    pub metrics: PrometheusHandle,
+    pub max_body_bytes: usize,
+}
+
+/// The whole HTTP surface. Tests call it with `tower::ServiceExt::oneshot`, without a socket.
+pub fn router(state: AppState) -> Router {
+    let max_body_bytes = state.max_body_bytes;
+    let api = Router::new()
+        .route(
+            "/v1/collections",
+            get(list_collections).post(create_collection),
+        )
+        .route("/v1/collections/{name}", get(get_collection));
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .merge(api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(crate::metrics::track))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(max_body_bytes, reject_declared_oversize))
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal("the server hit a bug answering this request").into_response()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let request_id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok());
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+            })
+            .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(tower_http::LatencyUnit::Micros)),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Refuses a body whose declared length is over the limit before reading any of it. Bodies without a
+/// declared length are cut off by `DefaultBodyLimit` while they are read.
+async fn reject_declared_oversize(
+    State(limit): State<usize>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return body_too_large().into_response();
+    }
+    next.run(request).await
+}
+
+async fn index() -> Html<&'static str> {
+    Html(include_str!("../../../web/index.html"))
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Ready when every backing service answers within a second.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let started = Instant::now();
+    let catalog = match tokio::time::timeout(Duration::from_secs(1), state.catalog.ping()).await {
+        Ok(Ok(())) => {
+            json!({"status": "ok", "backend": state.catalog.backend(), "latency_ms": started.elapsed().as_millis() as u64})
+        }
+        Ok(Err(e)) => {
+            json!({"status": "error", "backend": state.catalog.backend(), "error": e.to_string()})
+        }
+        Err(_) => {
+            json!({"status": "error", "backend": state.catalog.backend(), "error": "no answer within 1 s"})
+        }
+    };
+    let ready = catalog["status"] == "ok";
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({"status": if ready { "ready" } else { "unavailable" }, "checks": {"catalog": catalog}});
+    (status, Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        state.metrics.render(),
+    )
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::not_found(
+        "unknown_route",
+        format!("no route for {} {}", request.method(), request.uri().path()),
+    )
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        "method_not_allowed",
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+/// A collection as the API shows it.
+#[derive(Debug, Serialize)]
+struct CollectionDto {
+    name: String,
+    description: String,
+    embedding_model: Option<String>,
+    embedding_dimension: Option<u32>,
+    metadata: serde_json::Value,
+    /// RFC 3339.
+    created_at: String,
+}
+
+impl From<Collection> for CollectionDto {
+    fn from(collection: Collection) -> Self {
+        CollectionDto {
+            name: collection.name,
+            description: collection.description,
+            embedding_model: collection.embedding_model,
+            embedding_dimension: collection.embedding_dimension,
+            metadata: collection.metadata,
+            created_at: collection.created_at.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateCollection {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    metadata: serde_json::Value,
+}
+
+async fn list_collections(
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let collections: Vec<CollectionDto> = state
+        .catalog
+        .list_collections()
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(Json(json!({"object": "list", "data": collections})))
+}
+
+async fn get_collection(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<CollectionDto>, ApiError> {
+    let collection = state.catalog.get_collection(&name).await?.ok_or_else(|| {
+        ApiError::not_found(
+            "collection_not_found",
+            format!("collection `{name}` does not exist"),
+        )
+    })?;
+    Ok(Json(collection.into()))
+}
+
+async fn create_collection(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<CreateCollection>,
+) -> Result<(StatusCode, Json<CollectionDto>), ApiError> {
+    let new = NewCollection {
+        name: request.name,
+        description: request.description,
+        embedding_model: None,
+        embedding_dimension: None,
+        metadata: request.metadata,
+    };
+    let collection = state.catalog.create_collection(new).await?;
+    Ok((StatusCode::CREATED, Json(collection.into())))
+}

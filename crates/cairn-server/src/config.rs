@@ -1,0 +1,773 @@
+//! Configuration: defaults < `cairn.toml` < environment (`CAIRN__SECTION__KEY`) < command-line flags.
+//!
+//! Loading has two phases, as in any config worth trusting. Parsing merges the layers into
+//! [`RawConfig`] with unknown keys rejected; every error names where the bad value came from (file and
+//! line, environment variable, or flag). Validation then turns it into [`Config`], checking what types
+//! cannot (addresses, URLs). Neither phase touches the disk beyond reading the file: a bad config
+//! never leaves anything behind. This module does not read the process environment or arguments
+//! itself; the CLI passes them in.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// The configuration as written: every key optional, unknown keys rejected.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    /// Where the embedded mode keeps its data (SQLite catalog, vector index).
+    pub data_dir: PathBuf,
+    pub server: ServerSection,
+    pub database: DatabaseSection,
+    pub log: LogSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    pub listen: String,
+    pub max_body_bytes: u64,
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 10 * 1024 * 1024,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSection {
+    /// Empty: SQLite under `data_dir`. Otherwise `sqlite://PATH` or `postgres://…`.
+    pub url: String,
+    pub max_connections: u32,
+    pub connect_timeout_secs: u64,
+    pub migrate_on_start: bool,
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        DatabaseSection {
+            url: String::new(),
+            max_connections: 16,
+            connect_timeout_secs: 5,
+            migrate_on_start: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// A tracing filter: `info`, `cairn=debug,tower_http=info`, …
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            data_dir: PathBuf::from(".cairn"),
+            server: ServerSection::default(),
+            database: DatabaseSection::default(),
+            log: LogSection::default(),
+        }
+    }
+}
+
+/// The validated configuration the server runs on.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub shutdown_grace: Duration,
+    pub database: DatabaseConfig,
+    pub log: LogSection,
+    /// Where each key's value came from, for error messages at run time (a refused connection, say).
+    pub origins: Origins,
+}
+
+#[derive(Debug, Clone)]
+pub enum DatabaseConfig {
+    Sqlite {
+        path: PathBuf,
+        max_connections: u32,
+    },
+    Postgres {
+        url: SecretString,
+        max_connections: u32,
+        connect_timeout: Duration,
+        migrate_on_start: bool,
+    },
+}
+
+impl DatabaseConfig {
+    pub fn backend(&self) -> &'static str {
+        match self {
+            DatabaseConfig::Sqlite { .. } => "sqlite",
+            DatabaseConfig::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// Where the catalog lives, safe to print: the password of a PostgreSQL URL is masked.
+    pub fn describe(&self) -> String {
+        match self {
+            DatabaseConfig::Sqlite { path, .. } => format!("SQLite at {}", path.display()),
+            DatabaseConfig::Postgres { url, .. } => {
+                format!("PostgreSQL at {}", redact_url(url.expose_secret()))
+            }
+        }
+    }
+}
+
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "<unparseable URL>".to_owned(),
+    }
+}
+
+/// Where a setting came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Default,
+    File { path: PathBuf, line: Option<usize> },
+    Env(String),
+    Flag(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => write!(f, "the default"),
+            Origin::File {
+                path,
+                line: Some(line),
+            } => write!(f, "{} line {line}", path.display()),
+            Origin::File { path, line: None } => write!(f, "{}", path.display()),
+            Origin::Env(var) => write!(f, "environment variable {var}"),
+            Origin::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+/// The origin of every key that was set, by dotted key (`database.url`).
+#[derive(Debug, Clone, Default)]
+pub struct Origins(BTreeMap<String, Origin>);
+
+impl Origins {
+    pub fn of(&self, key: &str) -> Origin {
+        self.0.get(key).cloned().unwrap_or(Origin::Default)
+    }
+}
+
+/// A configuration error: where, which key, what is wrong and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+    /// A syntax error, an unknown key or a wrong type in the file, with toml's own line and column.
+    #[error(
+        "config file {path}: {detail}\nsee cairn.example.toml for every key, its type and its default"
+    )]
+    File { path: PathBuf, detail: String },
+    #[error("{origin}: `{key}`: {problem}; {fix}")]
+    Value {
+        origin: String,
+        key: String,
+        problem: String,
+        fix: String,
+    },
+}
+
+/// What the CLI hands to [`load`].
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// The config file, if any.
+    pub file: Option<PathBuf>,
+    /// The process environment; only `CAIRN__…` variables are read.
+    pub env: Vec<(String, String)>,
+    /// Flag overrides: (flag as typed, dotted key, value).
+    pub flags: Vec<(String, String, String)>,
+}
+
+const ENV_PREFIX: &str = "CAIRN__";
+
+/// Reads and merges every layer, then validates.
+pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
+    let (raw, origins) = parse(sources)?;
+    validate(raw, origins)
+}
+
+/// Merges the layers into a [`RawConfig`], rejecting unknown keys and wrong types.
+pub fn parse(sources: &Sources) -> Result<(RawConfig, Origins), ConfigError> {
+    let mut merged = toml::Table::new();
+    let mut origins = Origins::default();
+
+    if let Some(path) = &sources.file {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        // Deserializing the file alone first gives toml's errors with line, column and the offending key.
+        toml::from_str::<RawConfig>(&text).map_err(|e| ConfigError::File {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        merged = toml::from_str(&text).map_err(|e| ConfigError::File {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        let document = toml_edit::Document::parse(text.as_str()).ok();
+        for key in dotted_keys(&merged) {
+            let line = document.as_ref().and_then(|d| line_of(d, &text, &key));
+            origins.0.insert(
+                key,
+                Origin::File {
+                    path: path.clone(),
+                    line,
+                },
+            );
+        }
+    }
+
+    let mut env: Vec<&(String, String)> = sources
+        .env
+        .iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
+    env.sort();
+    let overrides =
+        env.into_iter()
+            .map(|(var, value)| {
+                let key = var[ENV_PREFIX.len()..]
+                    .split("__")
+                    .map(str::to_lowercase)
+                    .collect::<Vec<_>>()
+                    .join(".");
+                (Origin::Env(var.clone()), key, value.clone())
+            })
+            .chain(sources.flags.iter().map(|(flag, key, value)| {
+                (Origin::Flag(flag.clone()), key.clone(), value.clone())
+            }));
+    for (origin, key, value) in overrides {
+        insert(&mut merged, &key, literal(&value)).map_err(|problem| ConfigError::Value {
+            origin: origin.to_string(),
+            key: key.clone(),
+            problem,
+            fix: "use CAIRN__SECTION__KEY for keys inside a section, e.g. CAIRN__DATABASE__URL"
+                .into(),
+        })?;
+        // Checking after each layer pins a bad key or type on the variable or flag that brought it.
+        merged
+            .clone()
+            .try_into::<RawConfig>()
+            .map_err(|e| ConfigError::Value {
+                origin: origin.to_string(),
+                key: key.clone(),
+                problem: e.message().to_owned(),
+                fix: "see cairn.example.toml for every key, its type and its default".into(),
+            })?;
+        origins.0.insert(key, origin);
+    }
+
+    let raw = merged
+        .try_into::<RawConfig>()
+        .map_err(|e| ConfigError::Value {
+            origin: "configuration".into(),
+            key: String::new(),
+            problem: e.message().to_owned(),
+            fix: "see cairn.example.toml".into(),
+        })?;
+    Ok((raw, origins))
+}
+
+/// Reads an override: a TOML literal (number, boolean, array, quoted string) or else a bare string.
+fn literal(text: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {text}"))
+        .ok()
+        .and_then(|mut table| table.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(text.to_owned()))
+}
+
+fn insert(table: &mut toml::Table, dotted: &str, value: toml::Value) -> Result<(), String> {
+    let mut parts: Vec<&str> = dotted.split('.').collect();
+    let last = parts
+        .pop()
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| "empty key".to_owned())?;
+    let mut current = table;
+    for part in parts {
+        let entry = current
+            .entry(part.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("`{part}` is a value, not a section"))?;
+    }
+    current.insert(last.to_owned(), value);
+    Ok(())
+}
+
+fn dotted_keys(table: &toml::Table) -> Vec<String> {
+    let mut keys = Vec::new();
+    for (key, value) in table {
+        match value {
+            toml::Value::Table(inner) => {
+                keys.extend(dotted_keys(inner).into_iter().map(|k| format!("{key}.{k}")))
+            }
+            _ => keys.push(key.clone()),
+        }
+    }
+    keys
+}
+
+fn line_of(document: &toml_edit::Document<&str>, text: &str, dotted: &str) -> Option<usize> {
+    let mut item = document.as_item();
+    for part in dotted.split('.') {
+        item = item.get(part)?;
+    }
+    let start = item.span()?.start;
+    Some(text[..start].matches('\n').count() + 1)
+}
+
+/// Checks what types cannot, and resolves defaults that depend on other keys.
+pub fn validate(raw: RawConfig, origins: Origins) -> Result<Config, ConfigError> {
+    let bad = |key: &str, problem: String, fix: &str| ConfigError::Value {
+        origin: origins.of(key).to_string(),
+        key: key.to_owned(),
+        problem,
+        fix: fix.to_owned(),
+    };
+
+    let listen: SocketAddr = raw.server.listen.parse().map_err(|_| {
+        bad(
+            "server.listen",
+            format!("`{}` is not an address and port", raw.server.listen),
+            "write it as IP:PORT, e.g. 127.0.0.1:8080 (this machine only) or 0.0.0.0:8080 (all interfaces)",
+        )
+    })?;
+    if raw.server.max_body_bytes == 0 {
+        return Err(bad(
+            "server.max_body_bytes",
+            "0 would refuse every request body".into(),
+            "use a size in bytes, e.g. 10485760 for 10 MiB",
+        ));
+    }
+    let max_body_bytes = usize::try_from(raw.server.max_body_bytes).map_err(|_| {
+        bad(
+            "server.max_body_bytes",
+            "too large for this machine".into(),
+            "use at most 4294967295",
+        )
+    })?;
+    if raw.data_dir.as_os_str().is_empty() {
+        return Err(bad(
+            "data_dir",
+            "empty path".into(),
+            "name a directory, e.g. .cairn",
+        ));
+    }
+    if raw.database.max_connections == 0 {
+        return Err(bad(
+            "database.max_connections",
+            "0 connections".into(),
+            "use at least 1",
+        ));
+    }
+    tracing_subscriber::EnvFilter::try_new(&raw.log.level).map_err(|e| {
+        bad("log.level", format!("`{}` is not a log filter ({e})", raw.log.level), "use a level (error, warn, info, debug, trace) or directives such as `info,cairn_server=debug`")
+    })?;
+
+    let database = database_config(&raw, &bad)?;
+    Ok(Config {
+        data_dir: raw.data_dir,
+        listen,
+        max_body_bytes,
+        shutdown_grace: Duration::from_secs(raw.server.shutdown_grace_secs),
+        database,
+        log: raw.log,
+        origins,
+    })
+}
+
+fn database_config(
+    raw: &RawConfig,
+    bad: &impl Fn(&str, String, &str) -> ConfigError,
+) -> Result<DatabaseConfig, ConfigError> {
+    const FIX: &str = "use postgres://USER:PASSWORD@HOST:5432/DATABASE, sqlite://PATH/TO/catalog.db, or leave it empty for SQLite under data_dir";
+    let url = raw.database.url.trim();
+    let max_connections = raw.database.max_connections;
+    if url.is_empty() {
+        return Ok(DatabaseConfig::Sqlite {
+            path: raw.data_dir.join("catalog.db"),
+            max_connections,
+        });
+    }
+    let (scheme, rest) = url.split_once(':').ok_or_else(|| {
+        bad(
+            "database.url",
+            format!("`{}` is not a URL", redact_url_lossy(url)),
+            FIX,
+        )
+    })?;
+    match scheme {
+        "sqlite" => {
+            let path = rest.trim_start_matches("//");
+            let path = path.split('?').next().unwrap_or_default();
+            if path.is_empty() || path == ":memory:" {
+                return Err(bad("database.url", "an SQLite URL needs a file path (an in-memory catalog would lose everything on exit)".into(), FIX));
+            }
+            Ok(DatabaseConfig::Sqlite {
+                path: PathBuf::from(path),
+                max_connections,
+            })
+        }
+        "postgres" | "postgresql" => {
+            let parsed = url::Url::parse(url).map_err(|e| {
+                bad(
+                    "database.url",
+                    format!("`{}` is not a valid URL ({e})", redact_url_lossy(url)),
+                    FIX,
+                )
+            })?;
+            if parsed.host_str().is_none_or(str::is_empty) {
+                return Err(bad(
+                    "database.url",
+                    "the PostgreSQL URL names no host".into(),
+                    FIX,
+                ));
+            }
+            Ok(DatabaseConfig::Postgres {
+                url: SecretString::from(url.to_owned()),
+                max_connections,
+                connect_timeout: Duration::from_secs(raw.database.connect_timeout_secs.max(1)),
+                migrate_on_start: raw.database.migrate_on_start,
+            })
+        }
+        other => Err(bad(
+            "database.url",
+            format!("the `{other}` scheme is not supported"),
+            FIX,
+        )),
+    }
+}
+
+/// Masks what looks like a password in a URL that may not parse.
+fn redact_url_lossy(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}://{user}:***{}", &url[..scheme_end], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Where a config file is looked for when none is named: `./cairn.toml`, if it exists.
+pub fn default_file(dir: &Path) -> Option<PathBuf> {
+    let candidate = dir.join("cairn.toml");
+    candidate.is_file().then_some(candidate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources(
+        file: Option<&str>,
+        env: &[(&str, &str)],
+        flags: &[(&str, &str, &str)],
+    ) -> (Sources, Option<tempfile::TempDir>) {
+        let dir = file.map(|_| tempfile::tempdir().expect("temp dir"));
+        let path = dir.as_ref().map(|d| d.path().join("cairn.toml"));
+        if let (Some(path), Some(text)) = (&path, file) {
+            std::fs::write(path, text).expect("write config");
+        }
+        let sources = Sources {
+            file: path,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            flags: flags
+                .iter()
+                .map(|(f, k, v)| (f.to_string(), k.to_string(), v.to_string()))
+                .collect(),
+        };
+        (sources, dir)
+    }
+
+    fn load_ok(file: Option<&str>, env: &[(&str, &str)], flags: &[(&str, &str, &str)]) -> Config {
+        let (sources, _dir) = sources(file, env, flags);
+        load(&sources).expect("config loads")
+    }
+
+    /// Loads and expects an error whose message contains every fragment.
+    fn check_error(
+        file: Option<&str>,
+        env: &[(&str, &str)],
+        flags: &[(&str, &str, &str)],
+        fragments: &[&str],
+    ) {
+        let (sources, _dir) = sources(file, env, flags);
+        let message = load(&sources).expect_err("config is refused").to_string();
+        for fragment in fragments {
+            assert!(
+                message.contains(fragment),
+                "expected `{fragment}` in:\n{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_mode() {
+        let config = load_ok(None, &[], &[]);
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.data_dir, PathBuf::from(".cairn"));
+        assert!(
+            matches!(&config.database, DatabaseConfig::Sqlite { path, .. } if path == Path::new(".cairn/catalog.db"))
+        );
+        assert_eq!(config.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn layers_override_in_order() {
+        let file = "data_dir = \"/srv/cairn\"\n[server]\nlisten = \"0.0.0.0:9000\"\nmax_body_bytes = 1000\n";
+        let config = load_ok(Some(file), &[], &[]);
+        assert_eq!((config.listen.port(), config.max_body_bytes), (9000, 1000));
+        assert_eq!(
+            config.database.describe(),
+            "SQLite at /srv/cairn/catalog.db",
+            "the catalog follows data_dir"
+        );
+
+        let env = [
+            ("CAIRN__SERVER__LISTEN", "127.0.0.1:9100"),
+            ("CAIRN__LOG__FORMAT", "json"),
+            ("UNRELATED", "x"),
+        ];
+        let config = load_ok(Some(file), &env, &[]);
+        assert_eq!(
+            (
+                config.listen.port(),
+                config.max_body_bytes,
+                config.log.format
+            ),
+            (9100, 1000, LogFormat::Json)
+        );
+        assert_eq!(
+            config.origins.of("server.listen"),
+            Origin::Env("CAIRN__SERVER__LISTEN".into())
+        );
+
+        let flags = [("--listen", "server.listen", "\"127.0.0.1:9200\"")];
+        let config = load_ok(Some(file), &env, &flags);
+        assert_eq!(config.listen.port(), 9200);
+        assert_eq!(
+            config.origins.of("server.listen"),
+            Origin::Flag("--listen".into())
+        );
+        assert!(matches!(
+            config.origins.of("server.max_body_bytes"),
+            Origin::File { line: Some(4), .. }
+        ));
+    }
+
+    #[test]
+    fn postgres_is_chosen_by_url_and_its_password_never_printed() {
+        let config = load_ok(
+            None,
+            &[(
+                "CAIRN__DATABASE__URL",
+                "postgres://cairn:s3cret@db:5432/cairn",
+            )],
+            &[],
+        );
+        assert_eq!(config.database.backend(), "postgres");
+        let shown = format!("{} {:?}", config.database.describe(), config.database);
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("PostgreSQL at postgres://cairn:***@db:5432/cairn"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn typos_in_the_file_name_file_line_and_key() {
+        check_error(
+            Some("[server]\nlisten = \"127.0.0.1:8080\"\nlisten_adress = \"x\"\n"),
+            &[],
+            &[],
+            &[
+                "cairn.toml",
+                "line 3",
+                "unknown field `listen_adress`",
+                "expected one of",
+                "cairn.example.toml",
+            ],
+        );
+        check_error(
+            Some("[sever]\nlisten = \"x\"\n"),
+            &[],
+            &[],
+            &["line 1", "unknown field `sever`"],
+        );
+    }
+
+    #[test]
+    fn wrong_types_name_file_line_and_key() {
+        check_error(
+            Some("[server]\nmax_body_bytes = \"ten megabytes\"\n"),
+            &[],
+            &[],
+            &["cairn.toml", "line 2", "max_body_bytes", "invalid type"],
+        );
+        check_error(
+            Some("[log]\nformat = \"xml\"\n"),
+            &[],
+            &[],
+            &[
+                "line 2",
+                "unknown variant `xml`",
+                "expected `text` or `json`",
+            ],
+        );
+        check_error(Some("[server\n"), &[], &[], &["cairn.toml", "line 1"]);
+    }
+
+    #[test]
+    fn bad_values_name_their_origin_and_the_fix() {
+        check_error(
+            Some("[database]\nurl = \"mysql://root@db/cairn\"\n"),
+            &[],
+            &[],
+            &[
+                "cairn.toml line 2",
+                "`database.url`",
+                "`mysql` scheme is not supported",
+                "postgres://USER:PASSWORD@HOST:5432/DATABASE",
+            ],
+        );
+        check_error(
+            None,
+            &[("CAIRN__DATABASE__URL", "postgres://user:pw@/db")],
+            &[],
+            &[
+                "environment variable CAIRN__DATABASE__URL",
+                "is not a valid URL (empty host)",
+            ],
+        );
+        check_error(
+            None,
+            &[("CAIRN__DATABASE__URL", "sqlite::memory:")],
+            &[],
+            &["needs a file path"],
+        );
+        check_error(
+            None,
+            &[],
+            &[("--listen", "server.listen", "\"localhost\"")],
+            &["flag --listen", "`server.listen`", "127.0.0.1:8080"],
+        );
+        check_error(
+            Some("[log]\nlevel = \"info,[\"\n"),
+            &[],
+            &[],
+            &["`log.level`", "not a log filter"],
+        );
+    }
+
+    #[test]
+    fn environment_typos_name_the_variable() {
+        check_error(
+            None,
+            &[("CAIRN__SERVER__LISTN", "127.0.0.1:1")],
+            &[],
+            &[
+                "environment variable CAIRN__SERVER__LISTN",
+                "unknown field `listn`",
+            ],
+        );
+        check_error(
+            None,
+            &[("CAIRN__SERVER__MAX_BODY_BYTES", "lots")],
+            &[],
+            &["CAIRN__SERVER__MAX_BODY_BYTES", "invalid type"],
+        );
+        check_error(
+            None,
+            &[("CAIRN__SERVER", "x")],
+            &[],
+            &["CAIRN__SERVER", "invalid type"],
+        );
+    }
+
+    #[test]
+    fn a_missing_file_is_named() {
+        let sources = Sources {
+            file: Some(PathBuf::from("/nonexistent/cairn.toml")),
+            ..Default::default()
+        };
+        let message = load(&sources).expect_err("refused").to_string();
+        assert!(
+            message.contains("cannot read config file /nonexistent/cairn.toml"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_example_config_is_valid_and_complete() {
+        let example = include_str!("../../../cairn.example.toml");
+        let raw: RawConfig =
+            toml::from_str(example).expect("cairn.example.toml parses with every key known");
+        let documented: Vec<String> = dotted_keys(&toml::from_str(example).expect("table"));
+        let all: Vec<String> =
+            dotted_keys(&toml::Table::try_from(RawConfig::default()).expect("defaults serialize"));
+        for key in &all {
+            assert!(
+                documented.contains(key),
+                "cairn.example.toml does not document `{key}`"
+            );
+        }
+        assert_eq!(
+            raw.server.listen,
+            RawConfig::default().server.listen,
+            "the example shows the defaults"
+        );
+    }
+}

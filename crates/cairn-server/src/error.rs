@@ -1,0 +1,111 @@
+//! The one error shape every endpoint answers with, in the form OpenAI clients already parse:
+//! `{"error": {"message", "type", "code"}}`. This is the only place that maps failures to HTTP statuses.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use cairn_core::CatalogError;
+use serde::Serialize;
+
+/// An error as the API returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// OpenAI's error class: `invalid_request_error`, `not_found_error`, `server_error`, …
+    pub kind: &'static str,
+    /// A stable, specific code clients can branch on.
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(
+        status: StatusCode,
+        kind: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            status,
+            kind,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            code,
+            message,
+        )
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found_error", code, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "internal_error",
+            message,
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    code: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(code = self.code, message = %self.message, "request failed");
+        }
+        let body = Body {
+            error: Inner {
+                message: &self.message,
+                kind: self.kind,
+                code: self.code,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(error: CatalogError) -> Self {
+        // Exhaustive on purpose: a new variant must decide its status here.
+        match error {
+            CatalogError::NotFound { .. } => ApiError::not_found("not_found", error.to_string()),
+            CatalogError::Conflict(message) => ApiError::new(
+                StatusCode::CONFLICT,
+                "invalid_request_error",
+                "conflict",
+                message,
+            ),
+            CatalogError::Invalid(message) => ApiError::bad_request("invalid_value", message),
+            CatalogError::Unavailable(message) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "catalog_unavailable",
+                format!("the catalog database is unavailable, try again shortly ({message})"),
+            ),
+            CatalogError::Backend(message) => {
+                ApiError::internal(format!("catalog error: {message}"))
+            }
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Startup and shutdown: open the catalog the config names, migrate it, bind, serve until a signal,
+//! then let in-flight requests finish within the grace period.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use cairn_core::{Catalog, CatalogError};
+use cairn_postgres::{PostgresCatalog, PostgresOptions};
+use cairn_sqlite::SqliteCatalog;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+
+use crate::app::{AppState, router};
+use crate::config::{Config, DatabaseConfig};
+
+/// A startup or serving failure, worded for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "cannot listen on {addr} (server.listen, from {origin}): {reason}; stop whatever uses the port or choose another"
+    )]
+    Bind {
+        addr: SocketAddr,
+        origin: String,
+        reason: String,
+    },
+    #[error("cannot open the catalog ({what}; database.url from {origin}): {source}")]
+    Catalog {
+        what: String,
+        origin: String,
+        source: CatalogError,
+    },
+    #[error("cannot create the data directory {path}: {reason}")]
+    DataDir { path: String, reason: String },
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The opened catalog, with the handle the server needs to close it.
+#[derive(Debug, Clone)]
+pub enum OpenCatalog {
+    Sqlite(SqliteCatalog),
+    Postgres(PostgresCatalog),
+}
+
+impl OpenCatalog {
+    pub fn as_dyn(&self) -> Arc<dyn Catalog> {
+        match self {
+            OpenCatalog::Sqlite(catalog) => Arc::new(catalog.clone()),
+            OpenCatalog::Postgres(catalog) => Arc::new(catalog.clone()),
+        }
+    }
+
+    pub async fn migrate(&self) -> Result<(), CatalogError> {
+        match self {
+            OpenCatalog::Sqlite(catalog) => catalog.migrate().await,
+            OpenCatalog::Postgres(catalog) => catalog.migrate().await,
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            OpenCatalog::Sqlite(catalog) => catalog.close().await,
+            OpenCatalog::Postgres(catalog) => catalog.close().await,
+        }
+    }
+}
+
+/// Opens the configured catalog. For SQLite this creates the data directory; nothing is written
+/// before the config has been validated.
+pub async fn open_catalog(config: &Config) -> Result<OpenCatalog, ServeError> {
+    let catalog_error = |source| ServeError::Catalog {
+        what: config.database.describe(),
+        origin: config.origins.of("database.url").to_string(),
+        source,
+    };
+    match &config.database {
+        DatabaseConfig::Sqlite { path, .. } => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| ServeError::DataDir {
+                    path: parent.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+            }
+            Ok(OpenCatalog::Sqlite(
+                SqliteCatalog::open(path).await.map_err(catalog_error)?,
+            ))
+        }
+        DatabaseConfig::Postgres {
+            url,
+            max_connections,
+            connect_timeout,
+            ..
+        } => {
+            let options = PostgresOptions {
+                max_connections: *max_connections,
+                acquire_timeout: *connect_timeout,
+            };
+            let catalog = PostgresCatalog::connect(url.expose_secret(), &options).await.map_err(|e| {
+                catalog_error(match e {
+                    CatalogError::Unavailable(reason) => CatalogError::Unavailable(format!(
+                        "{reason}; check that PostgreSQL is running and that the URL's host, port, user and database are right"
+                    )),
+                    other => other,
+                })
+            })?;
+            Ok(OpenCatalog::Postgres(catalog))
+        }
+    }
+}
+
+/// Opens and migrates the catalog: what `cairn migrate` does, and `cairn serve` before it listens.
+pub async fn open_and_migrate(config: &Config) -> Result<OpenCatalog, ServeError> {
+    let catalog = open_catalog(config).await?;
+    catalog
+        .migrate()
+        .await
+        .map_err(|source| ServeError::Catalog {
+            what: config.database.describe(),
+            origin: config.origins.of("database.url").to_string(),
+            source,
+        })?;
+    Ok(catalog)
+}
+
+/// Runs the server until `shutdown` resolves, then drains: in-flight requests get `shutdown_grace`
+/// to finish. `on_listening` receives the bound address (port 0 in tests picks a free one).
+pub async fn serve(
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
+    // Bind before opening the catalog: a port conflict should not create a data directory.
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| ServeError::Bind {
+            addr: config.listen,
+            origin: config.origins.of("server.listen").to_string(),
+            reason: e.to_string(),
+        })?;
+    let catalog = match &config.database {
+        DatabaseConfig::Postgres {
+            migrate_on_start: false,
+            ..
+        } => open_catalog(config).await?,
+        _ => open_and_migrate(config).await?,
+    };
+    let metrics = crate::metrics::handle();
+    crate::metrics::record_build_info(config.database.backend());
+    let state = AppState {
+        catalog: catalog.as_dyn(),
+        metrics,
+        max_body_bytes: config.max_body_bytes,
+    };
+    let app = router(state);
+
+    let local_addr = listener.local_addr()?;
+    tracing::info!(address = %local_addr, catalog = %config.database.describe(), "cairn is listening");
+    on_listening(local_addr);
+
+    let draining = Arc::new(tokio::sync::Notify::new());
+    let drain_signal = draining.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections; waiting for in-flight requests");
+        drain_signal.notify_waiters();
+    });
+    let grace = config.shutdown_grace;
+    tokio::select! {
+        result = server => result?,
+        () = async { draining.notified().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish within the grace period; exiting anyway");
+        }
+    }
+    catalog.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,347 @@
+//! The HTTP surface, called in-process through `router(state)` without a socket.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use cairn_server::{AppState, router};
+use cairn_sqlite::SqliteCatalog;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+struct TestApp {
+    app: Router,
+    catalog: SqliteCatalog,
+    _dir: TempDir,
+}
+
+async fn test_app(max_body_bytes: usize) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let catalog = SqliteCatalog::open(&dir.path().join("catalog.db"))
+        .await
+        .expect("open");
+    catalog.migrate().await.expect("migrate");
+    let state = AppState {
+        catalog: std::sync::Arc::new(catalog.clone()),
+        metrics: cairn_server::metrics::handle(),
+        max_body_bytes,
+    };
+    TestApp {
+        app: router(state),
+        catalog,
+        _dir: dir,
+    }
+}
+
+async fn send(
+    app: &Router,
+    request: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
+    (status, headers, body)
+}
+
+async fn json_request(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    body: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut builder = Request::builder().method(method).uri(uri);
+    if body.is_some() {
+        builder = builder.header(header::CONTENT_TYPE, "application/json");
+    }
+    let request = builder
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
+        .expect("request");
+    let (status, _, bytes) = send(app, request).await;
+    (
+        status,
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes))),
+    )
+}
+
+/// Checks the OpenAI-style error body and returns its message.
+fn check_error(body: &Value, kind: &str, code: &str) -> String {
+    let error = &body["error"];
+    assert_eq!(
+        (error["type"].as_str(), error["code"].as_str()),
+        (Some(kind), Some(code)),
+        "{body}"
+    );
+    error["message"].as_str().expect("message").to_owned()
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let test = test_app(1024).await;
+    assert_eq!(
+        json_request(&test.app, "GET", "/healthz", None).await,
+        (StatusCode::OK, json!({"status": "ok"}))
+    );
+    let (status, body) = json_request(&test.app, "GET", "/readyz", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["checks"]["catalog"]["backend"], "sqlite");
+
+    test.catalog.close().await;
+    let (status, body) = json_request(&test.app, "GET", "/readyz", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["checks"]["catalog"]["status"], "error");
+    // Liveness does not depend on the catalog: restarting the process would not help.
+    assert_eq!(
+        json_request(&test.app, "GET", "/healthz", None).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn collections_round_trip_with_clear_errors() {
+    let test = test_app(1024).await;
+    let (status, body) = json_request(
+        &test.app,
+        "POST",
+        "/v1/collections",
+        Some(r#"{"name": "handbook", "description": "HR"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["name"], "handbook");
+
+    let (status, body) = json_request(
+        &test.app,
+        "POST",
+        "/v1/collections",
+        Some(r#"{"name": "handbook"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(check_error(&body, "invalid_request_error", "conflict").contains("already exists"));
+
+    let (status, body) = json_request(
+        &test.app,
+        "POST",
+        "/v1/collections",
+        Some(r#"{"name": "Hand Book"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        check_error(&body, "invalid_request_error", "invalid_value")
+            .contains("use 1 to 64 characters")
+    );
+
+    let (status, body) = json_request(&test.app, "GET", "/v1/collections", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"].as_array().map(Vec::len), Some(1));
+    let (status, body) = json_request(&test.app, "GET", "/v1/collections/handbook", None).await;
+    assert_eq!(
+        (status, body["description"].as_str()),
+        (StatusCode::OK, Some("HR"))
+    );
+    let (status, body) = json_request(&test.app, "GET", "/v1/collections/nope", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(check_error(&body, "not_found_error", "collection_not_found").contains("`nope`"));
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_the_error_shape() {
+    let test = test_app(1024).await;
+    let cases = [
+        (r#"{"name": "kb""#, "invalid_json", "not valid JSON"),
+        (
+            r#"{"description": "no name"}"#,
+            "invalid_body",
+            "missing field `name`",
+        ),
+        (r#"{"name": 42}"#, "invalid_body", "invalid type"),
+        (
+            r#"{"name": "kb", "colour": "red"}"#,
+            "invalid_body",
+            "unknown field `colour`",
+        ),
+    ];
+    for (body, code, fragment) in cases {
+        let (status, response) =
+            json_request(&test.app, "POST", "/v1/collections", Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let message = check_error(&response, "invalid_request_error", code);
+        assert!(message.contains(fragment), "{body}: {message}");
+    }
+    let request = Request::post("/v1/collections")
+        .body(Body::from(r#"{"name": "kb"}"#))
+        .expect("request");
+    let (status, _, bytes) = send(&test.app, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let body: Value = serde_json::from_slice(&bytes).expect("json");
+    assert!(
+        check_error(&body, "invalid_request_error", "invalid_content_type")
+            .contains("Content-Type: application/json")
+    );
+    assert!(
+        test.catalog_is_empty().await,
+        "nothing is stored by a refused request"
+    );
+}
+
+impl TestApp {
+    async fn catalog_is_empty(&self) -> bool {
+        use cairn_core::catalog::CollectionRepo;
+        self.catalog
+            .list_collections()
+            .await
+            .expect("list")
+            .is_empty()
+    }
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_declared_or_streamed() {
+    let test = test_app(64).await;
+    let big = format!(r#"{{"name": "kb", "description": "{}"}}"#, "x".repeat(200));
+    let (status, body) = json_request(&test.app, "POST", "/v1/collections", Some(&big)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        check_error(&body, "invalid_request_error", "body_too_large")
+            .contains("server.max_body_bytes")
+    );
+
+    // No Content-Length: the limit applies while the body is read.
+    let chunks: Vec<Result<String, std::io::Error>> =
+        vec![Ok(big[..100].to_owned()), Ok(big[100..].to_owned())];
+    let request = Request::post("/v1/collections")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stream_of(chunks)))
+        .expect("request");
+    let (status, _, bytes) = send(&test.app, request).await;
+    assert_eq!(
+        status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    assert!(test.catalog_is_empty().await);
+}
+
+/// A stream over a vector, without pulling a stream utility crate into the tests.
+fn stream_of<T: Send + 'static>(
+    items: Vec<T>,
+) -> impl futures_core::Stream<Item = T> + Send + 'static {
+    struct Iter<T>(std::vec::IntoIter<T>);
+    impl<T> futures_core::Stream for Iter<T> {
+        type Item = T;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<T>> {
+            std::task::Poll::Ready(self.0.next())
+        }
+    }
+    impl<T> Unpin for Iter<T> {}
+    Iter(items.into_iter())
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_the_error_shape() {
+    let test = test_app(1024).await;
+    let (status, body) = json_request(&test.app, "GET", "/v2/nothing", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        check_error(&body, "not_found_error", "unknown_route"),
+        "no route for GET /v2/nothing"
+    );
+    let (status, body) = json_request(&test.app, "DELETE", "/healthz", None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    check_error(&body, "invalid_request_error", "method_not_allowed");
+}
+
+#[tokio::test]
+async fn request_ids_are_made_or_propagated() {
+    let test = test_app(1024).await;
+    let (_, headers, _) = send(
+        &test.app,
+        Request::get("/healthz")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    let made = headers
+        .get("x-request-id")
+        .expect("a request id is made")
+        .to_str()
+        .expect("ascii");
+    assert_eq!(made.len(), 36, "a UUID: {made}");
+    let request = Request::get("/healthz")
+        .header("x-request-id", "trace-abc-123")
+        .body(Body::empty())
+        .expect("request");
+    let (_, headers, _) = send(&test.app, request).await;
+    assert_eq!(
+        headers.get("x-request-id").map(|v| v.as_bytes()),
+        Some(&b"trace-abc-123"[..])
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_template() {
+    let test = test_app(1024).await;
+    json_request(&test.app, "GET", "/v1/collections/some-name", None).await;
+    let (status, headers, body) = send(
+        &test.app,
+        Request::get("/metrics")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = String::from_utf8(body).expect("utf-8");
+    assert!(
+        text.contains("# TYPE cairn_http_requests_total counter"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"cairn_http_requests_total{method="GET",route="/v1/collections/{name}",status="404"}"#
+        ),
+        "the route template, not the raw path, labels the series:\n{text}"
+    );
+    assert!(
+        text.contains("cairn_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_index_page_is_served() {
+    let test = test_app(1024).await;
+    let (status, headers, body) = send(
+        &test.app,
+        Request::get("/").body(Body::empty()).expect("request"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/html")
+    );
+    assert!(String::from_utf8_lossy(&body).contains("<title>Cairn</title>"));
+}
