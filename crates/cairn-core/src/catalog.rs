@@ -690,7 +690,7 @@ mod tests {
     fn names_are_checked() {
         assert!(validate_name("collection", "docs-2024_v1.2").is_ok());
         for bad in ["", "Docs", "-x", "a b", "ü", &"x".repeat(65)] {
-            let err = validate_name("collection", bad).unwrap_err();
+            let err = validate_name("collection", bad).expect_err("refused");
             assert!(err.to_string().contains("use 1 to 64 characters"), "{err}");
         }
     }

@@ -65,7 +65,7 @@ async fn unreachable_server_is_reported_as_unavailable() {
     };
     let error = PostgresCatalog::connect("postgres://postgres@127.0.0.1:1/none", &options)
         .await
-        .unwrap_err();
+        .expect_err("refused");
     assert!(
         matches!(error, cairn_core::CatalogError::Unavailable(_)),
         "{error:?}"

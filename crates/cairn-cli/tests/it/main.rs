@@ -1,0 +1,413 @@
+//! End-to-end tests of the `cairn` binary: real processes, real sockets, real databases.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cairn_postgres::testing::TestDatabase;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cairn");
+
+/// A `cairn` command in its own working directory, with no `CAIRN__` variables inherited.
+fn cairn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(BIN);
+    command.current_dir(dir).args(args);
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("CAIRN__") || k == "RUST_LOG") {
+        command.env_remove(key);
+    }
+    command.envs(env.iter().copied());
+    command
+}
+
+/// A running `cairn serve`, killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts the server on a free port with JSON logs and waits until it listens.
+    fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut env = env.to_vec();
+        env.push(("CAIRN__LOG__FORMAT", "json"));
+        let mut child = cairn(dir, &["serve", "--listen", "127.0.0.1:0"], &env)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn cairn");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let reader = BufReader::new(child.stderr.take().expect("stderr"));
+        let log = stderr.clone();
+        std::thread::spawn(move || {
+            for line in reader.lines().map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str::<Value>(&line)
+                    && event["message"] == "cairn is listening"
+                {
+                    let _ = addr_tx.send(event["address"].as_str().unwrap_or_default().to_owned());
+                }
+                log.lock().expect("lock").push_str(&(line + "\n"));
+            }
+        });
+        let addr = match addr_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr.parse().expect("a socket address"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("cairn did not start:\n{}", stderr.lock().expect("lock"));
+            }
+        };
+        Server {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args(["-s", name, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cairn did not exit within {limit:?}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.stderr.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn get_json(url: &str) -> (u16, Value) {
+    let response = reqwest::get(url).await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON body"))
+}
+
+fn promtool() -> PathBuf {
+    if let Ok(path) = std::env::var("CAIRN_PROMTOOL") {
+        return PathBuf::from(path);
+    }
+    let cached = PathBuf::from(std::env::var("HOME").unwrap_or_default())
+        .join(".cache/cairn-tools/promtool");
+    if cached.is_file() {
+        return cached;
+    }
+    panic!(
+        "promtool not found: run scripts/fetch-promtool.sh (scripts/test.sh does) or set CAIRN_PROMTOOL"
+    );
+}
+
+#[tokio::test]
+async fn embedded_default_serves_and_keeps_its_data_under_dot_cairn() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), &[]);
+    let (status, body) = get_json(&server.url("/healthz")).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let (status, body) = get_json(&server.url("/readyz")).await;
+    assert_eq!(
+        (status, body["checks"]["catalog"]["backend"].as_str()),
+        (200, Some("sqlite")),
+        "{body}"
+    );
+    assert!(
+        dir.path().join(".cairn/catalog.db").is_file(),
+        "the SQLite catalog lives under ./.cairn"
+    );
+
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let mut check = Command::new(promtool())
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    check
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(metrics.as_bytes())
+        .expect("write");
+    let output = check.wait_with_output().expect("promtool");
+    assert!(
+        output.status.success(),
+        "promtool check metrics failed:\n{}{}\n---\n{metrics}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(metrics.contains("cairn_build_info"), "{metrics}");
+}
+
+/// Polls `/metrics` until `n` requests are in flight (the poll itself counts as one).
+fn wait_for_in_flight(server: &Server, n: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = http_get(server.addr, "/metrics");
+        let in_flight = body
+            .lines()
+            .find_map(|line| line.strip_prefix("cairn_http_requests_in_flight "))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if in_flight >= f64::from(n) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slow request never showed as in flight"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: cairn\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+}
+
+#[test]
+fn sigterm_lets_the_in_flight_request_finish_then_exits_zero() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = Server::start(dir.path(), &[]);
+    let body = r#"{"name": "slow-upload", "description": "sent in two halves"}"#;
+    let (first, second) = body.split_at(20);
+
+    // A client that sends the headers and half the body, then stalls: the request is in flight.
+    let mut stream = TcpStream::connect(server.addr).expect("connect");
+    write!(
+        stream,
+        "POST /v1/collections HTTP/1.1\r\nHost: cairn\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}",
+        body.len()
+    )
+    .expect("write first half");
+    stream.flush().expect("flush");
+    wait_for_in_flight(&server, 2);
+
+    let signalled = Instant::now();
+    server.signal("TERM");
+    // New connections are refused once draining starts; wait for that rather than guessing a delay.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(server.addr).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the listener stayed open after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    stream
+        .write_all(second.as_bytes())
+        .expect("write second half");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    assert!(
+        response.starts_with("HTTP/1.1 201"),
+        "the in-flight request completes:\n{response}"
+    );
+    assert!(response.contains("slow-upload"), "{response}");
+
+    let status = server.wait_exit(Duration::from_secs(5));
+    assert!(
+        status.success(),
+        "exit status {status:?}\n{}",
+        server.logs()
+    );
+    assert!(signalled.elapsed() < Duration::from_secs(5));
+    assert!(server.logs().contains("shutting down"), "{}", server.logs());
+}
+
+/// Runs `cairn serve` with a bad configuration: it must fail with every fragment in its message and
+/// leave the working directory untouched.
+fn check_startup_refused(config: Option<&str>, env: &[(&str, &str)], fragments: &[&str]) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    if let Some(text) = config {
+        std::fs::write(dir.path().join("cairn.toml"), text).expect("write config");
+    }
+    let output = cairn(dir.path(), &["serve", "--listen", "127.0.0.1:0"], env)
+        .output()
+        .expect("run cairn");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "cairn started with a bad config: {stderr}"
+    );
+    for fragment in fragments {
+        assert!(
+            stderr.contains(fragment),
+            "expected `{fragment}` in:\n{stderr}"
+        );
+    }
+    assert!(
+        !dir.path().join(".cairn").exists(),
+        "a failed start wrote the data directory:\n{stderr}"
+    );
+}
+
+#[test]
+fn bad_configuration_fails_at_startup_with_the_fix_and_writes_nothing() {
+    check_startup_refused(
+        Some("[server]\nlisten = \"127.0.0.1:0\"\nmax_body_byte = 5\n"),
+        &[],
+        &[
+            "cairn.toml",
+            "line 3",
+            "unknown field `max_body_byte`",
+            "expected one of",
+        ],
+    );
+    check_startup_refused(
+        Some("[database]\nmax_connections = \"many\"\n"),
+        &[],
+        &["cairn.toml", "line 2", "invalid type"],
+    );
+    check_startup_refused(
+        Some("[database]\nurl = \"mysql://root@localhost/cairn\"\n"),
+        &[],
+        &[
+            "cairn.toml line 2",
+            "`database.url`",
+            "`mysql` scheme is not supported",
+            "postgres://USER:PASSWORD@HOST:5432/DATABASE",
+        ],
+    );
+    check_startup_refused(
+        None,
+        &[
+            (
+                "CAIRN__DATABASE__URL",
+                "postgres://postgres@127.0.0.1:1/cairn",
+            ),
+            ("CAIRN__DATABASE__CONNECT_TIMEOUT_SECS", "1"),
+        ],
+        &[
+            "environment variable CAIRN__DATABASE__URL",
+            "cannot connect to PostgreSQL",
+            "check that PostgreSQL is running",
+        ],
+    );
+    check_startup_refused(
+        None,
+        &[("CAIRN__SERVER__PORT", "8080")],
+        &["CAIRN__SERVER__PORT", "unknown field `port`"],
+    );
+}
+
+#[test]
+fn serve_check_validates_and_exits_without_writing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = cairn(dir.path(), &["serve", "--check"], &[])
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(
+            "configuration is valid: listen 127.0.0.1:8080, catalog SQLite at .cairn/catalog.db"
+        ),
+        "{stdout}"
+    );
+    assert!(!dir.path().join(".cairn").exists());
+}
+
+#[tokio::test]
+async fn postgres_mode_is_chosen_by_environment() {
+    let database = TestDatabase::create().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let migrate = cairn(
+        dir.path(),
+        &["migrate", "--database-url", &database.url],
+        &[],
+    )
+    .output()
+    .expect("run migrate");
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    assert!(String::from_utf8_lossy(&migrate.stdout).contains("catalog migrated: PostgreSQL"));
+
+    let server = Server::start(dir.path(), &[("CAIRN__DATABASE__URL", &database.url)]);
+    let (status, body) = get_json(&server.url("/readyz")).await;
+    assert_eq!(
+        (status, body["checks"]["catalog"]["backend"].as_str()),
+        (200, Some("postgres")),
+        "{body}"
+    );
+    let created = reqwest::Client::new()
+        .post(server.url("/v1/collections"))
+        .json(&serde_json::json!({"name": "handbook"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status().as_u16(), 201);
+    let (_, list) = get_json(&server.url("/v1/collections")).await;
+    assert_eq!(list["data"][0]["name"], "handbook");
+    assert!(
+        !dir.path().join(".cairn").exists(),
+        "PostgreSQL mode keeps nothing in the data directory"
+    );
+}
+
+#[test]
+fn migrate_creates_the_embedded_catalog() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for _ in 0..2 {
+        let output = cairn(dir.path(), &["migrate"], &[]).output().expect("run");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&output.stdout)
+                .contains("catalog migrated: SQLite at .cairn/catalog.db")
+        );
+    }
+    assert!(dir.path().join(".cairn/catalog.db").is_file());
+}

