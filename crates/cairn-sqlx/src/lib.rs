@@ -1,8 +1,16 @@
-//! What Cairn's two sqlx catalogs share: row types, their conversion into `cairn-core` records, and
-//! the classification of database errors.
+//! What Cairn's two sqlx catalogs share: the repository implementations (one SQL text both databases
+//! accept, expanded in each backend by [`impl_catalog_repos!`]), the row types and their conversion
+//! into `cairn-core` records, and the classification of database errors.
 //!
-//! Both SQLite and PostgreSQL decode the same Rust types (uuid, `DateTime<Utc>`, JSON, `i64`), so one
-//! set of rows serves both. This crate holds no SQL: queries live in `cairn-sqlite` and `cairn-postgres`.
+//! Both SQLite and PostgreSQL decode the same Rust types (uuid, `DateTime<Utc>`, JSON, `i64`) and both
+//! accept `$N` parameters, `RETURNING` and `ON CONFLICT … DO UPDATE`, so one implementation serves both.
+//! What differs stays in the backend crates: connecting, how writers are serialised, array parameters.
+
+mod shared;
+
+// Re-exported for the code `impl_catalog_repos!` expands in the backend crates.
+#[doc(hidden)]
+pub use {async_trait, cairn_core, chrono, serde_json, sqlx, uuid};
 
 use cairn_core::catalog::{
     ApiKey, CatalogError, Chunk, Collection, Conversation, Document, EvalResult, EvalRun,
