@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use cairn_server::config::{self, Sources};
 use clap::{Args, Parser, Subcommand};
 
+mod prompt;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "cairn",
@@ -28,6 +30,13 @@ enum Command {
     Serve(ServeArgs),
     /// Apply catalog migrations and exit.
     Migrate(StorageArgs),
+    /// Manage versioned prompts: push, list, show, diff, label, rollback, history, status, render.
+    Prompt {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(subcommand)]
+        command: prompt::PromptCommand,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -113,7 +122,7 @@ fn main() -> ExitCode {
             }
             (flags, args.check)
         }
-        Command::Migrate(args) => (args.flags(), false),
+        Command::Migrate(args) | Command::Prompt { storage: args, .. } => (args.flags(), false),
     };
     let config = match config::load(&sources(cli.config, flags)) {
         Ok(config) => config,
@@ -139,11 +148,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
+    let result: anyhow::Result<()> = runtime.block_on(async {
         match cli.command {
             Command::Serve(_) => {
                 cairn_server::serve::serve(&config, cairn_server::serve::shutdown_signal(), |_| {})
-                    .await
+                    .await?;
+                Ok(())
             }
             Command::Migrate(_) => {
                 let catalog = cairn_server::serve::open_and_migrate(&config).await?;
@@ -151,13 +161,19 @@ fn main() -> ExitCode {
                 println!("catalog migrated: {}", config.database.describe());
                 Ok(())
             }
+            Command::Prompt { command, .. } => {
+                let catalog = cairn_server::serve::open_for_use(&config).await?;
+                let registry = cairn_server::serve::prompt_registry(&config, catalog.as_dyn());
+                let result = prompt::run(&registry, &*catalog.as_dyn(), command).await;
+                catalog.close().await;
+                result
+            }
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("error: {e}");
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -606,6 +606,10 @@ pub trait ApiKeyRepo: Send + Sync {
     async fn revoke_api_key(&self, name: &str) -> CatalogResult<bool>;
 }
 
+/// Label moves as (prompt name, label), as they commit, from every process sharing the catalog.
+pub type LabelMoveFeed =
+    std::pin::Pin<Box<dyn futures_core::Stream<Item = (String, String)> + Send>>;
+
 /// The whole metadata store.
 #[async_trait]
 pub trait Catalog:
@@ -622,6 +626,9 @@ pub trait Catalog:
     fn backend(&self) -> &'static str;
     /// Checks that the database answers; used by `/readyz`.
     async fn ping(&self) -> CatalogResult<()>;
+    /// A feed of label moves made by any process, for cache invalidation across replicas; `None`
+    /// when the backend serves one process only (SQLite).
+    async fn watch_label_moves(&self) -> CatalogResult<Option<LabelMoveFeed>>;
 }
 
 #[cfg(test)]

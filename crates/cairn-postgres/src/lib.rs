@@ -14,6 +14,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+/// The NOTIFY channel label moves are announced on.
+const LABEL_CHANNEL: &str = "cairn_prompt_labels";
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
 /// The PostgreSQL catalog.
@@ -84,6 +87,22 @@ impl PostgresCatalog {
         Ok(tx)
     }
 
+    /// Announces a label move with NOTIFY, delivered to listeners when the transaction commits.
+    async fn after_label_move(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        name: &str,
+        label: &str,
+    ) -> CatalogResult<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(LABEL_CHANNEL)
+            .bind(format!("{name}:{label}"))
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
     /// Chunks by id, in one query with an array parameter.
     async fn fetch_chunks(&self, ids: &[Uuid]) -> CatalogResult<Vec<Chunk>> {
         let rows: Vec<ChunkRow> = sqlx::query_as(concat!(
@@ -105,6 +124,31 @@ cairn_sqlx::impl_catalog_repos!(PostgresCatalog);
 impl Catalog for PostgresCatalog {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    async fn watch_label_moves(&self) -> CatalogResult<Option<LabelMoveFeed>> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
+            .await
+            .map_err(db_error)?;
+        listener.listen(LABEL_CHANNEL).await.map_err(db_error)?;
+        // The listener reconnects by itself after a dropped connection; moves made while it was
+        // away are missed, which the registry's cache time-to-live covers.
+        let feed = futures_util::stream::unfold(listener, |mut listener| async move {
+            loop {
+                match listener.recv().await {
+                    Ok(notification) => {
+                        if let Some((name, label)) = notification.payload().split_once(':') {
+                            return Some(((name.to_owned(), label.to_owned()), listener));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("prompt label feed interrupted: {e}");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok(Some(Box::pin(feed)))
     }
 
     async fn ping(&self) -> CatalogResult<()> {

@@ -7,7 +7,7 @@ use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use cairn_core::Catalog;
 use cairn_core::catalog::{Collection, NewCollection};
@@ -22,6 +22,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, body_too_large};
+use crate::prompts;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -29,6 +30,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub catalog: Arc<dyn Catalog>,
+    pub prompts: Arc<cairn_prompts::PromptRegistry>,
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,
 }
@@ -41,7 +43,19 @@ pub fn router(state: AppState) -> Router {
             "/v1/collections",
             get(list_collections).post(create_collection),
         )
-        .route("/v1/collections/{name}", get(get_collection));
+        .route("/v1/collections/{name}", get(get_collection))
+        .route("/v1/prompts", get(prompts::list_prompts))
+        .route("/v1/prompts/{name}", get(prompts::get_prompt))
+        .route(
+            "/v1/prompts/{name}/versions",
+            post(prompts::publish_version),
+        )
+        .route(
+            "/v1/prompts/{name}/versions/{version}",
+            get(prompts::get_version),
+        )
+        .route("/v1/prompts/{name}/labels/{label}", put(prompts::set_label))
+        .route("/v1/prompts/{name}/render", post(prompts::render));
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))

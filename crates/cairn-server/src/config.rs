@@ -25,6 +25,29 @@ pub struct RawConfig {
     pub server: ServerSection,
     pub database: DatabaseSection,
     pub log: LogSection,
+    pub prompts: PromptsSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PromptsSection {
+    /// How long a resolved label is trusted without hearing of a move (PostgreSQL announces moves
+    /// at once; this bounds staleness if that feed is interrupted).
+    pub label_cache_ttl_secs: u64,
+    /// Template instructions one render may execute.
+    pub render_fuel: u64,
+    /// Bytes one render may produce.
+    pub max_render_bytes: u64,
+}
+
+impl Default for PromptsSection {
+    fn default() -> Self {
+        PromptsSection {
+            label_cache_ttl_secs: 30,
+            render_fuel: 500_000,
+            max_render_bytes: 1 << 20,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -97,6 +120,7 @@ impl Default for RawConfig {
             server: ServerSection::default(),
             database: DatabaseSection::default(),
             log: LogSection::default(),
+            prompts: PromptsSection::default(),
         }
     }
 }
@@ -110,6 +134,7 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub database: DatabaseConfig,
     pub log: LogSection,
+    pub prompts: PromptsSection,
     /// Where each key's value came from, for error messages at run time (a refused connection, say).
     pub origins: Origins,
 }
@@ -410,6 +435,18 @@ pub fn validate(raw: RawConfig, origins: Origins) -> Result<Config, ConfigError>
         bad("log.level", format!("`{}` is not a log filter ({e})", raw.log.level), "use a level (error, warn, info, debug, trace) or directives such as `info,cairn_server=debug`")
     })?;
 
+    if raw.prompts.render_fuel == 0 || raw.prompts.max_render_bytes == 0 {
+        let key = if raw.prompts.render_fuel == 0 {
+            "prompts.render_fuel"
+        } else {
+            "prompts.max_render_bytes"
+        };
+        return Err(bad(
+            key,
+            "0 would refuse every render".into(),
+            "use a positive number; see cairn.example.toml for the defaults",
+        ));
+    }
     let database = database_config(&raw, &bad)?;
     Ok(Config {
         data_dir: raw.data_dir,
@@ -418,6 +455,7 @@ pub fn validate(raw: RawConfig, origins: Origins) -> Result<Config, ConfigError>
         shutdown_grace: Duration::from_secs(raw.server.shutdown_grace_secs),
         database,
         log: raw.log,
+        prompts: raw.prompts,
         origins,
     })
 }

@@ -109,3 +109,27 @@ impl From<CatalogError> for ApiError {
         }
     }
 }
+
+impl From<cairn_prompts::PromptError> for ApiError {
+    fn from(error: cairn_prompts::PromptError) -> Self {
+        use cairn_prompts::PromptError;
+        let message = error.to_string();
+        // Exhaustive on purpose, as above.
+        match error {
+            PromptError::Format { .. } => ApiError::bad_request("invalid_prompt", message),
+            PromptError::Syntax { .. } => ApiError::bad_request("template_syntax_error", message),
+            PromptError::UndeclaredVariable { .. } => {
+                ApiError::bad_request("undeclared_variable", message)
+            }
+            PromptError::InvalidVariables { .. } => {
+                ApiError::bad_request("invalid_variables", message)
+            }
+            PromptError::Render { .. } => ApiError::bad_request("render_error", message),
+            PromptError::OutputTooLarge { .. } | PromptError::OutOfFuel { .. } => {
+                ApiError::bad_request("render_limit_exceeded", message)
+            }
+            PromptError::NotFound(_) => ApiError::not_found("prompt_not_found", message),
+            PromptError::Catalog(catalog) => catalog.into(),
+        }
+    }
+}

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod prompts;
 pub mod serve;
 pub mod telemetry;
 

@@ -124,6 +124,35 @@ pub async fn open_and_migrate(config: &Config) -> Result<OpenCatalog, ServeError
     Ok(catalog)
 }
 
+/// Opens the catalog for serving or for a CLI command: migrated first, unless the operator runs
+/// migrations as a separate step (`database.migrate_on_start = false`, PostgreSQL only).
+pub async fn open_for_use(config: &Config) -> Result<OpenCatalog, ServeError> {
+    match &config.database {
+        DatabaseConfig::Postgres {
+            migrate_on_start: false,
+            ..
+        } => open_catalog(config).await,
+        _ => open_and_migrate(config).await,
+    }
+}
+
+/// The prompt registry over `catalog`, with the configured limits and label cache.
+pub fn prompt_registry(
+    config: &Config,
+    catalog: Arc<dyn Catalog>,
+) -> Arc<cairn_prompts::PromptRegistry> {
+    let limits = cairn_prompts::RenderLimits {
+        fuel: config.prompts.render_fuel,
+        max_output_bytes: usize::try_from(config.prompts.max_render_bytes).unwrap_or(usize::MAX),
+        ..Default::default()
+    };
+    cairn_prompts::PromptRegistry::new(
+        catalog,
+        limits,
+        std::time::Duration::from_secs(config.prompts.label_cache_ttl_secs),
+    )
+}
+
 /// Runs the server until `shutdown` resolves, then drains: in-flight requests get `shutdown_grace`
 /// to finish. `on_listening` receives the bound address (port 0 in tests picks a free one).
 pub async fn serve(
@@ -139,17 +168,14 @@ pub async fn serve(
             origin: config.origins.of("server.listen").to_string(),
             reason: e.to_string(),
         })?;
-    let catalog = match &config.database {
-        DatabaseConfig::Postgres {
-            migrate_on_start: false,
-            ..
-        } => open_catalog(config).await?,
-        _ => open_and_migrate(config).await?,
-    };
+    let catalog = open_for_use(config).await?;
     let metrics = crate::metrics::handle();
     crate::metrics::record_build_info(config.database.backend());
+    let prompts = prompt_registry(config, catalog.as_dyn());
+    tokio::spawn(prompts.clone().follow_label_moves());
     let state = AppState {
         catalog: catalog.as_dyn(),
+        prompts,
         metrics,
         max_body_bytes: config.max_body_bytes,
     };

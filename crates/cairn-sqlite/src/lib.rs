@@ -82,6 +82,16 @@ impl SqliteCatalog {
             .map_err(db_error)
     }
 
+    /// An embedded catalog serves one process: there is no one else to tell about a label move.
+    async fn after_label_move(
+        &self,
+        _tx: &mut Transaction<'static, Sqlite>,
+        _name: &str,
+        _label: &str,
+    ) -> CatalogResult<()> {
+        Ok(())
+    }
+
     /// Chunks by id. SQLite has no array parameters: the ids are bound one by one, in batches under
     /// its parameter limit.
     async fn fetch_chunks(&self, ids: &[Uuid]) -> CatalogResult<Vec<Chunk>> {
@@ -115,6 +125,10 @@ cairn_sqlx::impl_catalog_repos!(SqliteCatalog);
 impl Catalog for SqliteCatalog {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    async fn watch_label_moves(&self) -> CatalogResult<Option<LabelMoveFeed>> {
+        Ok(None)
     }
 
     async fn ping(&self) -> CatalogResult<()> {

@@ -63,9 +63,10 @@ macro_rules! api_key_columns {
 }
 
 /// Implements every catalog repository trait for `$catalog`, a struct with a `pool` field of the
-/// backend's `sqlx::Pool` and two inherent methods: `locked_tx(&self, key)`, a write transaction that
-/// serialises writers of `key`, and `fetch_chunks(&self, ids)`, chunks by id (array parameters differ
-/// between the databases). The SQL is the dialect both databases accept: `$N` parameters, `RETURNING`,
+/// backend's `sqlx::Pool` and three inherent methods: `locked_tx(&self, key)`, a write transaction
+/// that serialises writers of `key`; `fetch_chunks(&self, ids)`, chunks by id (array parameters differ
+/// between the databases); and `after_label_move(&self, tx, name, label)`, which announces a label
+/// move to other processes when the backend can. The SQL is the dialect both databases accept: `$N` parameters, `RETURNING`,
 /// `ON CONFLICT … DO UPDATE`, standard types.
 #[macro_export]
 macro_rules! impl_catalog_repos {
@@ -525,6 +526,7 @@ macro_rules! impl_catalog_repos {
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(db_error)?;
+                    self.after_label_move(&mut tx, &set.name, &set.label).await?;
                     tx.commit().await.map_err(db_error)?;
                     Ok(row.into())
                 }

@@ -411,3 +411,121 @@ fn migrate_creates_the_embedded_catalog() {
     }
     assert!(dir.path().join(".cairn/catalog.db").is_file());
 }
+
+/// Runs `cairn ARGS` in `dir` and returns (success, stdout, stderr).
+fn run_cairn(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let output = cairn(dir, args, &[]).output().expect("run cairn");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn prompt_workflow_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let prompts = dir.path().join("prompts");
+    std::fs::create_dir(&prompts).expect("mkdir");
+    let source = "+++\nname = \"faq\"\n[variables]\ntype = \"object\"\nrequired = [\"question\"]\nproperties.question = { type = \"string\" }\n+++\n[system]\nAnswer briefly.\n[user]\n{{ question }}\n";
+    std::fs::write(prompts.join("faq.prompt"), source).expect("write");
+
+    let (ok, stdout, stderr) = run_cairn(dir.path(), &["prompt", "push", "-m", "first"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("published  faq@v1"), "{stdout}");
+    let (_, stdout, _) = run_cairn(dir.path(), &["prompt", "push"]);
+    assert!(stdout.contains("unchanged  faq@v1"), "{stdout}");
+
+    std::fs::write(
+        prompts.join("faq.prompt"),
+        source.replace("briefly", "in detail"),
+    )
+    .expect("write");
+    let (_, stdout, _) = run_cairn(dir.path(), &["prompt", "status"]);
+    assert!(
+        stdout.contains("modified: not published (latest v1)"),
+        "{stdout}"
+    );
+    let (ok, stdout, _) = run_cairn(dir.path(), &["prompt", "push", "-m", "detail"]);
+    assert!(ok && stdout.contains("published  faq@v2"), "{stdout}");
+
+    let (ok, stdout, _) = run_cairn(
+        dir.path(),
+        &[
+            "prompt",
+            "label",
+            "faq",
+            "1",
+            "production",
+            "--reason",
+            "launch",
+        ],
+    );
+    assert!(ok && stdout.contains("faq@production: → v1"), "{stdout}");
+    run_cairn(dir.path(), &["prompt", "label", "faq", "2", "production"]);
+    let (ok, stdout, _) = run_cairn(dir.path(), &["prompt", "rollback", "faq", "production"]);
+    assert!(ok && stdout.contains("v2 → v1 (rolled back)"), "{stdout}");
+
+    let (ok, stdout, stderr) = run_cairn(
+        dir.path(),
+        &[
+            "prompt",
+            "render",
+            "faq@production",
+            "--var",
+            "question=Why?",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("# faq@v1")
+            && stdout.contains("Answer briefly.")
+            && stdout.contains("=== user\nWhy?"),
+        "{stdout}"
+    );
+
+    let (_, stdout, _) = run_cairn(dir.path(), &["prompt", "diff", "faq", "1", "2"]);
+    assert!(
+        stdout.contains("-Answer briefly.") && stdout.contains("+Answer in detail."),
+        "{stdout}"
+    );
+    let (_, stdout, _) = run_cairn(dir.path(), &["prompt", "history", "faq"]);
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|line| line.starts_with("label production"))
+            .count(),
+        3,
+        "{stdout}"
+    );
+
+    // A broken file stops the push before anything is published, and says where and what.
+    std::fs::write(
+        prompts.join("faq.prompt"),
+        source.replace("{{ question }}", "{{ questoin }}"),
+    )
+    .expect("write");
+    std::fs::write(
+        prompts.join("other.prompt"),
+        source.replace("\"faq\"", "\"other\""),
+    )
+    .expect("write");
+    let (ok, _, stderr) = run_cairn(dir.path(), &["prompt", "push"]);
+    assert!(!ok);
+    for fragment in [
+        "nothing was published",
+        "faq.prompt line 11, column 4",
+        "undefined variable `questoin`",
+        "declared variables: question",
+    ] {
+        assert!(
+            stderr.contains(fragment),
+            "expected `{fragment}` in:\n{stderr}"
+        );
+    }
+    let (_, stdout, _) = run_cairn(dir.path(), &["prompt", "list"]);
+    assert!(
+        !stdout.contains("other"),
+        "the valid file in the same push was not published either:\n{stdout}"
+    );
+}

@@ -22,8 +22,15 @@ async fn test_app(max_body_bytes: usize) -> TestApp {
         .await
         .expect("open");
     catalog.migrate().await.expect("migrate");
+    let shared: std::sync::Arc<dyn cairn_core::Catalog> = std::sync::Arc::new(catalog.clone());
+    let prompts = cairn_prompts::PromptRegistry::new(
+        shared.clone(),
+        cairn_prompts::RenderLimits::default(),
+        std::time::Duration::from_secs(60),
+    );
     let state = AppState {
-        catalog: std::sync::Arc::new(catalog.clone()),
+        catalog: shared,
+        prompts,
         metrics: cairn_server::metrics::handle(),
         max_body_bytes,
     };
@@ -344,4 +351,177 @@ async fn the_index_page_is_served() {
             .starts_with("text/html")
     );
     assert!(String::from_utf8_lossy(&body).contains("<title>Cairn</title>"));
+}
+
+const PROMPT: &str = "+++\nname = \"support\"\n[variables]\ntype = \"object\"\nrequired = [\"question\"]\nproperties.question = { type = \"string\" }\n+++\n[system]\nBe helpful.\n[user]\n{{ question }}\n";
+
+fn publish_body(source: &str) -> String {
+    json!({"source": source, "author": "ada", "message": "via API"}).to_string()
+}
+
+#[tokio::test]
+async fn prompts_publish_label_render_over_http() {
+    let test = test_app(64 * 1024).await;
+    let (status, body) = json_request(
+        &test.app,
+        "POST",
+        "/v1/prompts/support/versions",
+        Some(&publish_body(PROMPT)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        (body["version"].as_i64(), body["created"].as_bool()),
+        (Some(1), Some(true))
+    );
+    let (status, body) = json_request(
+        &test.app,
+        "POST",
+        "/v1/prompts/support/versions",
+        Some(&publish_body(PROMPT)),
+    )
+    .await;
+    assert_eq!(
+        (status, body["created"].as_bool()),
+        (StatusCode::OK, Some(false)),
+        "unchanged is a no-op"
+    );
+    let v2 = PROMPT.replace("Be helpful.", "Be very helpful.");
+    let (status, _) = json_request(
+        &test.app,
+        "POST",
+        "/v1/prompts/support/versions",
+        Some(&publish_body(&v2)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let (status, body) = json_request(
+        &test.app,
+        "PUT",
+        "/v1/prompts/support/labels/production",
+        Some(r#"{"version": 1, "reason": "launch"}"#),
+    )
+    .await;
+    assert_eq!(
+        (status, body["to_version"].as_i64()),
+        (StatusCode::OK, Some(1)),
+        "{body}"
+    );
+
+    let (status, body) = json_request(
+        &test.app,
+        "POST",
+        "/v1/prompts/support/render",
+        Some(r#"{"label": "production", "variables": {"question": "Where is my order?"}}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["prompt"], json!({"name": "support", "version": 1}));
+    assert_eq!(
+        body["messages"][0],
+        json!({"role": "system", "content": "Be helpful."})
+    );
+    assert_eq!(
+        body["messages"][1],
+        json!({"role": "user", "content": "Where is my order?"})
+    );
+
+    let (status, body) = json_request(&test.app, "GET", "/v1/prompts/support", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["versions"].as_array().map(Vec::len), Some(2));
+    assert_eq!(body["labels"][0]["label"], "production");
+    assert_eq!(body["label_moves"][0]["reason"], "launch");
+    let (status, body) =
+        json_request(&test.app, "GET", "/v1/prompts/support/versions/2", None).await;
+    assert_eq!(
+        (
+            status,
+            body["template"]
+                .as_str()
+                .map(|t| t.contains("very helpful"))
+        ),
+        (StatusCode::OK, Some(true))
+    );
+    let (_, body) = json_request(&test.app, "GET", "/v1/prompts", None).await;
+    assert_eq!(
+        body["data"][0],
+        json!({"name": "support", "latest_version": 2, "updated_at": body["data"][0]["updated_at"], "labels": {"production": 1}})
+    );
+}
+
+#[tokio::test]
+async fn prompt_errors_say_what_to_fix() {
+    let test = test_app(64 * 1024).await;
+    let broken = PROMPT.replace("{{ question }}", "{{ question }");
+    let (status, body) = json_request(
+        &test.app,
+        "POST",
+        "/v1/prompts/support/versions",
+        Some(&publish_body(&broken)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let message = check_error(&body, "invalid_request_error", "template_syntax_error");
+    assert!(message.contains("line 11"), "{message}");
+
+    let typo = PROMPT.replace("{{ question }}", "{{ questoin }}");
+    let (status, body) = json_request(
+        &test.app,
+        "POST",
+        "/v1/prompts/support/versions",
+        Some(&publish_body(&typo)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let message = check_error(&body, "invalid_request_error", "undeclared_variable");
+    assert!(
+        message.contains("`questoin`") && message.contains("declared variables: question"),
+        "{message}"
+    );
+
+    let (status, body) = json_request(
+        &test.app,
+        "POST",
+        "/v1/prompts/other/versions",
+        Some(&publish_body(PROMPT)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    check_error(&body, "invalid_request_error", "name_mismatch");
+
+    json_request(
+        &test.app,
+        "POST",
+        "/v1/prompts/support/versions",
+        Some(&publish_body(PROMPT)),
+    )
+    .await;
+    let (status, body) = json_request(
+        &test.app,
+        "POST",
+        "/v1/prompts/support/render",
+        Some(r#"{"variables": {"question": 5}}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let message = check_error(&body, "invalid_request_error", "invalid_variables");
+    assert!(
+        message.contains("`question`: 5 is not of type \"string\""),
+        "{message}"
+    );
+
+    let (status, body) = json_request(
+        &test.app,
+        "PUT",
+        "/v1/prompts/support/labels/production",
+        Some(r#"{"version": 9}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(check_error(&body, "not_found_error", "prompt_not_found").contains("versions: 1 to 1"));
+    let (status, body) =
+        json_request(&test.app, "POST", "/v1/prompts/nope/render", Some(r#"{}"#)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    check_error(&body, "not_found_error", "prompt_not_found");
 }

@@ -1,0 +1,315 @@
+//! `cairn prompt …`: the prompt registry from the command line. Reads files, calls the registry,
+//! prints results; the rules live in `cairn-prompts`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use cairn_prompts::{PromptFile, PromptRegistry, Selector};
+use clap::Subcommand;
+use serde_json::Value;
+
+#[derive(Debug, Subcommand)]
+pub enum PromptCommand {
+    /// Validate prompt files and publish the changed ones as new versions (unchanged ones are no-ops).
+    Push {
+        /// Files or directories of `*.prompt` files.
+        #[arg(default_value = "prompts")]
+        paths: Vec<PathBuf>,
+        /// Recorded as the versions' author (default: $USER).
+        #[arg(long)]
+        author: Option<String>,
+        /// Why: recorded with each new version.
+        #[arg(long, short, default_value = "")]
+        message: String,
+    },
+    /// List prompts with their latest version and labels.
+    List,
+    /// Print one version as a prompt file: NAME, NAME@VERSION or NAME@LABEL.
+    Show { reference: String },
+    /// Show what changed between two versions or labels of a prompt.
+    Diff {
+        name: String,
+        from: String,
+        to: String,
+    },
+    /// Point a label (production, staging, …) at a version.
+    Label {
+        name: String,
+        version: i64,
+        label: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long)]
+        author: Option<String>,
+    },
+    /// Move a label back to the version it pointed at before its last move.
+    Rollback {
+        name: String,
+        label: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long)]
+        author: Option<String>,
+    },
+    /// A prompt's versions and every label move.
+    History { name: String },
+    /// Compare local files with the catalog: which are unpublished, and which labels lag behind.
+    Status {
+        #[arg(default_value = "prompts")]
+        paths: Vec<PathBuf>,
+    },
+    /// Render a stored version with variables, as the model would receive it.
+    Render {
+        reference: String,
+        /// Variables as a JSON object.
+        #[arg(long, default_value = "{}")]
+        vars: String,
+        /// One variable, KEY=VALUE (VALUE is read as JSON when it parses, else as a string).
+        #[arg(long = "var", value_name = "KEY=VALUE")]
+        var: Vec<String>,
+    },
+}
+
+fn actor(author: Option<String>) -> String {
+    author
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "cli".to_owned())
+}
+
+/// Every `*.prompt` file under the given files and directories, sorted.
+fn prompt_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(path)
+                .with_context(|| format!("cannot read directory {}", path.display()))?
+            {
+                let entry_path = entry?.path();
+                if entry_path.extension().is_some_and(|ext| ext == "prompt") {
+                    files.push(entry_path);
+                }
+            }
+        } else if path.is_file() {
+            files.push(path.clone());
+        } else {
+            bail!(
+                "{} does not exist; give prompt files or directories of *.prompt files",
+                path.display()
+            );
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn read_prompt(path: &Path) -> Result<PromptFile> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(PromptFile::parse(&text, &path.display().to_string())?)
+}
+
+pub async fn run(
+    registry: &PromptRegistry,
+    catalog: &dyn cairn_core::Catalog,
+    command: PromptCommand,
+) -> Result<()> {
+    match command {
+        PromptCommand::Push {
+            paths,
+            author,
+            message,
+        } => {
+            let files = prompt_files(&paths)?;
+            // Validate everything before publishing anything: a broken file stops the whole push.
+            let mut parsed = Vec::new();
+            let mut errors = Vec::new();
+            for path in &files {
+                match read_prompt(path)
+                    .and_then(|file| registry.check(&file).map(|()| file).map_err(Into::into))
+                {
+                    Ok(file) => parsed.push(file),
+                    Err(e) => errors.push(format!("{e:#}")),
+                }
+            }
+            if !errors.is_empty() {
+                bail!(
+                    "nothing was published; fix these first:\n{}",
+                    errors.join("\n")
+                );
+            }
+            let author = actor(author);
+            for file in parsed {
+                let outcome = registry.publish(&file, &author, &message).await?;
+                let verb = if outcome.created {
+                    "published"
+                } else {
+                    "unchanged"
+                };
+                println!(
+                    "{verb:<10} {}@v{}",
+                    outcome.version.name, outcome.version.version
+                );
+            }
+        }
+        PromptCommand::List => {
+            println!("{:<32} {:>7}  LABELS", "NAME", "LATEST");
+            for summary in catalog.list_prompts().await? {
+                let labels: Vec<String> = catalog
+                    .list_prompt_labels(&summary.name)
+                    .await?
+                    .into_iter()
+                    .map(|l| format!("{}→v{}", l.label, l.version))
+                    .collect();
+                println!(
+                    "{:<32} {:>7}  {}",
+                    summary.name,
+                    format!("v{}", summary.latest_version),
+                    labels.join(", ")
+                );
+            }
+        }
+        PromptCommand::Show { reference } => {
+            let (name, selector) = Selector::parse_reference(&reference);
+            let version = registry.resolve(&name, &selector).await?;
+            let spec = toml::to_string(&version.spec).unwrap_or_else(|_| version.spec.to_string());
+            println!(
+                "# {}@v{}  by {}  {}  {}",
+                version.name,
+                version.version,
+                version.author,
+                version.created_at.to_rfc3339(),
+                version.message
+            );
+            print!("+++\n{spec}+++\n{}", version.template);
+        }
+        PromptCommand::Diff { name, from, to } => {
+            print!(
+                "{}",
+                registry
+                    .diff(&name, &Selector::parse(&from), &Selector::parse(&to))
+                    .await?
+            );
+        }
+        PromptCommand::Label {
+            name,
+            version,
+            label,
+            reason,
+            author,
+        } => {
+            let moved = registry
+                .set_label(&name, &label, version, &actor(author), &reason)
+                .await?;
+            match moved.from_version {
+                Some(from) => println!("{name}@{label}: v{from} → v{}", moved.to_version),
+                None => println!("{name}@{label}: → v{}", moved.to_version),
+            }
+        }
+        PromptCommand::Rollback {
+            name,
+            label,
+            reason,
+            author,
+        } => {
+            let moved = registry
+                .rollback(&name, &label, &actor(author), &reason)
+                .await?;
+            println!(
+                "{name}@{label}: v{} → v{} (rolled back)",
+                moved.from_version.unwrap_or_default(),
+                moved.to_version
+            );
+        }
+        PromptCommand::History { name } => {
+            let versions = catalog.list_prompt_versions(&name).await?;
+            if versions.is_empty() {
+                bail!("prompt `{name}` does not exist");
+            }
+            for version in versions {
+                println!(
+                    "v{:<4} {}  {:<12} {}",
+                    version.version,
+                    version.created_at.to_rfc3339(),
+                    version.author,
+                    version.message
+                );
+            }
+            for moved in catalog.prompt_label_history(&name).await? {
+                let from = moved
+                    .from_version
+                    .map_or_else(|| "new".to_owned(), |v| format!("v{v}"));
+                println!(
+                    "label {} {from} → v{}  {}  {}  {}",
+                    moved.label,
+                    moved.to_version,
+                    moved.moved_at.to_rfc3339(),
+                    moved.actor,
+                    moved.reason
+                );
+            }
+        }
+        PromptCommand::Status { paths } => {
+            let mut files = Vec::new();
+            for path in prompt_files(&paths)? {
+                files.push((path.display().to_string(), read_prompt(&path)?));
+            }
+            for status in registry.status(&files).await? {
+                let state = match (status.matching_version, status.latest_version) {
+                    (Some(v), Some(latest)) if v == latest => format!("published as v{v}"),
+                    (Some(v), Some(latest)) => format!("matches v{v}, older than latest v{latest}"),
+                    (None, Some(latest)) => format!("modified: not published (latest v{latest})"),
+                    _ => "new: never published".to_owned(),
+                };
+                let labels: Vec<String> = status
+                    .labels
+                    .iter()
+                    .map(|(label, version, same)| {
+                        format!(
+                            "{label}→v{version}{}",
+                            if *same { "" } else { " (differs)" }
+                        )
+                    })
+                    .collect();
+                println!(
+                    "{:<40} {state}{}",
+                    status.path,
+                    if labels.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {}", labels.join(", "))
+                    }
+                );
+            }
+        }
+        PromptCommand::Render {
+            reference,
+            vars,
+            var,
+        } => {
+            let mut variables: Value = serde_json::from_str(&vars)
+                .context("--vars is not valid JSON: give an object like '{\"question\": \"…\"}'")?;
+            let object = variables
+                .as_object_mut()
+                .context("--vars must be a JSON object")?;
+            for pair in var {
+                let (key, value) = pair
+                    .split_once('=')
+                    .with_context(|| format!("--var `{pair}`: write it as KEY=VALUE"))?;
+                let value =
+                    serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+                object.insert(key.to_owned(), value);
+            }
+            let (name, selector) = Selector::parse_reference(&reference);
+            let rendered = registry.render(&name, &selector, &variables).await?;
+            println!(
+                "# {}@v{}",
+                rendered.name,
+                rendered.version.unwrap_or_default()
+            );
+            for message in rendered.messages {
+                println!("=== {}\n{}", message.role.as_str(), message.content);
+            }
+        }
+    }
+    Ok(())
+}

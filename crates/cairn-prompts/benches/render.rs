@@ -1,0 +1,97 @@
+//! Render latency and throughput, and label-resolution latency, for the shipped RAG answer prompt.
+//! `cargo bench -p cairn-prompts --bench render`; figures in docs/benchmarks.md.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_prompts::render::CompiledPrompt;
+use cairn_prompts::{PromptFile, PromptRegistry, RenderLimits, Selector};
+use cairn_sqlite::SqliteCatalog;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use serde_json::json;
+
+const RAG_ANSWER: &str = include_str!("../../../prompts/rag_answer.prompt");
+
+fn variables() -> serde_json::Value {
+    let passages: Vec<_> = (0..8)
+        .map(|i| {
+            json!({
+                "title": format!("Handbook section {i}"),
+                "source": format!("handbook/section-{i}.md"),
+                "heading": "Leave > Parental leave",
+                "text": "Employees are entitled to sixteen weeks of paid parental leave. ".repeat(8),
+            })
+        })
+        .collect();
+    json!({"question": "How long is parental leave?", "passages": passages})
+}
+
+fn render(c: &mut Criterion) {
+    let file =
+        PromptFile::parse(RAG_ANSWER, "prompts/rag_answer.prompt").expect("shipped prompt parses");
+    let compiled =
+        CompiledPrompt::compile(file.clone(), Some(1), RenderLimits::default()).expect("compiles");
+    let variables = variables();
+    let mut group = c.benchmark_group("render");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("rag_answer, 8 passages", |b| {
+        b.iter(|| compiled.render(black_box(&variables)).expect("renders"))
+    });
+    group.bench_function("compile rag_answer", |b| {
+        b.iter(|| {
+            CompiledPrompt::compile(black_box(file.clone()), Some(1), RenderLimits::default())
+                .expect("compiles")
+        })
+    });
+    group.finish();
+}
+
+fn resolve_label(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let registry = runtime.block_on(async {
+        let catalog = SqliteCatalog::open(&dir.path().join("catalog.db"))
+            .await
+            .expect("open");
+        catalog.migrate().await.expect("migrate");
+        let registry = PromptRegistry::new(
+            Arc::new(catalog),
+            RenderLimits::default(),
+            Duration::from_secs(3600),
+        );
+        let file = PromptFile::parse(RAG_ANSWER, "rag_answer.prompt").expect("parses");
+        registry
+            .publish(&file, "bench", "bench")
+            .await
+            .expect("publish");
+        registry
+            .set_label("rag_answer", "production", 1, "bench", "bench")
+            .await
+            .expect("label");
+        registry
+    });
+    let production = Selector::Label("production".into());
+    let mut group = c.benchmark_group("resolve");
+    group.bench_function("label, cached", |b| {
+        b.to_async(&runtime).iter(|| async {
+            registry
+                .resolve("rag_answer", &production)
+                .await
+                .expect("resolves")
+        })
+    });
+    group.bench_function("label, after invalidation (SQLite)", |b| {
+        b.to_async(&runtime).iter(|| async {
+            registry.invalidate_label("rag_answer", "production");
+            registry
+                .resolve("rag_answer", &production)
+                .await
+                .expect("resolves")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, render, resolve_label);
+criterion_main!(benches);
