@@ -76,7 +76,7 @@ fn resolve_label(c: &mut Criterion) {
     group.bench_function("label, cached", |b| {
         b.to_async(&runtime).iter(|| async {
             registry
-                .resolve("rag_answer", &production)
+                .resolve_number("rag_answer", &production)
                 .await
                 .expect("resolves")
         })
@@ -85,13 +85,60 @@ fn resolve_label(c: &mut Criterion) {
         b.to_async(&runtime).iter(|| async {
             registry.invalidate_label("rag_answer", "production");
             registry
-                .resolve("rag_answer", &production)
+                .resolve_number("rag_answer", &production)
                 .await
                 .expect("resolves")
+        })
+    });
+    let variables = variables();
+    group.bench_function("render by label, end to end (cached)", |b| {
+        b.to_async(&runtime).iter(|| async {
+            registry
+                .render("rag_answer", &production, &variables)
+                .await
+                .expect("renders")
         })
     });
     group.finish();
 }
 
-criterion_group!(benches, render, resolve_label);
+/// The uncached path on PostgreSQL (a round trip over loopback); needs the server scripts/pg-up.sh
+/// provides.
+fn resolve_label_postgres(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (registry, _database) = runtime.block_on(async {
+        let database = cairn_postgres::testing::TestDatabase::create().await;
+        let catalog = cairn_postgres::PostgresCatalog::connect(&database.url, &Default::default())
+            .await
+            .expect("connect");
+        catalog.migrate().await.expect("migrate");
+        let registry = PromptRegistry::new(
+            Arc::new(catalog),
+            RenderLimits::default(),
+            Duration::from_secs(3600),
+        );
+        let file = PromptFile::parse(RAG_ANSWER, "rag_answer.prompt").expect("parses");
+        registry
+            .publish(&file, "bench", "bench")
+            .await
+            .expect("publish");
+        registry
+            .set_label("rag_answer", "production", 1, "bench", "bench")
+            .await
+            .expect("label");
+        (registry, database)
+    });
+    let production = Selector::Label("production".into());
+    c.bench_function("resolve/label, after invalidation (PostgreSQL)", |b| {
+        b.to_async(&runtime).iter(|| async {
+            registry.invalidate_label("rag_answer", "production");
+            registry
+                .resolve_number("rag_answer", &production)
+                .await
+                .expect("resolves")
+        })
+    });
+}
+
+criterion_group!(benches, render, resolve_label, resolve_label_postgres);
 criterion_main!(benches);

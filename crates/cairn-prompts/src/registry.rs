@@ -232,14 +232,28 @@ impl PromptRegistry {
         ))
     }
 
-    /// The compiled form of a stored version, cached.
+    /// The version number a selector names. Label lookups are served from the label cache, so
+    /// resolving `name@production` usually costs no database round trip.
+    pub async fn resolve_number(
+        &self,
+        name: &str,
+        selector: &Selector,
+    ) -> Result<i64, PromptError> {
+        match selector {
+            Selector::Version(number) => Ok(*number),
+            Selector::Label(label) => self.resolve_label(name, label).await,
+            Selector::Latest => Ok(self.resolve(name, selector).await?.version),
+        }
+    }
+
+    /// The compiled form of a stored version, cached (versions are immutable).
     pub async fn compiled(
         &self,
         name: &str,
         selector: &Selector,
     ) -> Result<Arc<CompiledPrompt>, PromptError> {
-        let version = self.resolve(name, selector).await?;
-        let key = (version.name.clone(), version.version);
+        let number = self.resolve_number(name, selector).await?;
+        let key = (name.to_owned(), number);
         if let Some(compiled) = self
             .compiled
             .lock()
@@ -248,6 +262,7 @@ impl PromptRegistry {
         {
             return Ok(compiled);
         }
+        let version = self.resolve(name, &Selector::Version(number)).await?;
         let origin = format!("prompt `{}` v{}", version.name, version.version);
         let file = PromptFile::from_stored(&version.spec, &version.template, &origin)?;
         let compiled = Arc::new(CompiledPrompt::compile(
