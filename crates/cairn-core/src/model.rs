@@ -90,6 +90,20 @@ pub struct ToolCall {
     pub arguments: String,
 }
 
+/// Whether and which tool the model must call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoice {
+    /// The model decides.
+    Auto,
+    /// No tool calls.
+    None,
+    /// At least one tool call.
+    Required,
+    /// This function.
+    Function(String),
+}
+
 /// How the model's output must be shaped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -116,6 +130,7 @@ pub struct ChatRequest {
     pub stop: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<ToolDefinition>,
+    pub tool_choice: Option<ToolChoice>,
     pub response_format: Option<ResponseFormat>,
     pub seed: Option<u64>,
 }
