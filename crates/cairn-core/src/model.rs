@@ -202,6 +202,18 @@ pub enum ModelError {
 }
 
 impl ModelError {
+    /// A short stable name of the class, for metrics and logs.
+    pub fn class(&self) -> &'static str {
+        match self {
+            ModelError::InvalidRequest(_) => "invalid_request",
+            ModelError::ContextLengthExceeded(_) => "context_length_exceeded",
+            ModelError::NotFound(_) => "not_found",
+            ModelError::RateLimited { .. } => "rate_limited",
+            ModelError::Transient(_) => "transient",
+            ModelError::Permanent(_) => "permanent",
+        }
+    }
+
     /// Whether retrying the same target may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(

@@ -31,6 +31,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct AppState {
     pub catalog: Arc<dyn Catalog>,
     pub prompts: Arc<cairn_prompts::PromptRegistry>,
+    pub models: Arc<crate::models::ModelDirectory>,
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,
 }
@@ -55,7 +56,12 @@ pub fn router(state: AppState) -> Router {
             get(prompts::get_version),
         )
         .route("/v1/prompts/{name}/labels/{label}", put(prompts::set_label))
-        .route("/v1/prompts/{name}/render", post(prompts::render));
+        .route("/v1/prompts/{name}/render", post(prompts::render))
+        .route(
+            "/v1/chat/completions",
+            post(crate::openai_api::chat_completions),
+        )
+        .route("/v1/models", get(crate::openai_api::list_models));
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))

@@ -26,6 +26,95 @@ pub struct RawConfig {
     pub database: DatabaseSection,
     pub log: LogSection,
     pub prompts: PromptsSection,
+    /// Models Cairn can call, each also callable by its name.
+    pub models: Vec<ModelSection>,
+    /// Named routes over models, with retries and fallback.
+    pub routes: Vec<RouteSection>,
+}
+
+/// Which API a model speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    /// api.openai.com.
+    Openai,
+    /// An Azure OpenAI deployment.
+    Azure,
+    /// Any server with OpenAI's API: vLLM, TGI, Ollama, mistralrs-server, a gateway in front of them.
+    OpenaiCompatible,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// What clients put in `"model"`, and what routes list as targets.
+    pub name: String,
+    pub provider: ProviderKind,
+    /// OpenAI: defaults to https://api.openai.com/v1. Compatible servers: their `/v1` base URL.
+    /// Azure: the resource endpoint, https://NAME.openai.azure.com.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// The upstream model name (defaults to `name`); on Azure, the deployment name.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Azure only.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// The environment variable holding the API key (sent as a bearer token, or as `api-key` on Azure).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Azure only: the environment variable holding an Entra ID access token, instead of a key.
+    #[serde(default)]
+    pub bearer_token_env: Option<String>,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+    /// The longest silence tolerated while reading an answer.
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout_secs: u64,
+    /// Consecutive failures that take the model out of rotation (its circuit opens) ...
+    #[serde(default = "default_breaker_failures")]
+    pub breaker_failures: u32,
+    /// ... for this long, after which one trial call decides.
+    #[serde(default = "default_breaker_cool_down")]
+    pub breaker_cool_down_secs: u64,
+}
+
+fn default_connect_timeout() -> u64 {
+    10
+}
+
+fn default_read_timeout() -> u64 {
+    120
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    /// What clients put in `"model"` to use the route.
+    pub name: String,
+    /// Model names, in order of preference.
+    pub targets: Vec<String>,
+    #[serde(default = "default_attempts")]
+    pub attempts_per_target: u32,
+    /// The whole call, retries included (for streams: until the first token).
+    #[serde(default = "default_deadline")]
+    pub deadline_secs: u64,
+}
+
+fn default_attempts() -> u32 {
+    2
+}
+
+fn default_deadline() -> u64 {
+    60
+}
+
+fn default_breaker_failures() -> u32 {
+    5
+}
+
+fn default_breaker_cool_down() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,6 +210,8 @@ impl Default for RawConfig {
             database: DatabaseSection::default(),
             log: LogSection::default(),
             prompts: PromptsSection::default(),
+            models: Vec::new(),
+            routes: Vec::new(),
         }
     }
 }
@@ -135,6 +226,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub log: LogSection,
     pub prompts: PromptsSection,
+    pub models: Vec<ModelConfig>,
+    pub routes: Vec<RouteSection>,
     /// Where each key's value came from, for error messages at run time (a refused connection, say).
     pub origins: Origins,
 }
@@ -212,8 +305,15 @@ impl fmt::Display for Origin {
 pub struct Origins(BTreeMap<String, Origin>);
 
 impl Origins {
+    /// Where `key` came from; for a key inside an array of tables (`models[1].api_key_env`), where
+    /// the array came from.
     pub fn of(&self, key: &str) -> Origin {
-        self.0.get(key).cloned().unwrap_or(Origin::Default)
+        let array = key.split('[').next().unwrap_or(key);
+        self.0
+            .get(key)
+            .or_else(|| self.0.get(array))
+            .cloned()
+            .unwrap_or(Origin::Default)
     }
 }
 
@@ -252,7 +352,7 @@ const ENV_PREFIX: &str = "CAIRN__";
 /// Reads and merges every layer, then validates.
 pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
     let (raw, origins) = parse(sources)?;
-    validate(raw, origins)
+    validate(raw, origins, &sources.env)
 }
 
 /// Merges the layers into a [`RawConfig`], rejecting unknown keys and wrong types.
@@ -388,7 +488,11 @@ fn line_of(document: &toml_edit::Document<&str>, text: &str, dotted: &str) -> Op
 }
 
 /// Checks what types cannot, and resolves defaults that depend on other keys.
-pub fn validate(raw: RawConfig, origins: Origins) -> Result<Config, ConfigError> {
+pub fn validate(
+    raw: RawConfig,
+    origins: Origins,
+    env: &[(String, String)],
+) -> Result<Config, ConfigError> {
     let bad = |key: &str, problem: String, fix: &str| ConfigError::Value {
         origin: origins.of(key).to_string(),
         key: key.to_owned(),
@@ -448,6 +552,7 @@ pub fn validate(raw: RawConfig, origins: Origins) -> Result<Config, ConfigError>
         ));
     }
     let database = database_config(&raw, &bad)?;
+    let models = model_configs(&raw, env, &bad)?;
     Ok(Config {
         data_dir: raw.data_dir,
         listen,
@@ -456,6 +561,8 @@ pub fn validate(raw: RawConfig, origins: Origins) -> Result<Config, ConfigError>
         database,
         log: raw.log,
         prompts: raw.prompts,
+        models,
+        routes: raw.routes,
         origins,
     })
 }
@@ -520,6 +627,183 @@ fn database_config(
             FIX,
         )),
     }
+}
+
+/// A model ready to build: where it is, what it is called there, how long to wait.
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    pub name: String,
+    pub endpoint: cairn_openai::Endpoint,
+    pub upstream_model: String,
+    pub timeouts: cairn_openai::Timeouts,
+    pub breaker: cairn_gateway::BreakerSettings,
+}
+
+fn model_configs(
+    raw: &RawConfig,
+    env: &[(String, String)],
+    bad: &impl Fn(&str, String, &str) -> ConfigError,
+) -> Result<Vec<ModelConfig>, ConfigError> {
+    use cairn_openai::{Auth, Endpoint};
+    let secret = |var: &Option<String>, key: &str| -> Result<Option<SecretString>, ConfigError> {
+        let Some(var) = var else { return Ok(None) };
+        match env.iter().find(|(k, _)| k == var) {
+            Some((_, value)) if !value.is_empty() => Ok(Some(SecretString::from(value.clone()))),
+            _ => Err(bad(
+                key,
+                format!("environment variable {var} is not set"),
+                "export it, or name another variable",
+            )),
+        }
+    };
+    let mut names: Vec<&str> = Vec::new();
+    let mut models = Vec::new();
+    for (index, model) in raw.models.iter().enumerate() {
+        let key = |field: &str| format!("models[{index}].{field}");
+        cairn_core::catalog::validate_name("model", &model.name)
+            .map_err(|e| bad(&key("name"), e.to_string(), "rename it"))?;
+        if names.contains(&model.name.as_str()) {
+            return Err(bad(
+                &key("name"),
+                format!("model `{}` is defined twice", model.name),
+                "give each model a unique name",
+            ));
+        }
+        names.push(&model.name);
+        let upstream_model = model.model.clone().unwrap_or_else(|| model.name.clone());
+        let key_secret = secret(&model.api_key_env, &key("api_key_env"))?;
+        let endpoint = match model.provider {
+            ProviderKind::Openai | ProviderKind::OpenaiCompatible => {
+                if model.api_version.is_some() || model.bearer_token_env.is_some() {
+                    return Err(bad(
+                        &key("api_version"),
+                        "api_version and bearer_token_env are for Azure only".into(),
+                        "remove them, or set provider = \"azure\"",
+                    ));
+                }
+                let base_url = match (model.provider, &model.base_url) {
+                    (_, Some(url)) => url.clone(),
+                    (ProviderKind::Openai, None) => "https://api.openai.com/v1".to_owned(),
+                    _ => {
+                        return Err(bad(
+                            &key("base_url"),
+                            "an OpenAI-compatible model needs its server's base URL".into(),
+                            "set base_url, e.g. \"http://vllm:8000/v1\"",
+                        ));
+                    }
+                };
+                let auth = key_secret.map_or(Auth::None, Auth::Bearer);
+                Endpoint::OpenAi { base_url, auth }
+            }
+            ProviderKind::Azure => {
+                let resource_url = model.base_url.clone().ok_or_else(|| {
+                    bad(
+                        &key("base_url"),
+                        "an Azure model needs its resource endpoint".into(),
+                        "set base_url = \"https://NAME.openai.azure.com\"",
+                    )
+                })?;
+                let api_version = model.api_version.clone().ok_or_else(|| {
+                    bad(
+                        &key("api_version"),
+                        "an Azure model needs an API version".into(),
+                        "set api_version, e.g. \"2024-10-21\"",
+                    )
+                })?;
+                let auth =
+                    match (
+                        key_secret,
+                        secret(&model.bearer_token_env, &key("bearer_token_env"))?,
+                    ) {
+                        (Some(key), None) => Auth::AzureApiKey(key),
+                        (None, Some(token)) => Auth::Bearer(token),
+                        _ => return Err(bad(
+                            &key("api_key_env"),
+                            "an Azure model needs exactly one of api_key_env and bearer_token_env"
+                                .into(),
+                            "name the variable holding the key, or the Entra ID token",
+                        )),
+                    };
+                Endpoint::Azure {
+                    resource_url,
+                    deployment: upstream_model.clone(),
+                    api_version,
+                    auth,
+                }
+            }
+        };
+        // Building the client checks the URL and the credential's characters now, not at the first call.
+        cairn_openai::OpenAiChatModel::new(
+            &endpoint,
+            &upstream_model,
+            cairn_openai::Timeouts::default(),
+        )
+        .map_err(|e| {
+            bad(
+                &key("base_url"),
+                e.to_string(),
+                "use an http:// or https:// URL and a plain-text key",
+            )
+        })?;
+        models.push(ModelConfig {
+            name: model.name.clone(),
+            endpoint,
+            upstream_model,
+            timeouts: cairn_openai::Timeouts {
+                connect: Duration::from_secs(model.connect_timeout_secs.max(1)),
+                read: Duration::from_secs(model.read_timeout_secs.max(1)),
+            },
+            breaker: cairn_gateway::BreakerSettings {
+                failure_threshold: model.breaker_failures.max(1),
+                cool_down: Duration::from_secs(model.breaker_cool_down_secs),
+            },
+        });
+    }
+    for (index, route) in raw.routes.iter().enumerate() {
+        let key = |field: &str| format!("routes[{index}].{field}");
+        cairn_core::catalog::validate_name("route", &route.name)
+            .map_err(|e| bad(&key("name"), e.to_string(), "rename it"))?;
+        if names.contains(&route.name.as_str()) {
+            return Err(bad(
+                &key("name"),
+                format!("`{}` is already the name of a model or route", route.name),
+                "model and route names share one namespace: rename one",
+            ));
+        }
+        names.push(&route.name);
+        if route.targets.is_empty() {
+            return Err(bad(
+                &key("targets"),
+                "a route needs at least one target".into(),
+                "list model names, best first",
+            ));
+        }
+        for target in &route.targets {
+            if !raw.models.iter().any(|m| &m.name == target) {
+                let known: Vec<&str> = raw.models.iter().map(|m| m.name.as_str()).collect();
+                return Err(bad(
+                    &key("targets"),
+                    format!("no model is named `{target}`"),
+                    &format!(
+                        "use one of: {}",
+                        if known.is_empty() {
+                            "(no models defined)".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+        if route.attempts_per_target == 0 {
+            return Err(bad(
+                &key("attempts_per_target"),
+                "0 attempts would never call the model".into(),
+                "use 1 for no retries",
+            ));
+        }
+    }
+    Ok(models)
 }
 
 /// Masks what looks like a password in a URL that may not parse.
@@ -796,7 +1080,10 @@ mod tests {
         let documented: Vec<String> = dotted_keys(&toml::from_str(example).expect("table"));
         let all: Vec<String> =
             dotted_keys(&toml::Table::try_from(RawConfig::default()).expect("defaults serialize"));
-        for key in &all {
+        for key in all
+            .iter()
+            .filter(|key| !["models", "routes"].contains(&key.as_str()))
+        {
             assert!(
                 documented.contains(key),
                 "cairn.example.toml does not document `{key}`"
@@ -806,6 +1093,114 @@ mod tests {
             raw.server.listen,
             RawConfig::default().server.listen,
             "the example shows the defaults"
+        );
+
+        // The commented models-and-routes block is valid once uncommented, and shows every field.
+        let block: String = example
+            .lines()
+            .skip_while(|line| !line.starts_with("# --- example: models and routes"))
+            .skip(1)
+            .take_while(|line| !line.starts_with("# --- end"))
+            .map(|line| {
+                format!(
+                    "{}\n",
+                    line.strip_prefix("# ")
+                        .or_else(|| line.strip_prefix('#'))
+                        .unwrap_or(line)
+                )
+            })
+            .collect();
+        let raw: RawConfig = toml::from_str(&block).expect("the example block parses");
+        let env = vec![("AZURE_OPENAI_API_KEY".to_owned(), "k".to_owned())];
+        let config = validate(raw, Origins::default(), &env).expect("the example block validates");
+        assert_eq!((config.models.len(), config.routes.len()), (2, 1));
+        for field in [
+            "name",
+            "provider",
+            "base_url",
+            "model",
+            "api_version",
+            "api_key_env",
+            "bearer_token_env",
+            "connect_timeout_secs",
+            "read_timeout_secs",
+            "breaker_failures",
+            "breaker_cool_down_secs",
+            "targets",
+            "attempts_per_target",
+            "deadline_secs",
+        ] {
+            assert!(
+                block.contains(field),
+                "the example block does not show `{field}`"
+            );
+        }
+    }
+
+    #[test]
+    fn models_and_routes_are_checked() {
+        let azure = "[[models]]\nname = \"az\"\nprovider = \"azure\"\nbase_url = \"https://x.openai.azure.com\"\napi_version = \"2024-10-21\"\napi_key_env = \"AZ_KEY\"\n";
+        check_error(
+            Some(azure),
+            &[],
+            &[],
+            &[
+                "cairn.toml line 1",
+                "`models[0].api_key_env`",
+                "environment variable AZ_KEY is not set",
+            ],
+        );
+        let config = load_ok(Some(azure), &[("AZ_KEY", "secret")], &[]);
+        assert!(
+            !format!("{config:?}").contains("secret"),
+            "keys never print"
+        );
+        check_error(
+            Some("[[models]]\nname = \"m\"\nprovider = \"openai-compatible\"\n"),
+            &[],
+            &[],
+            &["needs its server's base URL"],
+        );
+        check_error(
+            Some("[[models]]\nname = \"m\"\nprovider = \"anthropic\"\n"),
+            &[],
+            &[],
+            &["unknown variant `anthropic`", "line 3"],
+        );
+        let local = "[[models]]\nname = \"m\"\nprovider = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:8000/v1\"\n";
+        check_error(
+            Some(&format!(
+                "{local}[[routes]]\nname = \"r\"\ntargets = [\"m\", \"gpt\"]\n"
+            )),
+            &[],
+            &[],
+            &[
+                "`routes[0].targets`",
+                "no model is named `gpt`",
+                "use one of: m",
+            ],
+        );
+        check_error(
+            Some(&format!(
+                "{local}[[routes]]\nname = \"m\"\ntargets = [\"m\"]\n"
+            )),
+            &[],
+            &[],
+            &["already the name of a model"],
+        );
+        let config = load_ok(
+            Some(&format!(
+                "{local}[[routes]]\nname = \"r\"\ntargets = [\"m\"]\n"
+            )),
+            &[],
+            &[],
+        );
+        assert_eq!(
+            (
+                config.models[0].upstream_model.as_str(),
+                config.routes[0].attempts_per_target
+            ),
+            ("m", 2)
         );
     }
 }

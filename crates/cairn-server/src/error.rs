@@ -16,6 +16,8 @@ pub struct ApiError {
     /// A stable, specific code clients can branch on.
     pub code: &'static str,
     pub message: String,
+    /// Seconds, sent as `Retry-After` (rate limits).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -30,6 +32,7 @@ impl ApiError {
             kind,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -130,6 +133,54 @@ impl From<cairn_prompts::PromptError> for ApiError {
             }
             PromptError::NotFound(_) => ApiError::not_found("prompt_not_found", message),
             PromptError::Catalog(catalog) => catalog.into(),
+        }
+    }
+}
+
+impl From<cairn_core::ModelError> for ApiError {
+    fn from(error: cairn_core::ModelError) -> Self {
+        use cairn_core::ModelError;
+        // Exhaustive on purpose, as above. Upstream trouble is a 5xx for the client: Cairn is the gateway.
+        match error {
+            ModelError::InvalidRequest(message) => {
+                ApiError::bad_request("invalid_request", message)
+            }
+            ModelError::ContextLengthExceeded(message) => ApiError::bad_request(
+                "context_length_exceeded",
+                format!(
+                    "the conversation is longer than the model's context window: {message}; shorten it or lower max_tokens"
+                ),
+            ),
+            ModelError::NotFound(message) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                "upstream_model_not_found",
+                format!(
+                    "the model server does not know the configured model: {message}; check `model` in [[models]]"
+                ),
+            ),
+            ModelError::RateLimited { retry_after } => {
+                let mut error = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    "upstream_rate_limited",
+                    "the model provider is rate limiting requests; retry after a moment",
+                );
+                error.retry_after = Some(retry_after.map_or(1, |d| d.as_secs().max(1)));
+                error
+            }
+            ModelError::Transient(message) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "upstream_unavailable",
+                format!("the model is unavailable right now: {message}"),
+            ),
+            ModelError::Permanent(message) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                "upstream_error",
+                format!("the model server failed: {message}"),
+            ),
         }
     }
 }

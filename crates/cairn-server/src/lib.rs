@@ -9,6 +9,8 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod models;
+mod openai_api;
 pub mod prompts;
 pub mod serve;
 pub mod telemetry;

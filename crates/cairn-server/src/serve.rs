@@ -33,6 +33,8 @@ pub enum ServeError {
     },
     #[error("cannot create the data directory {path}: {reason}")]
     DataDir { path: String, reason: String },
+    #[error("cannot set up the configured models: {0}")]
+    Models(String),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -173,9 +175,12 @@ pub async fn serve(
     crate::metrics::record_build_info(config.database.backend());
     let prompts = prompt_registry(config, catalog.as_dyn());
     tokio::spawn(prompts.clone().follow_label_moves());
+    let models = crate::models::ModelDirectory::from_config(&config.models, &config.routes)
+        .map_err(|e| ServeError::Models(e.to_string()))?;
     let state = AppState {
         catalog: catalog.as_dyn(),
         prompts,
+        models: Arc::new(models),
         metrics,
         max_body_bytes: config.max_body_bytes,
     };

@@ -12,6 +12,7 @@ use tower::ServiceExt;
 
 struct TestApp {
     app: Router,
+    state: AppState,
     catalog: SqliteCatalog,
     _dir: TempDir,
 }
@@ -31,11 +32,13 @@ async fn test_app(max_body_bytes: usize) -> TestApp {
     let state = AppState {
         catalog: shared,
         prompts,
+        models: std::sync::Arc::new(cairn_server::models::ModelDirectory::default()),
         metrics: cairn_server::metrics::handle(),
         max_body_bytes,
     };
     TestApp {
-        app: router(state),
+        app: router(state.clone()),
+        state,
         catalog,
         _dir: dir,
     }
@@ -524,4 +527,347 @@ async fn prompt_errors_say_what_to_fix() {
         json_request(&test.app, "POST", "/v1/prompts/nope/render", Some(r#"{}"#)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     check_error(&body, "not_found_error", "prompt_not_found");
+}
+
+mod openai_api {
+    //! `/v1/chat/completions` and `/v1/models` over real adapters pointed at a scripted upstream.
+
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode, header};
+    use axum::response::{IntoResponse, Response};
+    use cairn_server::config::{ModelConfig, RouteSection};
+    use cairn_server::models::ModelDirectory;
+    use serde_json::{Value, json};
+
+    use super::{check_error, json_request, send};
+
+    type Log = Arc<Mutex<Vec<Value>>>;
+
+    /// Answers by the upstream model name: `good`, `down` (503), `ctx` (context length), `tools`.
+    async fn upstream(
+        axum::extract::State(log): axum::extract::State<Log>,
+        body: axum::body::Bytes,
+    ) -> Response {
+        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        log.lock().expect("lock").push(request.clone());
+        let model = request["model"].as_str().unwrap_or_default().to_owned();
+        let error = |status: StatusCode, code: &str, message: &str| {
+            (
+                status,
+                [("content-type", "application/json")],
+                json!({"error": {"message": message, "type": "x", "param": null, "code": code}})
+                    .to_string(),
+            )
+                .into_response()
+        };
+        match model.as_str() {
+            "down" => return error(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "try later"),
+            "ctx" => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "context_length_exceeded",
+                    "max 4096 tokens",
+                );
+            }
+            _ => {}
+        }
+        if request["stream"] == json!(true) {
+            let chunk = |delta: Value, finish: Value| json!({"id": "u", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+            let events = [
+                chunk(json!({"role": "assistant", "content": "Hi"}), Value::Null),
+                chunk(json!({"content": " there"}), Value::Null),
+                chunk(json!({}), json!("stop")),
+                json!({"id": "u", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}),
+            ];
+            let text: String = events
+                .iter()
+                .map(|e| format!("data: {e}\n\n"))
+                .chain(["data: [DONE]\n\n".to_owned()])
+                .collect();
+            return Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Body::from(text))
+                .expect("response");
+        }
+        let message = if model == "tools" {
+            json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{\"q\":\"x\"}"}}]})
+        } else {
+            json!({"role": "assistant", "content": format!("answer from {model}")})
+        };
+        let finish = if model == "tools" {
+            "tool_calls"
+        } else {
+            "stop"
+        };
+        let body = json!({"id": "u", "object": "chat.completion", "created": 1, "model": model,
+                          "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                          "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}});
+        ([("content-type", "application/json")], body.to_string()).into_response()
+    }
+
+    async fn app() -> (Router, Log, super::TestApp) {
+        let log: Log = Arc::default();
+        let upstream_app = Router::new()
+            .fallback(axum::routing::post(upstream))
+            .with_state(log.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}/v1", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, upstream_app).await });
+
+        let model = |name: &str, upstream_model: &str| ModelConfig {
+            name: name.into(),
+            endpoint: cairn_openai::Endpoint::OpenAi {
+                base_url: base.clone(),
+                auth: cairn_openai::Auth::None,
+            },
+            upstream_model: upstream_model.into(),
+            timeouts: cairn_openai::Timeouts::default(),
+            breaker: cairn_gateway::BreakerSettings::default(),
+        };
+        let models = [
+            model("primary", "down"),
+            model("backup", "good"),
+            model("small", "ctx"),
+            model("agent", "tools"),
+        ];
+        let routes = [RouteSection {
+            name: "default".into(),
+            targets: vec!["primary".into(), "backup".into()],
+            attempts_per_target: 2,
+            deadline_secs: 10,
+        }];
+        let directory = ModelDirectory::from_config(&models, &routes).expect("directory");
+        let test = super::test_app(1 << 20).await;
+        let mut state = test.state.clone();
+        state.models = Arc::new(directory);
+        (cairn_server::router(state), log, test)
+    }
+
+    fn chat(model: &str, extra: Value) -> String {
+        let mut body = json!({"model": model, "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello?"}]});
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        body.to_string()
+    }
+
+    #[tokio::test]
+    async fn lists_models_and_routes() {
+        let (app, _, _test) = app().await;
+        let (status, body) = json_request(&app, "GET", "/v1/models", None).await;
+        assert_eq!(status, StatusCode::OK);
+        let ids: Vec<&str> = body["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .filter_map(|m| m["id"].as_str())
+            .collect();
+        assert_eq!(ids, ["agent", "backup", "default", "primary", "small"]);
+    }
+
+    #[tokio::test]
+    async fn completes_in_the_openai_shape_and_falls_back_along_a_route() {
+        let (app, log, _test) = app().await;
+        let (status, body) = json_request(
+            &app,
+            "POST",
+            "/v1/chat/completions",
+            Some(&chat(
+                "backup",
+                json!({"temperature": 0.1, "logprobs": false}),
+            )),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["object"], "chat.completion");
+        assert_eq!(body["model"], "backup");
+        assert_eq!(
+            body["choices"][0]["message"],
+            json!({"role": "assistant", "content": "answer from good"})
+        );
+        assert_eq!(body["choices"][0]["finish_reason"], "stop");
+        assert_eq!(
+            (
+                body["usage"]["prompt_tokens"].as_u64(),
+                body["usage"]["total_tokens"].as_u64()
+            ),
+            (Some(9), Some(12))
+        );
+
+        log.lock().expect("lock").clear();
+        let (status, body) = json_request(
+            &app,
+            "POST",
+            "/v1/chat/completions",
+            Some(&chat("default", json!({}))),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["choices"][0]["message"]["content"], "answer from good");
+        let upstream_models: Vec<String> = log
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|r| r["model"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(
+            upstream_models,
+            ["down", "down", "good"],
+            "two attempts on the primary, then the backup"
+        );
+    }
+
+    #[tokio::test]
+    async fn upstream_failures_map_to_clear_statuses() {
+        let (app, _, _test) = app().await;
+        let (status, body) = json_request(
+            &app,
+            "POST",
+            "/v1/chat/completions",
+            Some(&chat("primary", json!({}))),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(check_error(&body, "server_error", "upstream_unavailable").contains("try later"));
+        let (status, body) = json_request(
+            &app,
+            "POST",
+            "/v1/chat/completions",
+            Some(&chat("small", json!({}))),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            check_error(&body, "invalid_request_error", "context_length_exceeded")
+                .contains("max 4096 tokens")
+        );
+        let (status, body) = json_request(
+            &app,
+            "POST",
+            "/v1/chat/completions",
+            Some(&chat("gpt-5", json!({}))),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(
+            check_error(&body, "not_found_error", "model_not_found")
+                .contains("models: agent, backup, default, primary, small")
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_requests_say_what_to_fix() {
+        let (app, _, _test) = app().await;
+        let cases = [
+            (chat("backup", json!({"n": 2})), "invalid_request", "`n` must be 1"),
+            (json!({"model": "backup", "messages": []}).to_string(), "invalid_request", "`messages` is empty"),
+            (json!({"model": "backup"}).to_string(), "invalid_body", "missing field `messages`"),
+            (json!({"model": "backup", "messages": [{"role": "robot", "content": "x"}]}).to_string(), "invalid_request", "messages[0].role `robot`"),
+            (json!({"model": "backup", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}).to_string(), "invalid_request", "`image_url` are not supported"),
+            (chat("backup", json!({"tool_choice": "sometimes"})), "invalid_request", "tool_choice `sometimes` is not one of auto, none, required"),
+        ];
+        for (body, code, fragment) in cases {
+            let (status, response) =
+                json_request(&app, "POST", "/v1/chat/completions", Some(&body)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {response}");
+            let message = check_error(&response, "invalid_request_error", code);
+            assert!(message.contains(fragment), "{body}: {message}");
+        }
+    }
+
+    #[tokio::test]
+    async fn tools_are_forwarded_and_tool_calls_returned() {
+        let (app, log, _test) = app().await;
+        let extra = json!({
+            "tools": [{"type": "function", "function": {"name": "lookup", "description": "Search", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}],
+            "tool_choice": {"type": "function", "function": {"name": "lookup"}},
+            "response_format": {"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object"}, "strict": true}}
+        });
+        let (status, body) = json_request(
+            &app,
+            "POST",
+            "/v1/chat/completions",
+            Some(&chat("agent", extra)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(body["choices"][0]["message"]["content"], Value::Null);
+        assert_eq!(
+            body["choices"][0]["message"]["tool_calls"][0],
+            json!({"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{\"q\":\"x\"}"}})
+        );
+        let sent = log.lock().expect("lock")[0].clone();
+        assert_eq!(sent["tools"][0]["function"]["name"], "lookup");
+        assert_eq!(
+            sent["tool_choice"],
+            json!({"type": "function", "function": {"name": "lookup"}})
+        );
+        assert_eq!(sent["response_format"]["json_schema"]["strict"], true);
+    }
+
+    #[tokio::test]
+    async fn streams_server_sent_events_with_usage_last() {
+        let (app, _, _test) = app().await;
+        let body = chat(
+            "default",
+            json!({"stream": true, "stream_options": {"include_usage": true}}),
+        );
+        let request = Request::post("/v1/chat/completions")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .expect("request");
+        let (status, headers, bytes) =
+            tokio::time::timeout(Duration::from_secs(20), send(&app, request))
+                .await
+                .expect("no hang");
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            headers[header::CONTENT_TYPE]
+                .to_str()
+                .expect("ascii")
+                .starts_with("text/event-stream")
+        );
+        let text = String::from_utf8(bytes).expect("utf-8");
+        let data: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("data: "))
+            .collect();
+        assert_eq!(data.last(), Some(&"[DONE]"), "{text}");
+        let events: Vec<Value> = data[..data.len() - 1]
+            .iter()
+            .map(|d| serde_json::from_str(d).expect("JSON event"))
+            .collect();
+        assert_eq!(events[0]["choices"][0]["delta"]["role"], "assistant");
+        let content: String = events
+            .iter()
+            .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(content, "Hi there");
+        let finish: Vec<&Value> = events
+            .iter()
+            .map(|e| &e["choices"][0]["finish_reason"])
+            .filter(|f| !f.is_null())
+            .collect();
+        assert_eq!(finish, [&json!("stop")]);
+        let last = events.last().expect("usage event");
+        assert_eq!(
+            (
+                last["choices"].as_array().map(Vec::len),
+                last["usage"]["total_tokens"].as_u64()
+            ),
+            (Some(0), Some(7))
+        );
+        assert!(
+            events
+                .iter()
+                .all(|e| e["object"] == "chat.completion.chunk" && e["model"] == "default")
+        );
+    }
 }

@@ -1,0 +1,14 @@
+//! Cairn's model router: a [`Route`] is itself a `ChatModel` that sends each call to an ordered list
+//! of targets, with retries (jittered exponential backoff) inside a total deadline, fallback to the
+//! next target on failures that another target may not have, and a circuit breaker per target.
+//!
+//! Errors come classified from the adapters (`ModelError`): a bad request is never retried nor sent
+//! elsewhere; rate limits, timeouts and 5xx are retried and then fall back; an authentication
+//! failure falls back without retrying. A stream falls back only before its first chunk has been
+//! passed on; after that, an error reaches the caller as the stream's last item.
+
+mod breaker;
+mod route;
+
+pub use breaker::{BreakerSettings, CircuitBreaker};
+pub use route::{Route, RouteSettings, Target};

@@ -1,0 +1,498 @@
+//! A route: ordered targets, retries with jittered backoff, fallback, a total deadline.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use cairn_core::model::{ChatModel, ChatRequest, ChatResponse, ChatStream, ModelError};
+use futures_util::StreamExt;
+
+use crate::breaker::{BreakerSettings, CircuitBreaker};
+
+/// One model a route can send to, with its circuit breaker. Shared by every route that uses it, so
+/// the breaker sees all of the target's traffic.
+#[derive(Debug)]
+pub struct Target {
+    pub name: String,
+    pub model: Arc<dyn ChatModel>,
+    pub breaker: CircuitBreaker,
+}
+
+impl Target {
+    pub fn new(
+        name: impl Into<String>,
+        model: Arc<dyn ChatModel>,
+        breaker: BreakerSettings,
+    ) -> Arc<Self> {
+        Arc::new(Target {
+            name: name.into(),
+            model,
+            breaker: CircuitBreaker::new(breaker),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteSettings {
+    /// Attempts on one target before falling back to the next (1 = no retries).
+    pub attempts_per_target: u32,
+    /// The whole call, all attempts and backoff included; for a stream, until its first chunk.
+    pub deadline: Duration,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RouteSettings {
+    fn default() -> Self {
+        RouteSettings {
+            attempts_per_target: 2,
+            deadline: Duration::from_secs(60),
+            min_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What to do after a failed attempt.
+enum Next {
+    /// The request itself is wrong: every target would refuse it.
+    GiveUp,
+    Retry,
+    Fallback,
+}
+
+fn next_step(error: &ModelError) -> Next {
+    match error {
+        ModelError::InvalidRequest(_) | ModelError::ContextLengthExceeded(_) => Next::GiveUp,
+        ModelError::RateLimited { .. } | ModelError::Transient(_) => Next::Retry,
+        ModelError::NotFound(_) | ModelError::Permanent(_) => Next::Fallback,
+    }
+}
+
+/// Whether a failure says the target is unhealthy (and so counts for its breaker).
+fn counts_against_target(error: &ModelError) -> bool {
+    matches!(
+        error,
+        ModelError::RateLimited { .. } | ModelError::Transient(_) | ModelError::Permanent(_)
+    )
+}
+
+/// A named route; itself a `ChatModel`.
+#[derive(Debug)]
+pub struct Route {
+    name: String,
+    targets: Vec<Arc<Target>>,
+    settings: RouteSettings,
+}
+
+impl Route {
+    /// `targets` in order of preference; at least one.
+    pub fn new(
+        name: impl Into<String>,
+        targets: Vec<Arc<Target>>,
+        settings: RouteSettings,
+    ) -> Self {
+        Route {
+            name: name.into(),
+            targets,
+            settings,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn targets(&self) -> impl Iterator<Item = &str> {
+        self.targets.iter().map(|t| t.name.as_str())
+    }
+
+    /// Runs `call` against the targets in order, with retries, fallback and the deadline.
+    async fn run<T, F, Fut>(&self, call: F) -> Result<T, ModelError>
+    where
+        F: Fn(Arc<Target>) -> Fut,
+        Fut: Future<Output = Result<T, ModelError>>,
+    {
+        let started = Instant::now();
+        let deadline = started + self.settings.deadline;
+        let mut last_error: Option<ModelError> = None;
+        for (index, target) in self.targets.iter().enumerate() {
+            if !target.breaker.allow(Instant::now()) {
+                metrics::counter!("cairn_gateway_circuit_open_total", "route" => self.name.clone(), "target" => target.name.clone())
+                    .increment(1);
+                continue;
+            }
+            if index > 0 && last_error.is_some() {
+                metrics::counter!("cairn_gateway_fallbacks_total", "route" => self.name.clone(), "target" => target.name.clone())
+                    .increment(1);
+            }
+            let mut delays = ExponentialBuilder::default()
+                .with_jitter()
+                .with_min_delay(self.settings.min_backoff)
+                .with_max_delay(self.settings.max_backoff)
+                .with_max_times(self.settings.attempts_per_target.saturating_sub(1) as usize)
+                .build();
+            loop {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                if remaining.is_zero() {
+                    return Err(self.deadline_error(last_error));
+                }
+                let attempt_started = Instant::now();
+                let outcome = tokio::time::timeout(remaining, call(target.clone())).await;
+                let elapsed = attempt_started.elapsed().as_secs_f64();
+                let result = outcome.unwrap_or_else(|_| {
+                    Err(ModelError::Transient(format!(
+                        "no answer within the route's {} s deadline",
+                        self.settings.deadline.as_secs()
+                    )))
+                });
+                let class = match &result {
+                    Ok(_) => "ok",
+                    Err(error) => error.class(),
+                };
+                metrics::counter!("cairn_gateway_attempts_total", "route" => self.name.clone(), "target" => target.name.clone(), "outcome" => class)
+                    .increment(1);
+                metrics::histogram!("cairn_gateway_attempt_duration_seconds", "route" => self.name.clone(), "target" => target.name.clone())
+                    .record(elapsed);
+                let error = match result {
+                    Ok(value) => {
+                        target.breaker.record_success();
+                        return Ok(value);
+                    }
+                    Err(error) => error,
+                };
+                tracing::warn!(route = %self.name, target = %target.name, class, "model call failed: {error}");
+                if counts_against_target(&error) {
+                    target.breaker.record_failure(Instant::now());
+                }
+                let step = next_step(&error);
+                let retry_after = match &error {
+                    ModelError::RateLimited { retry_after } => *retry_after,
+                    _ => None,
+                };
+                last_error = Some(error);
+                match step {
+                    Next::GiveUp => {
+                        return Err(
+                            last_error.unwrap_or_else(|| ModelError::Permanent("unknown".into()))
+                        );
+                    }
+                    Next::Fallback => break,
+                    Next::Retry => {
+                        let Some(delay) = delays.next() else { break };
+                        let delay = retry_after.map_or(delay, |wait| wait.max(delay));
+                        if Instant::now() + delay >= deadline {
+                            // Waiting would spend the deadline: better to try the next target now.
+                            break;
+                        }
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| {
+            ModelError::Transient(format!(
+                "every target of route `{}` is failing (circuit open); try again in a moment",
+                self.name
+            ))
+        }))
+    }
+
+    fn deadline_error(&self, last_error: Option<ModelError>) -> ModelError {
+        let last = last_error
+            .map(|e| format!("; last error: {e}"))
+            .unwrap_or_default();
+        ModelError::Transient(format!(
+            "route `{}` used up its {} s deadline{last}",
+            self.name,
+            self.settings.deadline.as_secs()
+        ))
+    }
+}
+
+#[async_trait]
+impl ChatModel for Route {
+    async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ModelError> {
+        self.run(|target| async move { target.model.complete(request).await })
+            .await
+    }
+
+    /// Falls back only until the first chunk: once text has reached the caller, switching models
+    /// would splice two answers.
+    async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ModelError> {
+        self.run(|target| async move {
+            let mut stream = target.model.stream(request).await?;
+            match stream.next().await {
+                Some(Ok(first)) => {
+                    let rest: ChatStream = Box::pin(
+                        futures_util::stream::once(async move { Ok(first) }).chain(stream),
+                    );
+                    Ok(rest)
+                }
+                Some(Err(error)) => Err(error),
+                None => Err(ModelError::Transient(format!(
+                    "`{}` returned an empty stream",
+                    target.name
+                ))),
+            }
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use cairn_core::model::{ChatChunk, ChatMessage, FinishReason, Role, Usage};
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Behaviour {
+        Answer,
+        Fail(ModelError),
+        Hang,
+        /// Streams one chunk, then fails.
+        BreakMidStream,
+    }
+
+    /// A fake model that follows a script, then repeats its last step.
+    #[derive(Debug)]
+    struct Scripted {
+        name: &'static str,
+        script: Mutex<VecDeque<Behaviour>>,
+        calls: AtomicUsize,
+    }
+
+    impl Scripted {
+        fn new(name: &'static str, script: Vec<Behaviour>) -> Arc<Self> {
+            Arc::new(Scripted {
+                name,
+                script: Mutex::new(script.into()),
+                calls: AtomicUsize::new(0),
+            })
+        }
+
+        fn calls(&self) -> usize {
+            self.calls.load(Ordering::SeqCst)
+        }
+
+        fn step(&self) -> Behaviour {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let mut script = self.script.lock().expect("lock");
+            if script.len() > 1 {
+                script.pop_front().expect("step")
+            } else {
+                script.front().cloned().expect("step")
+            }
+        }
+    }
+
+    #[async_trait]
+    impl ChatModel for Scripted {
+        async fn complete(&self, _request: &ChatRequest) -> Result<ChatResponse, ModelError> {
+            match self.step() {
+                Behaviour::Answer | Behaviour::BreakMidStream => Ok(ChatResponse {
+                    message: ChatMessage::new(Role::Assistant, self.name),
+                    finish_reason: FinishReason::Stop,
+                    usage: Usage::default(),
+                    model: self.name.into(),
+                }),
+                Behaviour::Fail(error) => Err(error),
+                Behaviour::Hang => {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    Err(ModelError::Transient("woke up".into()))
+                }
+            }
+        }
+
+        async fn stream(&self, _request: &ChatRequest) -> Result<ChatStream, ModelError> {
+            let chunks: Vec<Result<ChatChunk, ModelError>> = match self.step() {
+                Behaviour::Answer => vec![
+                    Ok(ChatChunk::Delta(self.name.into())),
+                    Ok(ChatChunk::Finish {
+                        reason: FinishReason::Stop,
+                        usage: Usage::default(),
+                    }),
+                ],
+                Behaviour::BreakMidStream => {
+                    vec![
+                        Ok(ChatChunk::Delta(self.name.into())),
+                        Err(ModelError::Transient("reset".into())),
+                    ]
+                }
+                Behaviour::Fail(error) => vec![Err(error)],
+                Behaviour::Hang => {
+                    return Err(ModelError::Transient("hang is for complete()".into()));
+                }
+            };
+            Ok(Box::pin(futures_util::stream::iter(chunks)))
+        }
+    }
+
+    fn settings(attempts: u32) -> RouteSettings {
+        RouteSettings {
+            attempts_per_target: attempts,
+            deadline: Duration::from_secs(5),
+            min_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(5),
+        }
+    }
+
+    fn route(
+        models: &[&Arc<Scripted>],
+        settings: RouteSettings,
+        breaker: BreakerSettings,
+    ) -> Route {
+        let targets = models
+            .iter()
+            .map(|m| Target::new(m.name, (*m).clone() as Arc<dyn ChatModel>, breaker))
+            .collect();
+        Route::new("test", targets, settings)
+    }
+
+    fn transient() -> Behaviour {
+        Behaviour::Fail(ModelError::Transient("503".into()))
+    }
+
+    async fn answer(route: &Route) -> Result<String, ModelError> {
+        route
+            .complete(&ChatRequest::default())
+            .await
+            .map(|r| r.message.content)
+    }
+
+    #[tokio::test]
+    async fn retries_then_succeeds_on_the_same_target() {
+        let a = Scripted::new(
+            "a",
+            vec![
+                transient(),
+                Behaviour::Fail(ModelError::RateLimited { retry_after: None }),
+                Behaviour::Answer,
+            ],
+        );
+        let b = Scripted::new("b", vec![Behaviour::Answer]);
+        let route = route(&[&a, &b], settings(3), BreakerSettings::default());
+        assert_eq!(answer(&route).await, Ok("a".into()));
+        assert_eq!((a.calls(), b.calls()), (3, 0));
+    }
+
+    #[tokio::test]
+    async fn falls_back_after_the_attempts_on_a_target() {
+        let a = Scripted::new("a", vec![transient()]);
+        let b = Scripted::new("b", vec![Behaviour::Answer]);
+        let route = route(&[&a, &b], settings(2), BreakerSettings::default());
+        assert_eq!(answer(&route).await, Ok("b".into()));
+        assert_eq!((a.calls(), b.calls()), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn a_bad_request_is_never_retried_nor_sent_elsewhere() {
+        for error in [
+            ModelError::InvalidRequest("bad".into()),
+            ModelError::ContextLengthExceeded("8k".into()),
+        ] {
+            let a = Scripted::new("a", vec![Behaviour::Fail(error.clone())]);
+            let b = Scripted::new("b", vec![Behaviour::Answer]);
+            let route = route(&[&a, &b], settings(3), BreakerSettings::default());
+            assert_eq!(answer(&route).await, Err(error));
+            assert_eq!((a.calls(), b.calls()), (1, 0));
+        }
+    }
+
+    #[tokio::test]
+    async fn credentials_failures_fall_back_without_retrying() {
+        let a = Scripted::new(
+            "a",
+            vec![Behaviour::Fail(ModelError::Permanent("401".into()))],
+        );
+        let b = Scripted::new("b", vec![Behaviour::Answer]);
+        let route = route(&[&a, &b], settings(3), BreakerSettings::default());
+        assert_eq!(answer(&route).await, Ok("b".into()));
+        assert_eq!((a.calls(), b.calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn the_last_error_is_returned_when_every_target_fails() {
+        let a = Scripted::new("a", vec![transient()]);
+        let b = Scripted::new(
+            "b",
+            vec![Behaviour::Fail(ModelError::Permanent("403".into()))],
+        );
+        let route = route(&[&a, &b], settings(2), BreakerSettings::default());
+        assert_eq!(
+            answer(&route).await,
+            Err(ModelError::Permanent("403".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_open_circuit_skips_the_target() {
+        let a = Scripted::new("a", vec![transient()]);
+        let b = Scripted::new("b", vec![Behaviour::Answer]);
+        let breaker = BreakerSettings {
+            failure_threshold: 2,
+            cool_down: Duration::from_secs(60),
+        };
+        let route = route(&[&a, &b], settings(1), breaker);
+        for _ in 0..5 {
+            assert_eq!(answer(&route).await, Ok("b".into()));
+        }
+        assert_eq!(
+            a.calls(),
+            2,
+            "after two failures `a` is not called again during the cool-down"
+        );
+        assert_eq!(b.calls(), 5);
+    }
+
+    #[tokio::test]
+    async fn the_deadline_bounds_the_whole_call() {
+        let a = Scripted::new("a", vec![Behaviour::Hang]);
+        let b = Scripted::new("b", vec![Behaviour::Answer]);
+        let mut short = settings(2);
+        short.deadline = Duration::from_millis(100);
+        let route = route(&[&a, &b], short, BreakerSettings::default());
+        let started = Instant::now();
+        let error = answer(&route).await.expect_err("deadline");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            matches!(&error, ModelError::Transient(m) if m.contains("deadline")),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn streams_fall_back_before_the_first_chunk_only() {
+        let a = Scripted::new("a", vec![transient()]);
+        let b = Scripted::new("b", vec![Behaviour::BreakMidStream]);
+        let route = route(&[&a, &b], settings(1), BreakerSettings::default());
+        let chunks: Vec<_> = route
+            .stream(&ChatRequest::default())
+            .await
+            .expect("starts")
+            .collect()
+            .await;
+        assert_eq!(
+            chunks,
+            vec![
+                Ok(ChatChunk::Delta("b".into())),
+                Err(ModelError::Transient("reset".into()))
+            ]
+        );
+        assert_eq!(
+            (a.calls(), b.calls()),
+            (1, 1),
+            "the mid-stream failure is passed on, not retried"
+        );
+    }
+}
