@@ -9,6 +9,8 @@ started=$(date +%s)
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cairn/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# Local models are read from disk; mistral.rs still creates a Hugging Face cache directory: keep it here.
+export HF_HOME="${HF_HOME:-$HOME/.cache/cairn/hf}"
 echo "setup: cargo target dir $CARGO_TARGET_DIR ($( [ -d "$CARGO_TARGET_DIR" ] && echo reused || echo new))"
 
 scripts/pg-up.sh
@@ -24,6 +26,12 @@ promtool_out=$(scripts/fetch-promtool.sh)
 CAIRN_PROMTOOL=$(tail -n 1 <<<"$promtool_out")
 export CAIRN_PROMTOOL
 echo "setup: promtool at $CAIRN_PROMTOOL"
+
+python_out=$(scripts/python-env.sh)
+[ "$(wc -l <<<"$python_out")" -gt 1 ] && head -n -1 <<<"$python_out"
+CAIRN_PYTHON=$(tail -n 1 <<<"$python_out")
+export CAIRN_PYTHON
+echo "setup: python clients in $(dirname "$(dirname "$CAIRN_PYTHON")")"
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup: installing cargo-nextest"

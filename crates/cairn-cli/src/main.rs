@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use cairn_server::config::{self, Sources};
 use clap::{Args, Parser, Subcommand};
 
+mod bench;
 mod prompt;
 
 #[derive(Debug, Parser)]
@@ -30,6 +31,13 @@ enum Command {
     Serve(ServeArgs),
     /// Apply catalog migrations and exit.
     Migrate(StorageArgs),
+    /// Measure a configured model's speed: `cairn bench generate --model NAME`.
+    Bench {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Manage versioned prompts: push, list, show, diff, label, rollback, history, status, render.
     Prompt {
         #[command(flatten)]
@@ -37,6 +45,12 @@ enum Command {
         #[command(subcommand)]
         command: prompt::PromptCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Prompt-processing and decode tokens/s of a model or route.
+    Generate(bench::GenerateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -122,7 +136,9 @@ fn main() -> ExitCode {
             }
             (flags, args.check)
         }
-        Command::Migrate(args) | Command::Prompt { storage: args, .. } => (args.flags(), false),
+        Command::Migrate(args)
+        | Command::Prompt { storage: args, .. }
+        | Command::Bench { storage: args, .. } => (args.flags(), false),
     };
     let config = match config::load(&sources(cli.config, flags)) {
         Ok(config) => config,
@@ -160,6 +176,26 @@ fn main() -> ExitCode {
                 catalog.close().await;
                 println!("catalog migrated: {}", config.database.describe());
                 Ok(())
+            }
+            Command::Bench {
+                command: BenchCommand::Generate(args),
+                ..
+            } => {
+                let models = cairn_server::models::ModelDirectory::from_config(
+                    &config.models,
+                    &config.routes,
+                )
+                .await
+                .map_err(anyhow::Error::msg)?;
+                let Some(model) = models.get(&args.model) else {
+                    let known: Vec<&str> = models.names().collect();
+                    anyhow::bail!(
+                        "no model or route is named `{}`; configured: {}",
+                        args.model,
+                        known.join(", ")
+                    );
+                };
+                bench::generate(&*model, &args).await
             }
             Command::Prompt { command, .. } => {
                 let catalog = cairn_server::serve::open_for_use(&config).await?;

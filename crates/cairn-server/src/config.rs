@@ -42,6 +42,8 @@ pub enum ProviderKind {
     Azure,
     /// Any server with OpenAI's API: vLLM, TGI, Ollama, mistralrs-server, a gateway in front of them.
     OpenaiCompatible,
+    /// In this process, through mistral.rs: a GGUF file, a safetensors directory or a hub id.
+    Local,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,6 +59,9 @@ pub struct ModelSection {
     /// The upstream model name (defaults to `name`); on Azure, the deployment name.
     #[serde(default)]
     pub model: Option<String>,
+    /// Local models: a `.gguf` file, a safetensors directory, or a Hugging Face model id.
+    #[serde(default)]
+    pub path: Option<String>,
     /// Azure only.
     #[serde(default)]
     pub api_version: Option<String>,
@@ -633,10 +638,19 @@ fn database_config(
 #[derive(Debug, Clone)]
 pub struct ModelConfig {
     pub name: String,
-    pub endpoint: cairn_openai::Endpoint,
-    pub upstream_model: String,
-    pub timeouts: cairn_openai::Timeouts,
+    pub backend: ModelBackend,
     pub breaker: cairn_gateway::BreakerSettings,
+}
+
+/// How a model is reached.
+#[derive(Debug, Clone)]
+pub enum ModelBackend {
+    Remote {
+        endpoint: cairn_openai::Endpoint,
+        upstream_model: String,
+        timeouts: cairn_openai::Timeouts,
+    },
+    Local(cairn_local::LocalModelSource),
 }
 
 fn model_configs(
@@ -670,9 +684,53 @@ fn model_configs(
             ));
         }
         names.push(&model.name);
+        let breaker = cairn_gateway::BreakerSettings {
+            failure_threshold: model.breaker_failures.max(1),
+            cool_down: Duration::from_secs(model.breaker_cool_down_secs),
+        };
+        if model.provider != ProviderKind::Local && model.path.is_some() {
+            return Err(bad(
+                &key("path"),
+                "`path` is for local models".into(),
+                "remove it, or set provider = \"local\"",
+            ));
+        }
         let upstream_model = model.model.clone().unwrap_or_else(|| model.name.clone());
         let key_secret = secret(&model.api_key_env, &key("api_key_env"))?;
         let endpoint = match model.provider {
+            ProviderKind::Local => {
+                let path = model.path.as_deref().ok_or_else(|| {
+                    bad(
+                        &key("path"),
+                        "a local model needs `path`".into(),
+                        "give a .gguf file, a safetensors directory or a Hugging Face model id",
+                    )
+                })?;
+                let home = env
+                    .iter()
+                    .find(|(k, _)| k == "HOME")
+                    .map(|(_, v)| v.as_str());
+                let path = match (path.strip_prefix("~/"), home) {
+                    (Some(rest), Some(home)) => format!("{home}/{rest}"),
+                    _ => path.to_owned(),
+                };
+                let source = cairn_local::LocalModelSource::from_path_or_id(&path);
+                if let cairn_local::LocalModelSource::Gguf(file) = &source
+                    && !file.is_file()
+                {
+                    return Err(bad(
+                        &key("path"),
+                        format!("{} does not exist", file.display()),
+                        "correct the path, or fetch the model first",
+                    ));
+                }
+                models.push(ModelConfig {
+                    name: model.name.clone(),
+                    backend: ModelBackend::Local(source),
+                    breaker,
+                });
+                continue;
+            }
             ProviderKind::Openai | ProviderKind::OpenaiCompatible => {
                 if model.api_version.is_some() || model.bearer_token_env.is_some() {
                     return Err(bad(
@@ -745,18 +803,18 @@ fn model_configs(
                 "use an http:// or https:// URL and a plain-text key",
             )
         })?;
+        let timeouts = cairn_openai::Timeouts {
+            connect: Duration::from_secs(model.connect_timeout_secs.max(1)),
+            read: Duration::from_secs(model.read_timeout_secs.max(1)),
+        };
         models.push(ModelConfig {
             name: model.name.clone(),
-            endpoint,
-            upstream_model,
-            timeouts: cairn_openai::Timeouts {
-                connect: Duration::from_secs(model.connect_timeout_secs.max(1)),
-                read: Duration::from_secs(model.read_timeout_secs.max(1)),
+            backend: ModelBackend::Remote {
+                endpoint,
+                upstream_model,
+                timeouts,
             },
-            breaker: cairn_gateway::BreakerSettings {
-                failure_threshold: model.breaker_failures.max(1),
-                cool_down: Duration::from_secs(model.breaker_cool_down_secs),
-            },
+            breaker,
         });
     }
     for (index, route) in raw.routes.iter().enumerate() {
@@ -1111,9 +1169,20 @@ mod tests {
             })
             .collect();
         let raw: RawConfig = toml::from_str(&block).expect("the example block parses");
-        let env = vec![("AZURE_OPENAI_API_KEY".to_owned(), "k".to_owned())];
+        // `~` in a local model's path is the home directory: give it one with the model file in place.
+        let home = tempfile::tempdir().expect("temp dir");
+        let model_dir = home.path().join(".cache/cairn-models");
+        std::fs::create_dir_all(&model_dir).expect("mkdir");
+        std::fs::write(model_dir.join("smollm2-135m-instruct-q4_1.gguf"), b"GGUF").expect("write");
+        let env = vec![
+            ("AZURE_OPENAI_API_KEY".to_owned(), "k".to_owned()),
+            ("HOME".to_owned(), home.path().display().to_string()),
+        ];
         let config = validate(raw, Origins::default(), &env).expect("the example block validates");
-        assert_eq!((config.models.len(), config.routes.len()), (2, 1));
+        assert_eq!((config.models.len(), config.routes.len()), (3, 1));
+        assert!(
+            matches!(&config.models[2].backend, ModelBackend::Local(cairn_local::LocalModelSource::Gguf(path)) if path.starts_with(home.path()))
+        );
         for field in [
             "name",
             "provider",
@@ -1195,12 +1264,28 @@ mod tests {
             &[],
             &[],
         );
-        assert_eq!(
-            (
-                config.models[0].upstream_model.as_str(),
-                config.routes[0].attempts_per_target
-            ),
-            ("m", 2)
+        assert!(
+            matches!(&config.models[0].backend, ModelBackend::Remote { upstream_model, .. } if upstream_model == "m")
+        );
+        assert_eq!(config.routes[0].attempts_per_target, 2);
+
+        check_error(
+            Some("[[models]]\nname = \"l\"\nprovider = \"local\"\n"),
+            &[],
+            &[],
+            &["`models[0].path`", "a local model needs `path`"],
+        );
+        check_error(
+            Some("[[models]]\nname = \"l\"\nprovider = \"local\"\npath = \"/nope/model.gguf\"\n"),
+            &[],
+            &[],
+            &["/nope/model.gguf does not exist"],
+        );
+        check_error(
+            Some(&format!("{local}path = \"x.gguf\"\n")),
+            &[],
+            &[],
+            &["`path` is for local models"],
         );
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use cairn_core::model::ChatModel;
 use cairn_gateway::{Route, RouteSettings, Target};
 
-use crate::config::{ModelConfig, RouteSection};
+use crate::config::{ModelBackend, ModelConfig, RouteSection};
 
 /// Everything callable by name.
 #[derive(Debug, Default)]
@@ -17,22 +17,38 @@ pub struct ModelDirectory {
 }
 
 impl ModelDirectory {
-    /// Builds adapters for the configured models and routes over them. The config has been
-    /// validated, so names resolve.
-    pub fn from_config(
+    /// Builds adapters for the configured models (loading local ones, which takes a while) and
+    /// routes over them. The config has been validated, so names resolve.
+    pub async fn from_config(
         models: &[ModelConfig],
         routes: &[RouteSection],
-    ) -> Result<Self, cairn_openai::EndpointError> {
+    ) -> Result<Self, String> {
         let mut targets: BTreeMap<String, Arc<Target>> = BTreeMap::new();
         for model in models {
-            let adapter = cairn_openai::OpenAiChatModel::new(
-                &model.endpoint,
-                &model.upstream_model,
-                model.timeouts,
-            )?;
+            let adapter: Arc<dyn ChatModel> = match &model.backend {
+                ModelBackend::Remote {
+                    endpoint,
+                    upstream_model,
+                    timeouts,
+                } => Arc::new(
+                    cairn_openai::OpenAiChatModel::new(endpoint, upstream_model, *timeouts)
+                        .map_err(|e| format!("model `{}`: {e}", model.name))?,
+                ),
+                ModelBackend::Local(source) => {
+                    let started = std::time::Instant::now();
+                    let local = cairn_local::MistralRsChatModel::load(
+                        source,
+                        cairn_local::LocalOptions::default(),
+                    )
+                    .await
+                    .map_err(|e| format!("model `{}`: {e}", model.name))?;
+                    tracing::info!(model = %model.name, seconds = started.elapsed().as_secs_f32(), "local model loaded");
+                    Arc::new(local)
+                }
+            };
             targets.insert(
                 model.name.clone(),
-                Target::new(&model.name, Arc::new(adapter), model.breaker),
+                Target::new(&model.name, adapter, model.breaker),
             );
         }
         Ok(Self::from_targets(targets, routes))

@@ -176,7 +176,8 @@ pub async fn serve(
     let prompts = prompt_registry(config, catalog.as_dyn());
     tokio::spawn(prompts.clone().follow_label_moves());
     let models = crate::models::ModelDirectory::from_config(&config.models, &config.routes)
-        .map_err(|e| ServeError::Models(e.to_string()))?;
+        .await
+        .map_err(ServeError::Models)?;
     let state = AppState {
         catalog: catalog.as_dyn(),
         prompts,

@@ -529,3 +529,61 @@ fn prompt_workflow_from_the_command_line() {
         "the valid file in the same push was not published either:\n{stdout}"
     );
 }
+
+fn python() -> PathBuf {
+    match std::env::var("CAIRN_PYTHON") {
+        Ok(path) => PathBuf::from(path),
+        Err(_) => {
+            let cached = PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/cairn/venv/bin/python");
+            assert!(
+                cached.is_file(),
+                "no Python with the openai package: run scripts/python-env.sh (scripts/test.sh does) or set CAIRN_PYTHON"
+            );
+            cached
+        }
+    }
+}
+
+/// The official openai Python package, against `cairn serve` routed to a scripted upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_python_client_is_compatible() {
+    let upstream = cairn_testkit::ScriptedUpstream::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = upstream.base_url();
+    let config = format!(
+        "[[models]]\nname = \"primary\"\nprovider = \"openai-compatible\"\nbase_url = \"{base}\"\nmodel = \"down\"\n\
+         [[models]]\nname = \"backup\"\nprovider = \"openai-compatible\"\nbase_url = \"{base}\"\nmodel = \"good\"\n\
+         [[models]]\nname = \"agent\"\nprovider = \"openai-compatible\"\nbase_url = \"{base}\"\nmodel = \"tools\"\n\
+         [[models]]\nname = \"small\"\nprovider = \"openai-compatible\"\nbase_url = \"{base}\"\nmodel = \"context\"\n\
+         [[routes]]\nname = \"default\"\ntargets = [\"primary\", \"backup\"]\nattempts_per_target = 1\n"
+    );
+    std::fs::write(dir.path().join("cairn.toml"), config).expect("write config");
+    let server = Server::start(dir.path(), &[]);
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/openai_compat/test_openai_client.py");
+    let base_url = server.url("/v1");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python())
+            .arg(script)
+            .env("CAIRN_BASE_URL", base_url)
+            .output()
+            .expect("run python")
+    })
+    .await
+    .expect("join");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "the openai package disagreed with Cairn:\n{report}\n--- cairn log ---\n{}",
+        server.logs()
+    );
+    assert!(
+        report.contains("Ran 5 tests") && report.contains("OK"),
+        "{report}"
+    );
+}

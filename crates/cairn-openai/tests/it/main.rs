@@ -1,212 +1,18 @@
 //! The adapters against a scripted OpenAI-compatible server on loopback: request shapes for OpenAI,
 //! Azure and compatible servers, responses, streams with tool calls, and every failure class.
 
-use std::sync::{Arc, Mutex};
-
-use axum::Router;
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use cairn_core::model::{
     ChatChunk, ChatMessage, ChatModel, ChatRequest, EmbeddingModel, FinishReason, ModelError, Role,
     ToolChoice, ToolDefinition,
 };
 use cairn_openai::{Auth, Endpoint, OpenAiChatModel, OpenAiEmbeddingModel, Timeouts};
+use cairn_testkit::ScriptedUpstream;
 use futures_util::StreamExt;
-use serde_json::{Value, json};
+use serde_json::json;
 
-/// What the scripted server saw.
-#[derive(Debug, Clone)]
-struct Seen {
-    path_and_query: String,
-    headers: HeaderMap,
-    body: Value,
-}
-
-type Log = Arc<Mutex<Vec<Seen>>>;
-
-/// The server's behaviour is chosen by the `model` field of each request.
-async fn scripted(State(log): State<Log>, request: Request) -> Response {
-    let path_and_query = request
-        .uri()
-        .path_and_query()
-        .map(ToString::to_string)
-        .unwrap_or_default();
-    let headers = request.headers().clone();
-    let bytes = axum::body::to_bytes(request.into_body(), 1 << 20)
-        .await
-        .unwrap_or_default();
-    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    log.lock().expect("lock").push(Seen {
-        path_and_query: path_and_query.clone(),
-        headers,
-        body: body.clone(),
-    });
-    let model = body["model"].as_str().unwrap_or_default().to_owned();
-    let streaming = body["stream"] == json!(true);
-    if path_and_query.contains("/embeddings") {
-        let inputs = body["input"].as_array().cloned().unwrap_or_default();
-        let dimension = if model == "wrong-dimension" { 2 } else { 3 };
-        // Out of order on purpose: the adapter must sort by index.
-        let data: Vec<Value> = inputs
-            .iter()
-            .enumerate()
-            .rev()
-            .map(|(i, _)| json!({"object": "embedding", "index": i, "embedding": vec![i as f32; dimension]}))
-            .collect();
-        return json_response(
-            StatusCode::OK,
-            json!({"object": "list", "model": model, "data": data, "usage": {"prompt_tokens": 3, "total_tokens": 3}}),
-        );
-    }
-    match (model.as_str(), streaming) {
-        ("context", _) => error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            Some("context_length_exceeded"),
-            "maximum context length is 8192 tokens",
-        ),
-        ("bad", _) => error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            None,
-            "temperature must be at most 2",
-        ),
-        ("limited", _) => error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limit_error",
-            None,
-            "slow down",
-        ),
-        ("broke", _) => error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "insufficient_quota",
-            Some("insufficient_quota"),
-            "no credits",
-        ),
-        ("down", _) => (StatusCode::BAD_GATEWAY, "upstream connect error").into_response(),
-        ("locked", _) => error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            Some("invalid_api_key"),
-            "Incorrect API key",
-        ),
-        ("missing", _) => error(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            Some("model_not_found"),
-            "The model `missing` does not exist",
-        ),
-        (_, false) => json_response(StatusCode::OK, completion(&model)),
-        ("tools", true) => sse(
-            &[
-                chunk(
-                    json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}),
-                    None,
-                ),
-                chunk(
-                    json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]}),
-                    None,
-                ),
-                chunk(
-                    json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"Oslo\"}"}}]}),
-                    None,
-                ),
-                chunk(json!({}), Some("tool_calls")),
-                usage_chunk(),
-            ],
-            true,
-        ),
-        ("cut", true) => sse(&[chunk(json!({"content": "partial "}), None)], false),
-        ("inband", true) => sse(
-            &[
-                chunk(json!({"content": "Hel"}), None),
-                json!({"error": {"message": "The server is overloaded", "type": "server_error", "code": null}}),
-            ],
-            false,
-        ),
-        (_, true) => sse(
-            &[
-                chunk(json!({"role": "assistant", "content": ""}), None),
-                chunk(json!({"content": "Hello"}), None),
-                chunk(json!({"content": ", world"}), None),
-                chunk(json!({}), Some("stop")),
-                usage_chunk(),
-            ],
-            true,
-        ),
-    }
-}
-
-fn json_response(status: StatusCode, body: Value) -> Response {
-    (
-        status,
-        [("content-type", "application/json")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-fn error(status: StatusCode, kind: &str, code: Option<&str>, message: &str) -> Response {
-    json_response(
-        status,
-        json!({"error": {"message": message, "type": kind, "param": null, "code": code}}),
-    )
-}
-
-fn completion(model: &str) -> Value {
-    let message = if model == "tools" {
-        json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_9", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}}]})
-    } else {
-        json!({"role": "assistant", "content": "Hello, world"})
-    };
-    let finish = if model == "tools" {
-        "tool_calls"
-    } else {
-        "stop"
-    };
-    json!({
-        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": format!("{model}-2026"),
-        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-        "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15,
-                  "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens_details": {"reasoning_tokens": 1}}
-    })
-}
-
-fn chunk(delta: Value, finish: Option<&str>) -> Value {
-    json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
-           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-}
-
-fn usage_chunk() -> Value {
-    json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [],
-           "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}})
-}
-
-fn sse(events: &[Value], done: bool) -> Response {
-    let mut text: String = events
-        .iter()
-        .map(|event| format!("data: {event}\n\n"))
-        .collect();
-    if done {
-        text.push_str("data: [DONE]\n\n");
-    }
-    Response::builder()
-        .header("content-type", "text/event-stream")
-        .body(Body::from(text))
-        .expect("response")
-}
-
-async fn start() -> (String, Log) {
-    let log: Log = Arc::default();
-    let app = Router::new().fallback(scripted).with_state(log.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}"), log)
+async fn start() -> (String, ScriptedUpstream) {
+    let upstream = ScriptedUpstream::start().await;
+    (upstream.root_url(), upstream)
 }
 
 fn openai(base: &str) -> Endpoint {
@@ -239,7 +45,7 @@ async fn completes_and_sends_an_openai_request() {
         .complete(&ask("hi"))
         .await
         .expect("complete");
-    assert_eq!(response.message.content, "Hello, world");
+    assert_eq!(response.message.content, "answer from gpt-test");
     assert_eq!(response.finish_reason, FinishReason::Stop);
     assert_eq!(
         (
@@ -257,7 +63,7 @@ async fn completes_and_sends_an_openai_request() {
     );
     assert_eq!(response.model, "gpt-test-2026");
 
-    let seen = log.lock().expect("lock")[0].clone();
+    let seen = log.requests()[0].clone();
     assert_eq!(seen.path_and_query, "/v1/chat/completions");
     assert_eq!(seen.headers["authorization"], "Bearer sk-test");
     assert_eq!(
@@ -297,7 +103,7 @@ async fn azure_deployments_use_their_url_key_and_max_completion_tokens() {
         .await
         .expect("complete");
 
-    let seen = log.lock().expect("lock").clone();
+    let seen = log.requests();
     assert_eq!(
         seen[0].path_and_query,
         "/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21"
@@ -340,7 +146,7 @@ async fn tools_round_trip() {
         .await
         .expect("follow-up");
 
-    let seen = log.lock().expect("lock").clone();
+    let seen = log.requests();
     assert_eq!(
         seen[0].body["tools"][0],
         json!({"type": "function", "function": {"name": "get_weather", "description": "Current weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}})
@@ -376,8 +182,8 @@ async fn streams_text_then_finish_with_usage() {
     assert_eq!(
         chunks[..2],
         [
-            ChatChunk::Delta("Hello".into()),
-            ChatChunk::Delta(", world".into())
+            ChatChunk::Delta("Hi".into()),
+            ChatChunk::Delta(" there".into())
         ]
     );
     match &chunks[2] {
@@ -387,7 +193,7 @@ async fn streams_text_then_finish_with_usage() {
         ),
         other => panic!("expected Finish, got {other:?}"),
     }
-    let seen = log.lock().expect("lock")[0].clone();
+    let seen = log.requests()[0].clone();
     assert_eq!(
         (
             seen.body["stream"].clone(),
@@ -450,7 +256,7 @@ async fn broken_streams_end_with_a_transient_error() {
 async fn failures_are_classified_for_the_router() {
     let (base, log) = start().await;
     type Check = fn(&ModelError) -> bool;
-    let cases: [(&str, Check); 7] = [
+    let cases: [(&str, Check); 8] = [
         (
             "context",
             |e| matches!(e, ModelError::ContextLengthExceeded(m) if m.contains("8192")),
@@ -466,6 +272,10 @@ async fn failures_are_classified_for_the_router() {
         ),
         (
             "down",
+            |e| matches!(e, ModelError::Transient(m) if m.contains("503") && m.contains("overloaded")),
+        ),
+        (
+            "gateway",
             |e| matches!(e, ModelError::Transient(m) if m.contains("502")),
         ),
         (
@@ -487,8 +297,8 @@ async fn failures_are_classified_for_the_router() {
         assert!(check(&error), "{name} (stream): {error:?}");
     }
     assert_eq!(
-        log.lock().expect("lock").len(),
-        14,
+        log.requests().len(),
+        16,
         "one attempt per call: retries are the gateway's job"
     );
 
@@ -516,10 +326,7 @@ async fn embeddings_come_back_in_input_order_with_the_checked_dimension() {
         embedder.embed_query("q").await.expect("query"),
         vec![0.0; 3]
     );
-    assert_eq!(
-        log.lock().expect("lock")[0].path_and_query,
-        "/v1/embeddings"
-    );
+    assert_eq!(log.requests()[0].path_and_query, "/v1/embeddings");
 
     let wrong = OpenAiEmbeddingModel::new(
         &openai(&base),

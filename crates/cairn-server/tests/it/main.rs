@@ -532,108 +532,38 @@ async fn prompt_errors_say_what_to_fix() {
 mod openai_api {
     //! `/v1/chat/completions` and `/v1/models` over real adapters pointed at a scripted upstream.
 
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
     use std::time::Duration;
 
     use axum::Router;
     use axum::body::Body;
     use axum::http::{Request, StatusCode, header};
-    use axum::response::{IntoResponse, Response};
-    use cairn_server::config::{ModelConfig, RouteSection};
+    use cairn_server::config::{ModelBackend, ModelConfig, RouteSection};
     use cairn_server::models::ModelDirectory;
+    use cairn_testkit::ScriptedUpstream;
     use serde_json::{Value, json};
 
     use super::{check_error, json_request, send};
 
-    type Log = Arc<Mutex<Vec<Value>>>;
-
-    /// Answers by the upstream model name: `good`, `down` (503), `ctx` (context length), `tools`.
-    async fn upstream(
-        axum::extract::State(log): axum::extract::State<Log>,
-        body: axum::body::Bytes,
-    ) -> Response {
-        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        log.lock().expect("lock").push(request.clone());
-        let model = request["model"].as_str().unwrap_or_default().to_owned();
-        let error = |status: StatusCode, code: &str, message: &str| {
-            (
-                status,
-                [("content-type", "application/json")],
-                json!({"error": {"message": message, "type": "x", "param": null, "code": code}})
-                    .to_string(),
-            )
-                .into_response()
-        };
-        match model.as_str() {
-            "down" => return error(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "try later"),
-            "ctx" => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "context_length_exceeded",
-                    "max 4096 tokens",
-                );
-            }
-            _ => {}
-        }
-        if request["stream"] == json!(true) {
-            let chunk = |delta: Value, finish: Value| json!({"id": "u", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
-            let events = [
-                chunk(json!({"role": "assistant", "content": "Hi"}), Value::Null),
-                chunk(json!({"content": " there"}), Value::Null),
-                chunk(json!({}), json!("stop")),
-                json!({"id": "u", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}),
-            ];
-            let text: String = events
-                .iter()
-                .map(|e| format!("data: {e}\n\n"))
-                .chain(["data: [DONE]\n\n".to_owned()])
-                .collect();
-            return Response::builder()
-                .header("content-type", "text/event-stream")
-                .body(Body::from(text))
-                .expect("response");
-        }
-        let message = if model == "tools" {
-            json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{\"q\":\"x\"}"}}]})
-        } else {
-            json!({"role": "assistant", "content": format!("answer from {model}")})
-        };
-        let finish = if model == "tools" {
-            "tool_calls"
-        } else {
-            "stop"
-        };
-        let body = json!({"id": "u", "object": "chat.completion", "created": 1, "model": model,
-                          "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                          "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}});
-        ([("content-type", "application/json")], body.to_string()).into_response()
-    }
-
-    async fn app() -> (Router, Log, super::TestApp) {
-        let log: Log = Arc::default();
-        let upstream_app = Router::new()
-            .fallback(axum::routing::post(upstream))
-            .with_state(log.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}/v1", listener.local_addr().expect("addr"));
-        tokio::spawn(async move { axum::serve(listener, upstream_app).await });
-
+    async fn app() -> (Router, ScriptedUpstream, super::TestApp) {
+        let upstream = ScriptedUpstream::start().await;
+        let base = upstream.base_url();
         let model = |name: &str, upstream_model: &str| ModelConfig {
             name: name.into(),
-            endpoint: cairn_openai::Endpoint::OpenAi {
-                base_url: base.clone(),
-                auth: cairn_openai::Auth::None,
+            backend: ModelBackend::Remote {
+                endpoint: cairn_openai::Endpoint::OpenAi {
+                    base_url: base.clone(),
+                    auth: cairn_openai::Auth::None,
+                },
+                upstream_model: upstream_model.into(),
+                timeouts: cairn_openai::Timeouts::default(),
             },
-            upstream_model: upstream_model.into(),
-            timeouts: cairn_openai::Timeouts::default(),
             breaker: cairn_gateway::BreakerSettings::default(),
         };
         let models = [
             model("primary", "down"),
             model("backup", "good"),
-            model("small", "ctx"),
+            model("small", "context"),
             model("agent", "tools"),
         ];
         let routes = [RouteSection {
@@ -642,11 +572,13 @@ mod openai_api {
             attempts_per_target: 2,
             deadline_secs: 10,
         }];
-        let directory = ModelDirectory::from_config(&models, &routes).expect("directory");
+        let directory = ModelDirectory::from_config(&models, &routes)
+            .await
+            .expect("directory");
         let test = super::test_app(1 << 20).await;
         let mut state = test.state.clone();
         state.models = Arc::new(directory);
-        (cairn_server::router(state), log, test)
+        (cairn_server::router(state), upstream, test)
     }
 
     fn chat(model: &str, extra: Value) -> String {
@@ -697,10 +629,10 @@ mod openai_api {
                 body["usage"]["prompt_tokens"].as_u64(),
                 body["usage"]["total_tokens"].as_u64()
             ),
-            (Some(9), Some(12))
+            (Some(12), Some(15))
         );
 
-        log.lock().expect("lock").clear();
+        log.clear();
         let (status, body) = json_request(
             &app,
             "POST",
@@ -710,12 +642,7 @@ mod openai_api {
         .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["choices"][0]["message"]["content"], "answer from good");
-        let upstream_models: Vec<String> = log
-            .lock()
-            .expect("lock")
-            .iter()
-            .map(|r| r["model"].as_str().unwrap_or_default().to_owned())
-            .collect();
+        let upstream_models = log.models_called();
         assert_eq!(
             upstream_models,
             ["down", "down", "good"],
@@ -734,7 +661,10 @@ mod openai_api {
         )
         .await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(check_error(&body, "server_error", "upstream_unavailable").contains("try later"));
+        assert!(
+            check_error(&body, "server_error", "upstream_unavailable")
+                .contains("overloaded, try later")
+        );
         let (status, body) = json_request(
             &app,
             "POST",
@@ -745,7 +675,7 @@ mod openai_api {
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(
             check_error(&body, "invalid_request_error", "context_length_exceeded")
-                .contains("max 4096 tokens")
+                .contains("maximum context length is 8192 tokens")
         );
         let (status, body) = json_request(
             &app,
@@ -801,9 +731,9 @@ mod openai_api {
         assert_eq!(body["choices"][0]["message"]["content"], Value::Null);
         assert_eq!(
             body["choices"][0]["message"]["tool_calls"][0],
-            json!({"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{\"q\":\"x\"}"}})
+            json!({"id": "call_9", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}})
         );
-        let sent = log.lock().expect("lock")[0].clone();
+        let sent = log.requests()[0].body.clone();
         assert_eq!(sent["tools"][0]["function"]["name"], "lookup");
         assert_eq!(
             sent["tool_choice"],
@@ -862,7 +792,7 @@ mod openai_api {
                 last["choices"].as_array().map(Vec::len),
                 last["usage"]["total_tokens"].as_u64()
             ),
-            (Some(0), Some(7))
+            (Some(0), Some(9))
         );
         assert!(
             events

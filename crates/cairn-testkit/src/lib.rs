@@ -1,0 +1,295 @@
+//! Test support: a scripted OpenAI-compatible server on loopback, shared by the adapter, gateway,
+//! server and client-compatibility tests (and usable as a fixed-latency upstream for benchmarks).
+//!
+//! The server's behaviour is chosen by the `model` field of each request:
+//!
+//! | model | answer |
+//! |---|---|
+//! | `tools` | a `get_weather` tool call (also streamed, in argument fragments) |
+//! | `context` | 400 `context_length_exceeded` |
+//! | `bad` | 400 invalid request |
+//! | `limited` | 429 rate limited |
+//! | `broke` | 429 `insufficient_quota` |
+//! | `down` | 503 with an OpenAI error body |
+//! | `gateway` | 502 with a plain-text body |
+//! | `locked` | 401 `invalid_api_key` |
+//! | `missing` | 404 `model_not_found` |
+//! | `cut` | a stream that stops before finishing |
+//! | `inband` | a stream with an error event after the first chunk |
+//! | `slow-N` | waits N milliseconds, then answers normally |
+//! | anything else | `answer from MODEL` (streamed as `Hi`, ` there`), with usage |
+//!
+//! Embedding requests get one vector per input, `[i, i, i]`, returned out of order; the model
+//! `wrong-dimension` gets 2-dimensional vectors.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// A request the upstream received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+/// A running scripted upstream; it stops with the Tokio runtime.
+#[derive(Debug, Clone)]
+pub struct ScriptedUpstream {
+    pub addr: std::net::SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl ScriptedUpstream {
+    /// Starts on a free loopback port.
+    pub async fn start() -> ScriptedUpstream {
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let app = Router::new().fallback(answer).with_state(seen.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let addr = listener.local_addr().expect("local address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        ScriptedUpstream { addr, seen }
+    }
+
+    /// The base URL OpenAI clients use: `http://127.0.0.1:PORT/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// The server root (Azure-style URLs are built below it).
+    pub fn root_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every request so far, oldest first.
+    pub fn requests(&self) -> Vec<Seen> {
+        self.seen
+            .lock()
+            .map(|seen| seen.clone())
+            .unwrap_or_default()
+    }
+
+    /// The `model` field of every request so far.
+    pub fn models_called(&self) -> Vec<String> {
+        self.requests()
+            .iter()
+            .map(|seen| seen.body["model"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.clear();
+        }
+    }
+}
+
+async fn answer(State(seen): State<Arc<Mutex<Vec<Seen>>>>, request: Request) -> Response {
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let headers = request.headers().clone();
+    let bytes = axum::body::to_bytes(request.into_body(), 16 << 20)
+        .await
+        .unwrap_or_default();
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if let Ok(mut seen) = seen.lock() {
+        seen.push(Seen {
+            path_and_query: path_and_query.clone(),
+            headers,
+            body: body.clone(),
+        });
+    }
+    let model = body["model"].as_str().unwrap_or_default().to_owned();
+    if let Some(millis) = model
+        .strip_prefix("slow-")
+        .and_then(|n| n.parse::<u64>().ok())
+    {
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+    }
+    if path_and_query.contains("/embeddings") {
+        return embeddings(&model, &body);
+    }
+    let streaming = body["stream"] == json!(true);
+    match model.as_str() {
+        "context" => error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            Some("context_length_exceeded"),
+            "maximum context length is 8192 tokens",
+        ),
+        "bad" => error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            None,
+            "temperature must be at most 2",
+        ),
+        "limited" => error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            None,
+            "slow down",
+        ),
+        "broke" => error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "insufficient_quota",
+            Some("insufficient_quota"),
+            "no credits",
+        ),
+        "down" => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            Some("overloaded"),
+            "overloaded, try later",
+        ),
+        "gateway" => (StatusCode::BAD_GATEWAY, "upstream connect error").into_response(),
+        "locked" => error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            Some("invalid_api_key"),
+            "Incorrect API key",
+        ),
+        "missing" => error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            Some("model_not_found"),
+            "The model `missing` does not exist",
+        ),
+        _ if streaming => stream(&model),
+        _ => completion(&model),
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn error(status: StatusCode, kind: &str, code: Option<&str>, message: &str) -> Response {
+    json_response(
+        status,
+        &json!({"error": {"message": message, "type": kind, "param": null, "code": code}}),
+    )
+}
+
+fn completion(model: &str) -> Response {
+    let (message, finish) = if model == "tools" {
+        (
+            json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_9", "type": "function",
+                   "function": {"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}}]}),
+            "tool_calls",
+        )
+    } else {
+        (
+            json!({"role": "assistant", "content": format!("answer from {model}")}),
+            "stop",
+        )
+    };
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "id": "chatcmpl-upstream", "object": "chat.completion", "created": 1, "model": format!("{model}-2026"),
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15,
+                      "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens_details": {"reasoning_tokens": 1}}
+        }),
+    )
+}
+
+fn chunk(model: &str, delta: Value, finish: Option<&str>) -> Value {
+    json!({"id": "chatcmpl-upstream", "object": "chat.completion.chunk", "created": 1, "model": model,
+           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+}
+
+fn stream(model: &str) -> Response {
+    let usage = json!({"id": "chatcmpl-upstream", "object": "chat.completion.chunk", "created": 1, "model": model,
+                       "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}});
+    let (events, done) = match model {
+        "tools" => (
+            vec![
+                chunk(
+                    model,
+                    json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}),
+                    None,
+                ),
+                chunk(
+                    model,
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]}),
+                    None,
+                ),
+                chunk(
+                    model,
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"Oslo\"}"}}]}),
+                    None,
+                ),
+                chunk(model, json!({}), Some("tool_calls")),
+                usage,
+            ],
+            true,
+        ),
+        "cut" => (
+            vec![chunk(model, json!({"content": "partial "}), None)],
+            false,
+        ),
+        "inband" => (
+            vec![
+                chunk(model, json!({"content": "Hel"}), None),
+                json!({"error": {"message": "The server is overloaded", "type": "server_error", "code": null}}),
+            ],
+            false,
+        ),
+        _ => (
+            vec![
+                chunk(model, json!({"role": "assistant", "content": ""}), None),
+                chunk(model, json!({"content": "Hi"}), None),
+                chunk(model, json!({"content": " there"}), None),
+                chunk(model, json!({}), Some("stop")),
+                usage,
+            ],
+            true,
+        ),
+    };
+    let mut text: String = events
+        .iter()
+        .map(|event| format!("data: {event}\n\n"))
+        .collect();
+    if done {
+        text.push_str("data: [DONE]\n\n");
+    }
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from(text))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn embeddings(model: &str, body: &Value) -> Response {
+    let inputs = match &body["input"] {
+        Value::Array(items) => items.len(),
+        Value::String(_) => 1,
+        _ => 0,
+    };
+    let dimension = if model == "wrong-dimension" { 2 } else { 3 };
+    let data: Vec<Value> = (0..inputs)
+        .rev()
+        .map(|i| json!({"object": "embedding", "index": i, "embedding": vec![i as f32; dimension]}))
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({"object": "list", "model": model, "data": data, "usage": {"prompt_tokens": 3, "total_tokens": 3}}),
+    )
+}

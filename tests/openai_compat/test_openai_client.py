@@ -1,0 +1,95 @@
+"""The official `openai` Python package against a running `cairn serve`.
+
+Run by crates/cairn-cli/tests/it (openai_python_client_is_compatible), which starts a scripted
+upstream and Cairn with these models: `default` (a route whose first target is down, so it falls
+back), `agent` (answers with a tool call), `small` (refuses: context length exceeded).
+Environment: CAIRN_BASE_URL, e.g. http://127.0.0.1:PORT/v1.
+"""
+
+import json
+import os
+import unittest
+
+import openai
+
+client = openai.OpenAI(base_url=os.environ["CAIRN_BASE_URL"], api_key="not-needed", max_retries=0)
+MESSAGES = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Hello?"},
+]
+
+
+class OpenAiClientCompatibility(unittest.TestCase):
+    def test_lists_models(self):
+        ids = sorted(model.id for model in client.models.list())
+        self.assertEqual(ids, ["agent", "backup", "default", "primary", "small"])
+
+    def test_chat_completion(self):
+        response = client.chat.completions.create(model="default", messages=MESSAGES, temperature=0.1)
+        self.assertEqual(response.object, "chat.completion")
+        self.assertEqual(response.model, "default")
+        self.assertEqual(response.choices[0].message.role, "assistant")
+        self.assertEqual(response.choices[0].message.content, "answer from good")
+        self.assertEqual(response.choices[0].finish_reason, "stop")
+        self.assertEqual(response.usage.total_tokens, 15)
+        self.assertEqual(response.usage.prompt_tokens_details.cached_tokens, 4)
+
+    def test_streaming_with_usage(self):
+        chunks = list(
+            client.chat.completions.create(
+                model="default", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+            )
+        )
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+        self.assertEqual(text, "Hi there")
+        finishes = [chunk.choices[0].finish_reason for chunk in chunks if chunk.choices and chunk.choices[0].finish_reason]
+        self.assertEqual(finishes, ["stop"])
+        self.assertEqual(chunks[-1].choices, [])
+        self.assertEqual(chunks[-1].usage.total_tokens, 9)
+
+    def test_tool_calls(self):
+        tools = [
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "description": "Current weather in a city",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+                },
+            }
+        ]
+        response = client.chat.completions.create(model="agent", messages=MESSAGES, tools=tools, tool_choice="auto")
+        self.assertEqual(response.choices[0].finish_reason, "tool_calls")
+        call = response.choices[0].message.tool_calls[0]
+        self.assertEqual(call.function.name, "get_weather")
+        self.assertEqual(json.loads(call.function.arguments), {"city": "Oslo"})
+
+        follow_up = MESSAGES + [
+            response.choices[0].message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": "12°C, cloudy"},
+        ]
+        answer = client.chat.completions.create(model="default", messages=follow_up)
+        self.assertEqual(answer.choices[0].message.content, "answer from good")
+
+        streamed = list(client.chat.completions.create(model="agent", messages=MESSAGES, tools=tools, stream=True))
+        calls = [call for chunk in streamed if chunk.choices for call in (chunk.choices[0].delta.tool_calls or [])]
+        self.assertEqual(len(calls), 1)
+        self.assertEqual(json.loads(calls[0].function.arguments), {"city": "Oslo"})
+
+    def test_errors_are_typed(self):
+        with self.assertRaises(openai.NotFoundError) as caught:
+            client.chat.completions.create(model="gpt-unknown", messages=MESSAGES)
+        self.assertEqual(caught.exception.code, "model_not_found")
+        self.assertIn("agent, backup, default, primary, small", caught.exception.message)
+
+        with self.assertRaises(openai.BadRequestError) as caught:
+            client.chat.completions.create(model="small", messages=MESSAGES)
+        self.assertEqual(caught.exception.code, "context_length_exceeded")
+
+        with self.assertRaises(openai.BadRequestError) as caught:
+            client.chat.completions.create(model="default", messages=MESSAGES, n=2)
+        self.assertIn("`n` must be 1", caught.exception.message)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
