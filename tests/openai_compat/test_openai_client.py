@@ -2,7 +2,8 @@
 
 Run by crates/cairn-cli/tests/it (openai_python_client_is_compatible), which starts a scripted
 upstream and Cairn with these models: `default` (a route whose first target is down, so it falls
-back), `agent` (answers with a tool call), `small` (refuses: context length exceeded).
+back), `agent` (answers with a tool call), `small` (refuses: context length exceeded), and `local`
+(SmolLM2-135M-Instruct running inside Cairn through mistral.rs).
 Environment: CAIRN_BASE_URL, e.g. http://127.0.0.1:PORT/v1.
 """
 
@@ -22,7 +23,7 @@ MESSAGES = [
 class OpenAiClientCompatibility(unittest.TestCase):
     def test_lists_models(self):
         ids = sorted(model.id for model in client.models.list())
-        self.assertEqual(ids, ["agent", "backup", "default", "primary", "small"])
+        self.assertEqual(ids, ["agent", "backup", "default", "local", "primary", "small"])
 
     def test_chat_completion(self):
         response = client.chat.completions.create(model="default", messages=MESSAGES, temperature=0.1)
@@ -80,7 +81,7 @@ class OpenAiClientCompatibility(unittest.TestCase):
         with self.assertRaises(openai.NotFoundError) as caught:
             client.chat.completions.create(model="gpt-unknown", messages=MESSAGES)
         self.assertEqual(caught.exception.code, "model_not_found")
-        self.assertIn("agent, backup, default, primary, small", caught.exception.message)
+        self.assertIn("agent, backup, default, local, primary, small", caught.exception.message)
 
         with self.assertRaises(openai.BadRequestError) as caught:
             client.chat.completions.create(model="small", messages=MESSAGES)
@@ -89,6 +90,28 @@ class OpenAiClientCompatibility(unittest.TestCase):
         with self.assertRaises(openai.BadRequestError) as caught:
             client.chat.completions.create(model="default", messages=MESSAGES, n=2)
         self.assertIn("`n` must be 1", caught.exception.message)
+
+
+class LocalModel(unittest.TestCase):
+    """The same client against a model running in Cairn's process."""
+
+    def test_chat_and_stream(self):
+        question = [{"role": "user", "content": "What is the capital of France?"}]
+        response = client.chat.completions.create(model="local", messages=question, temperature=0, max_tokens=8)
+        self.assertTrue(response.choices[0].message.content.strip())
+        self.assertIn(response.choices[0].finish_reason, ("stop", "length"))
+        self.assertGreater(response.usage.prompt_tokens, 5)
+        self.assertLessEqual(response.usage.completion_tokens, 8)
+
+        chunks = list(
+            client.chat.completions.create(
+                model="local", messages=question, temperature=0, max_tokens=8, stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
+        streamed = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+        self.assertEqual(streamed, response.choices[0].message.content, "greedy decoding streams the same answer")
+        self.assertEqual(chunks[-1].usage.completion_tokens, response.usage.completion_tokens)
 
 
 if __name__ == "__main__":

@@ -181,18 +181,38 @@ fn main() -> ExitCode {
                 command: BenchCommand::Generate(args),
                 ..
             } => {
-                let models = cairn_server::models::ModelDirectory::from_config(
-                    &config.models,
-                    &config.routes,
-                )
-                .await
-                .map_err(anyhow::Error::msg)?;
+                // Load only what the benchmark uses: local models take seconds each to load.
+                let wanted: Vec<String> = match config.routes.iter().find(|r| r.name == args.model)
+                {
+                    Some(route) => route.targets.clone(),
+                    None => vec![args.model.clone()],
+                };
+                let models: Vec<_> = config
+                    .models
+                    .iter()
+                    .filter(|m| wanted.contains(&m.name))
+                    .cloned()
+                    .collect();
+                let routes: Vec<_> = config
+                    .routes
+                    .iter()
+                    .filter(|r| r.name == args.model)
+                    .cloned()
+                    .collect();
+                let models = cairn_server::models::ModelDirectory::from_config(&models, &routes)
+                    .await
+                    .map_err(anyhow::Error::msg)?;
                 let Some(model) = models.get(&args.model) else {
-                    let known: Vec<&str> = models.names().collect();
+                    let configured: Vec<&str> = config
+                        .models
+                        .iter()
+                        .map(|m| m.name.as_str())
+                        .chain(config.routes.iter().map(|r| r.name.as_str()))
+                        .collect();
                     anyhow::bail!(
                         "no model or route is named `{}`; configured: {}",
                         args.model,
-                        known.join(", ")
+                        configured.join(", ")
                     );
                 };
                 bench::generate(&*model, &args).await

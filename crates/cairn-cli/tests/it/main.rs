@@ -530,6 +530,15 @@ fn prompt_workflow_from_the_command_line() {
     );
 }
 
+fn smollm2() -> PathBuf {
+    let dir = std::env::var("CAIRN_TEST_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/cairn-models"));
+    let path = dir.join("smollm2-135m-instruct-q4_1.gguf");
+    assert!(path.is_file(), "{} is missing: run scripts/fetch-models.sh (scripts/test.sh does)", path.display());
+    path
+}
+
 fn python() -> PathBuf {
     match std::env::var("CAIRN_PYTHON") {
         Ok(path) => PathBuf::from(path),
@@ -556,7 +565,9 @@ async fn openai_python_client_is_compatible() {
          [[models]]\nname = \"backup\"\nprovider = \"openai-compatible\"\nbase_url = \"{base}\"\nmodel = \"good\"\n\
          [[models]]\nname = \"agent\"\nprovider = \"openai-compatible\"\nbase_url = \"{base}\"\nmodel = \"tools\"\n\
          [[models]]\nname = \"small\"\nprovider = \"openai-compatible\"\nbase_url = \"{base}\"\nmodel = \"context\"\n\
-         [[routes]]\nname = \"default\"\ntargets = [\"primary\", \"backup\"]\nattempts_per_target = 1\n"
+         [[routes]]\nname = \"default\"\ntargets = [\"primary\", \"backup\"]\nattempts_per_target = 1\n\
+         [[models]]\nname = \"local\"\nprovider = \"local\"\npath = \"{}\"\n",
+        smollm2().display()
     );
     std::fs::write(dir.path().join("cairn.toml"), config).expect("write config");
     let server = Server::start(dir.path(), &[]);
