@@ -533,9 +533,15 @@ fn prompt_workflow_from_the_command_line() {
 fn smollm2() -> PathBuf {
     let dir = std::env::var("CAIRN_TEST_MODELS")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/cairn-models"));
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/cairn-models")
+        });
     let path = dir.join("smollm2-135m-instruct-q4_1.gguf");
-    assert!(path.is_file(), "{} is missing: run scripts/fetch-models.sh (scripts/test.sh does)", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/fetch-models.sh (scripts/test.sh does)",
+        path.display()
+    );
     path
 }
 
