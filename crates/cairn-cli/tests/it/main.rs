@@ -600,7 +600,7 @@ async fn openai_python_client_is_compatible() {
         server.logs()
     );
     assert!(
-        report.contains("Ran 5 tests") && report.contains("OK"),
+        report.contains("Ran 6 tests") && report.contains("OK"),
         "{report}"
     );
 }
