@@ -136,29 +136,13 @@ impl MistralRsChatModel {
                     .file_name()
                     .map(|f| f.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                let mut builder = TextModelBuilder::new(dir.display().to_string())
-                    .with_token_source(TokenSource::None)
-                    .with_max_num_seqs(options.max_num_seqs.max(1));
-                if options.force_cpu {
-                    builder = builder.with_force_cpu();
-                }
-                let model = builder
-                    .build()
-                    .await
-                    .map_err(|e| load_error(&name, format!("{e:#}")))?;
-                (name, model)
+                (
+                    name.clone(),
+                    load_text_model(&dir.display().to_string(), &name, true, options).await?,
+                )
             }
             LocalModelSource::Hub(id) => {
-                let mut builder =
-                    TextModelBuilder::new(id).with_max_num_seqs(options.max_num_seqs.max(1));
-                if options.force_cpu {
-                    builder = builder.with_force_cpu();
-                }
-                let model = builder
-                    .build()
-                    .await
-                    .map_err(|e| load_error(id, format!("{e:#}")))?;
-                (id.clone(), model)
+                (id.clone(), load_text_model(id, id, false, options).await?)
             }
         };
         Ok(MistralRsChatModel {
@@ -316,6 +300,27 @@ fn classify(error: mistralrs::error::Error) -> ModelError {
         mistralrs::error::Error::RequestValidation(message) => validation_error(message),
         other => ModelError::Permanent(format!("local model failed: {other}")),
     }
+}
+
+/// Loads a safetensors model from a directory (`local`: no token lookup, no hub) or a hub id.
+async fn load_text_model(
+    model_id: &str,
+    name: &str,
+    local: bool,
+    options: LocalOptions,
+) -> Result<Model, LocalError> {
+    let mut builder =
+        TextModelBuilder::new(model_id).with_max_num_seqs(options.max_num_seqs.max(1));
+    if local {
+        builder = builder.with_token_source(TokenSource::None);
+    }
+    if options.force_cpu {
+        builder = builder.with_force_cpu();
+    }
+    builder.build().await.map_err(|e| LocalError::Load {
+        source_name: name.to_owned(),
+        reason: format!("{e:#}"),
+    })
 }
 
 #[async_trait]

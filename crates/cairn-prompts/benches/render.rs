@@ -47,6 +47,21 @@ fn render(c: &mut Criterion) {
     group.finish();
 }
 
+/// A registry over `catalog` with `rag_answer` v1 published and labelled `production`.
+async fn labelled_registry(catalog: Arc<dyn cairn_core::Catalog>) -> Arc<PromptRegistry> {
+    let registry = PromptRegistry::new(catalog, RenderLimits::default(), Duration::from_secs(3600));
+    let file = PromptFile::parse(RAG_ANSWER, "rag_answer.prompt").expect("parses");
+    registry
+        .publish(&file, "bench", "bench")
+        .await
+        .expect("publish");
+    registry
+        .set_label("rag_answer", "production", 1, "bench", "bench")
+        .await
+        .expect("label");
+    registry
+}
+
 fn resolve_label(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
@@ -55,21 +70,7 @@ fn resolve_label(c: &mut Criterion) {
             .await
             .expect("open");
         catalog.migrate().await.expect("migrate");
-        let registry = PromptRegistry::new(
-            Arc::new(catalog),
-            RenderLimits::default(),
-            Duration::from_secs(3600),
-        );
-        let file = PromptFile::parse(RAG_ANSWER, "rag_answer.prompt").expect("parses");
-        registry
-            .publish(&file, "bench", "bench")
-            .await
-            .expect("publish");
-        registry
-            .set_label("rag_answer", "production", 1, "bench", "bench")
-            .await
-            .expect("label");
-        registry
+        labelled_registry(Arc::new(catalog)).await
     });
     let production = Selector::Label("production".into());
     let mut group = c.benchmark_group("resolve");
@@ -112,21 +113,7 @@ fn resolve_label_postgres(c: &mut Criterion) {
             .await
             .expect("connect");
         catalog.migrate().await.expect("migrate");
-        let registry = PromptRegistry::new(
-            Arc::new(catalog),
-            RenderLimits::default(),
-            Duration::from_secs(3600),
-        );
-        let file = PromptFile::parse(RAG_ANSWER, "rag_answer.prompt").expect("parses");
-        registry
-            .publish(&file, "bench", "bench")
-            .await
-            .expect("publish");
-        registry
-            .set_label("rag_answer", "production", 1, "bench", "bench")
-            .await
-            .expect("label");
-        (registry, database)
+        (labelled_registry(Arc::new(catalog)).await, database)
     });
     let production = Selector::Label("production".into());
     c.bench_function("resolve/label, after invalidation (PostgreSQL)", |b| {
