@@ -19,7 +19,7 @@ use uuid::Uuid;
 macro_rules! catalog_contract_tests {
     ($setup:path) => {
         $crate::catalog_contract_tests!(@each $setup;
-            ping, collections, collection_binding, documents, chunks, prompt_versions, concurrent_publishes,
+            ping, collections, collection_binding, documents, chunks, document_sync, prompt_versions, concurrent_publishes,
             prompt_labels, conversations, lineage_and_feedback, eval_runs, api_keys);
     };
     (@each $setup:path; $($check:ident),*) => {
@@ -329,6 +329,71 @@ pub async fn chunks(catalog: Arc<dyn Catalog>) {
     assert!(
         catalog.list_chunks(doc.id).await.expect("list").is_empty(),
         "chunks cascade"
+    );
+}
+
+pub async fn document_sync(catalog: Arc<dyn Catalog>) {
+    let kb = new_collection(&*catalog, "kb").await;
+    let other = new_collection(&*catalog, "other").await;
+    let first = catalog
+        .sync_document(
+            new_document(kb.id, "guide.md", "h1"),
+            vec![new_chunk(0, "alpha"), new_chunk(1, "beta")],
+        )
+        .await
+        .expect("first sync");
+    assert_eq!(first.outcome, UpsertOutcome::Added);
+    assert_eq!(first.document.version, 1);
+    assert_eq!(first.diff.added.len(), 2);
+
+    let second = catalog
+        .sync_document(
+            new_document(kb.id, "guide.md", "h2"),
+            vec![new_chunk(0, "alpha"), new_chunk(1, "gamma")],
+        )
+        .await
+        .expect("second sync");
+    assert_eq!(second.outcome, UpsertOutcome::Updated);
+    assert_eq!(second.document.id, first.document.id);
+    assert_eq!(second.document.version, 2);
+    assert_eq!(second.diff.kept.len(), 1);
+    assert_eq!(second.diff.added[0].content, "gamma");
+    assert_eq!(second.diff.removed, vec![first.diff.added[1].id]);
+
+    let faq = catalog
+        .sync_document(
+            new_document(kb.id, "faq.md", "h3"),
+            vec![new_chunk(0, "delta")],
+        )
+        .await
+        .expect("faq");
+    catalog
+        .sync_document(
+            new_document(other.id, "guide.md", "h1"),
+            vec![new_chunk(0, "elsewhere")],
+        )
+        .await
+        .expect("other collection");
+    let ids: BTreeSet<Uuid> = catalog
+        .chunk_ids(kb.id)
+        .await
+        .expect("chunk ids")
+        .into_iter()
+        .collect();
+    let expected: BTreeSet<Uuid> = catalog
+        .list_chunks(first.document.id)
+        .await
+        .expect("list")
+        .iter()
+        .chain(&faq.diff.added)
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(ids, expected, "chunk ids of this collection only");
+    assert_not_found(
+        catalog
+            .sync_document(new_document(Uuid::now_v7(), "x.md", "h"), vec![])
+            .await,
+        "a document in a missing collection",
     );
 }
 

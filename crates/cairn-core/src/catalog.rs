@@ -173,6 +173,14 @@ pub struct ChunkDiff {
     pub removed: Vec<Uuid>,
 }
 
+/// What [`DocumentRepo::sync_document`] did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocumentSync {
+    pub document: Document,
+    pub outcome: UpsertOutcome,
+    pub diff: ChunkDiff,
+}
+
 /// How to turn a document's stored chunks into the new ones, computed without the database so that
 /// both backends reconcile identically.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -266,6 +274,14 @@ pub trait DocumentRepo: Send + Sync {
     async fn list_documents(&self, collection_id: Uuid) -> CatalogResult<Vec<Document>>;
     /// Deletes a document and its chunks. Returns whether it existed.
     async fn delete_document(&self, id: Uuid) -> CatalogResult<bool>;
+    /// Upserts the document and replaces its chunks in one transaction: the document's content hash
+    /// never describes chunks that are not stored, so an interrupted ingest leaves either the old
+    /// version or the new one.
+    async fn sync_document(
+        &self,
+        new: NewDocument,
+        chunks: Vec<NewChunk>,
+    ) -> CatalogResult<DocumentSync>;
     /// Replaces a document's chunks atomically, reusing stored chunks with the same content hash.
     async fn replace_chunks(
         &self,
@@ -275,6 +291,8 @@ pub trait DocumentRepo: Send + Sync {
     /// The document's chunks in order.
     async fn list_chunks(&self, document_id: Uuid) -> CatalogResult<Vec<Chunk>>;
     async fn get_chunks(&self, ids: &[Uuid]) -> CatalogResult<Vec<Chunk>>;
+    /// The ids of every chunk of every document in the collection.
+    async fn chunk_ids(&self, collection_id: Uuid) -> CatalogResult<Vec<Uuid>>;
 }
 
 // ---------------------------------------------------------------------------------------------------

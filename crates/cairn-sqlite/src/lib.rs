@@ -119,7 +119,7 @@ impl SqliteCatalog {
     }
 }
 
-cairn_sqlx::impl_catalog_repos!(SqliteCatalog);
+cairn_sqlx::impl_catalog_repos!(SqliteCatalog, sqlx::Sqlite);
 
 #[async_trait]
 impl Catalog for SqliteCatalog {

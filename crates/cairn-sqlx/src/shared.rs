@@ -70,7 +70,7 @@ macro_rules! api_key_columns {
 /// `ON CONFLICT … DO UPDATE`, standard types.
 #[macro_export]
 macro_rules! impl_catalog_repos {
-    ($catalog:ident) => {
+    ($catalog:ident, $db:ty) => {
         mod catalog_repos {
             use $crate::cairn_core::catalog::*;
             use $crate::chrono::Utc;
@@ -170,73 +170,155 @@ macro_rules! impl_catalog_repos {
                 }
             }
 
+            /// Inserts or updates the document row inside `tx`.
+            async fn upsert_document_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                new: &NewDocument,
+            ) -> CatalogResult<(DocumentRow, UpsertOutcome)> {
+            let existing: Option<DocumentRow> = sqlx::query_as(concat!(
+                "SELECT ",
+                $crate::document_columns!(),
+                " FROM documents WHERE collection_id = $1 AND source = $2"
+            ))
+            .bind(new.collection_id)
+            .bind(&new.source)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_error)?;
+            let now = Utc::now();
+            let (row, outcome): (DocumentRow, _) = match existing {
+                Some(row)
+                    if row.content_hash == new.content_hash
+                        && row.title == new.title
+                        && row.metadata.0 == new.metadata =>
+                {
+                    (row, UpsertOutcome::Unchanged)
+                }
+                Some(row) => {
+                    // A title or metadata change alone does not make a new version of the content.
+                    let version = if row.content_hash == new.content_hash {
+                        row.version
+                    } else {
+                        row.version + 1
+                    };
+                    let row = sqlx::query_as(concat!("UPDATE documents SET title = $2, content_hash = $3, version = $4, metadata = $5, updated_at = $6 \
+                         WHERE id = $1 RETURNING ", $crate::document_columns!()))
+                    .bind(row.id)
+                    .bind(&new.title)
+                    .bind(&new.content_hash)
+                    .bind(version)
+                    .bind(Json(&new.metadata))
+                    .bind(now)
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(db_error)?;
+                    (row, UpsertOutcome::Updated)
+                }
+                None => {
+                    let row = sqlx::query_as(concat!(
+                        "INSERT INTO documents (",
+                        $crate::document_columns!(),
+                        ") VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $7) RETURNING ",
+                        $crate::document_columns!()
+                    ))
+                    .bind(Uuid::now_v7())
+                    .bind(new.collection_id)
+                    .bind(&new.source)
+                    .bind(&new.title)
+                    .bind(&new.content_hash)
+                    .bind(Json(&new.metadata))
+                    .bind(now)
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(|e| foreign_key_as_not_found(e, "collection", new.collection_id))?;
+                    (row, UpsertOutcome::Added)
+                }
+            };
+            Ok((row, outcome))
+            }
+
+            /// Replaces the document's chunks inside `tx`, reusing stored chunks with the same content hash.
+            async fn replace_chunks_in(
+                tx: &mut sqlx::Transaction<'static, $db>,
+                document_id: Uuid,
+                chunks: Vec<NewChunk>,
+            ) -> CatalogResult<ChunkDiff> {
+            let existing: Vec<ChunkRow> = sqlx::query_as(concat!(
+                "SELECT ",
+                $crate::chunk_columns!(),
+                " FROM chunks WHERE document_id = $1 ORDER BY chunk_index"
+            ))
+            .bind(document_id)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db_error)?;
+            let existing: Vec<Chunk> = convert_all(existing)?;
+            let plan = ChunkPlan::new(&existing, chunks);
+            for id in &plan.delete {
+                sqlx::query("DELETE FROM chunks WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db_error)?;
+            }
+            for (id, chunk) in &plan.keep {
+                sqlx::query(
+                    "UPDATE chunks SET chunk_index = $2, char_start = $3, char_end = $4, heading_path = $5, token_count = $6, \
+                     metadata = $7 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(i64::from(chunk.chunk_index))
+                .bind(to_i64(chunk.char_start)?)
+                .bind(to_i64(chunk.char_end)?)
+                .bind(Json(&chunk.heading_path))
+                .bind(i64::from(chunk.token_count))
+                .bind(Json(&chunk.metadata))
+                .execute(&mut **tx)
+                .await
+                .map_err(db_error)?;
+            }
+            for (id, chunk) in &plan.insert {
+                sqlx::query(concat!(
+                    "INSERT INTO chunks (",
+                    $crate::chunk_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                ))
+                .bind(id)
+                .bind(document_id)
+                .bind(i64::from(chunk.chunk_index))
+                .bind(&chunk.content)
+                .bind(&chunk.content_hash)
+                .bind(to_i64(chunk.char_start)?)
+                .bind(to_i64(chunk.char_end)?)
+                .bind(Json(&chunk.heading_path))
+                .bind(i64::from(chunk.token_count))
+                .bind(Json(&chunk.metadata))
+                .execute(&mut **tx)
+                .await
+                .map_err(db_error)?;
+            }
+            Ok(plan.into_diff(document_id))
+            }
+
             #[$crate::async_trait::async_trait]
             impl DocumentRepo for $catalog {
                 async fn upsert_document(&self, new: NewDocument) -> CatalogResult<(Document, UpsertOutcome)> {
                     let mut tx = self
                         .locked_tx(&format!("document:{}:{}", new.collection_id, new.source))
                         .await?;
-                    let existing: Option<DocumentRow> = sqlx::query_as(concat!(
-                        "SELECT ",
-                        $crate::document_columns!(),
-                        " FROM documents WHERE collection_id = $1 AND source = $2"
-                    ))
-                    .bind(new.collection_id)
-                    .bind(&new.source)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-                    let now = Utc::now();
-                    let (row, outcome): (DocumentRow, _) = match existing {
-                        Some(row)
-                            if row.content_hash == new.content_hash
-                                && row.title == new.title
-                                && row.metadata.0 == new.metadata =>
-                        {
-                            (row, UpsertOutcome::Unchanged)
-                        }
-                        Some(row) => {
-                            // A title or metadata change alone does not make a new version of the content.
-                            let version = if row.content_hash == new.content_hash {
-                                row.version
-                            } else {
-                                row.version + 1
-                            };
-                            let row = sqlx::query_as(concat!("UPDATE documents SET title = $2, content_hash = $3, version = $4, metadata = $5, updated_at = $6 \
-                                 WHERE id = $1 RETURNING ", $crate::document_columns!()))
-                            .bind(row.id)
-                            .bind(&new.title)
-                            .bind(&new.content_hash)
-                            .bind(version)
-                            .bind(Json(&new.metadata))
-                            .bind(now)
-                            .fetch_one(&mut *tx)
-                            .await
-                            .map_err(db_error)?;
-                            (row, UpsertOutcome::Updated)
-                        }
-                        None => {
-                            let row = sqlx::query_as(concat!(
-                                "INSERT INTO documents (",
-                                $crate::document_columns!(),
-                                ") VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $7) RETURNING ",
-                                $crate::document_columns!()
-                            ))
-                            .bind(Uuid::now_v7())
-                            .bind(new.collection_id)
-                            .bind(&new.source)
-                            .bind(&new.title)
-                            .bind(&new.content_hash)
-                            .bind(Json(&new.metadata))
-                            .bind(now)
-                            .fetch_one(&mut *tx)
-                            .await
-                            .map_err(|e| foreign_key_as_not_found(e, "collection", new.collection_id))?;
-                            (row, UpsertOutcome::Added)
-                        }
-                    };
+                    let (row, outcome) = upsert_document_in(&mut tx, &new).await?;
                     tx.commit().await.map_err(db_error)?;
                     Ok((row.into(), outcome))
+                }
+
+                async fn sync_document(&self, new: NewDocument, chunks: Vec<NewChunk>) -> CatalogResult<DocumentSync> {
+                    let mut tx = self
+                        .locked_tx(&format!("document:{}:{}", new.collection_id, new.source))
+                        .await?;
+                    let (row, outcome) = upsert_document_in(&mut tx, &new).await?;
+                    let diff = replace_chunks_in(&mut tx, row.id, chunks).await?;
+                    tx.commit().await.map_err(db_error)?;
+                    Ok(DocumentSync { document: row.into(), outcome, diff })
                 }
 
                 async fn get_document(&self, id: Uuid) -> CatalogResult<Option<Document>> {
@@ -289,62 +371,20 @@ macro_rules! impl_catalog_repos {
                     if exists.is_none() {
                         return Err(CatalogError::not_found("document", document_id));
                     }
-                    let existing: Vec<ChunkRow> = sqlx::query_as(concat!(
-                        "SELECT ",
-                        $crate::chunk_columns!(),
-                        " FROM chunks WHERE document_id = $1 ORDER BY chunk_index"
-                    ))
-                    .bind(document_id)
-                    .fetch_all(&mut *tx)
+                    let diff = replace_chunks_in(&mut tx, document_id, chunks).await?;
+                    tx.commit().await.map_err(db_error)?;
+                    Ok(diff)
+                }
+
+                async fn chunk_ids(&self, collection_id: Uuid) -> CatalogResult<Vec<Uuid>> {
+                    let rows: Vec<(Uuid,)> = sqlx::query_as(
+                        "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE d.collection_id = $1",
+                    )
+                    .bind(collection_id)
+                    .fetch_all(&self.pool)
                     .await
                     .map_err(db_error)?;
-                    let existing: Vec<Chunk> = convert_all(existing)?;
-                    let plan = ChunkPlan::new(&existing, chunks);
-                    for id in &plan.delete {
-                        sqlx::query("DELETE FROM chunks WHERE id = $1")
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(db_error)?;
-                    }
-                    for (id, chunk) in &plan.keep {
-                        sqlx::query(
-                            "UPDATE chunks SET chunk_index = $2, char_start = $3, char_end = $4, heading_path = $5, token_count = $6, \
-                             metadata = $7 WHERE id = $1",
-                        )
-                        .bind(id)
-                        .bind(i64::from(chunk.chunk_index))
-                        .bind(to_i64(chunk.char_start)?)
-                        .bind(to_i64(chunk.char_end)?)
-                        .bind(Json(&chunk.heading_path))
-                        .bind(i64::from(chunk.token_count))
-                        .bind(Json(&chunk.metadata))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
-                    }
-                    for (id, chunk) in &plan.insert {
-                        sqlx::query(concat!(
-                            "INSERT INTO chunks (",
-                            $crate::chunk_columns!(),
-                            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-                        ))
-                        .bind(id)
-                        .bind(document_id)
-                        .bind(i64::from(chunk.chunk_index))
-                        .bind(&chunk.content)
-                        .bind(&chunk.content_hash)
-                        .bind(to_i64(chunk.char_start)?)
-                        .bind(to_i64(chunk.char_end)?)
-                        .bind(Json(&chunk.heading_path))
-                        .bind(i64::from(chunk.token_count))
-                        .bind(Json(&chunk.metadata))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
-                    }
-                    tx.commit().await.map_err(db_error)?;
-                    Ok(plan.into_diff(document_id))
+                    Ok(rows.into_iter().map(|(id,)| id).collect())
                 }
 
                 async fn list_chunks(&self, document_id: Uuid) -> CatalogResult<Vec<Chunk>> {
