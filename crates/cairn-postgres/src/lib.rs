@@ -14,6 +14,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+mod vectors;
+
+pub use vectors::{PgVectorIndex, PgVectorOptions};
+
 /// The NOTIFY channel label moves are announced on.
 const LABEL_CHANNEL: &str = "cairn_prompt_labels";
 
@@ -60,6 +64,12 @@ impl PostgresCatalog {
     /// Wraps an existing pool.
     pub fn from_pool(pool: PgPool) -> Self {
         PostgresCatalog { pool }
+    }
+
+    /// The connection pool, to share with [`PgVectorIndex`] when the vectors live in the same
+    /// database.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     /// Applies pending migrations from `migrations/postgres`. Concurrent replicas are safe: sqlx takes an
@@ -118,7 +128,7 @@ impl PostgresCatalog {
     }
 }
 
-cairn_sqlx::impl_catalog_repos!(PostgresCatalog);
+cairn_sqlx::impl_catalog_repos!(PostgresCatalog, sqlx::Postgres);
 
 #[async_trait]
 impl Catalog for PostgresCatalog {

@@ -293,3 +293,25 @@ fn embeddings(model: &str, body: &Value) -> Response {
         &json!({"object": "list", "model": model, "data": data, "usage": {"prompt_tokens": 3, "total_tokens": 3}}),
     )
 }
+
+/// The packaged test models (scripts/fetch-models.sh): `$CAIRN_TEST_MODELS`, else
+/// `~/.cache/cairn-models`.
+pub fn test_models_dir() -> std::path::PathBuf {
+    std::env::var("CAIRN_TEST_MODELS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/cairn-models")
+        })
+}
+
+/// A file or directory among the packaged test models; panics with the fix when it is missing.
+pub fn test_model(name: &str) -> std::path::PathBuf {
+    let path = test_models_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/fetch-models.sh (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}

@@ -6,6 +6,8 @@ use cairn_core::Catalog;
 use cairn_postgres::testing::TestDatabase;
 use cairn_postgres::{PostgresCatalog, PostgresOptions};
 
+mod vectors;
+
 async fn fresh_catalog() -> (Arc<dyn Catalog>, TestDatabase) {
     let database = TestDatabase::create().await;
     let catalog = PostgresCatalog::connect(&database.url, &PostgresOptions::default())

@@ -1,0 +1,6 @@
+//! Integration tests of the Qdrant adapters: the index contract on qdrant-edge (always) and on a
+//! Qdrant server (when `QDRANT_URL` is set), and what only the embedded index does (persistence,
+//! optimisation).
+
+mod edge;
+mod remote;
