@@ -1,7 +1,8 @@
 //! Cairn's vector index on Qdrant, in two adapters of the [`VectorIndex`] port:
 //!
 //! - [`EdgeIndex`], the embedded default: qdrant-edge shards in this process, one per collection
-//!   under a root directory;
+//!   under a root directory, which several processes may share (file locks hand each collection
+//!   to one process at a time);
 //! - [`RemoteIndex`]: a Qdrant server or cluster over gRPC.
 //!
 //! Both store a chunk the same way (module `layout`): point id = chunk id, a named cosine vector

@@ -3,6 +3,7 @@
 //! ```text
 //! <root>/<collection>/cairn-index.json   the spec (model, dimension, layout), written last
 //! <root>/<collection>/shard/             the qdrant-edge shard
+//! <root>/.locks/<collection>.{lock,wait} the locks between processes (module `lock`)
 //! ```
 //!
 //! The spec file is the commit marker: a directory without it is an interrupted creation, which
@@ -12,7 +13,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use cairn_core::index::{IndexError, IndexSpec};
 use qdrant_edge::{
@@ -23,19 +24,21 @@ use qdrant_edge::{
 
 use super::EdgeOptions;
 use super::convert::path;
+use super::lock::LockFiles;
+use super::slot::{Lease, Loaded, Shared, Slot};
 use crate::layout::{DENSE_VECTOR, FILTER_TERMS, LEXICAL_VECTOR};
 use crate::spec::StoredSpec;
 
 const SPEC_FILE: &str = "cairn-index.json";
 const SHARD_DIR: &str = "shard";
 
-/// An open collection. The shard is `None` once the collection has been dropped; calls that still
-/// hold the collection then report it unknown.
+/// An open collection: its spec and its shard, open while this process holds the collection's
+/// lease (see `slot`).
 #[derive(Debug)]
 pub struct EdgeCollection {
     pub name: String,
     pub spec: StoredSpec,
-    shard: RwLock<Option<EdgeShard>>,
+    shard: EdgeShard,
     /// Serialises writes, optimisation and flushes: qdrant-edge's `flush` panics when another
     /// thread holds the write-ahead log.
     writes: Mutex<()>,
@@ -47,11 +50,7 @@ impl EdgeCollection {
         &self,
         f: impl FnOnce(&EdgeShard) -> Result<T, IndexError>,
     ) -> Result<T, IndexError> {
-        let guard = self.shard.read().unwrap_or_else(PoisonError::into_inner);
-        let shard = guard
-            .as_ref()
-            .ok_or_else(|| IndexError::UnknownCollection(self.name.clone()))?;
-        f(shard)
+        f(&self.shard)
     }
 
     /// Runs `f` on the shard, one writer at a time.
@@ -59,28 +58,18 @@ impl EdgeCollection {
         &self,
         f: impl FnOnce(&EdgeShard) -> Result<T, IndexError>,
     ) -> Result<T, IndexError> {
-        let _writer = lock(&self.writes);
-        self.read(f)
-    }
-
-    /// Closes the shard (qdrant-edge flushes it), once running calls are done.
-    fn close(&self) {
-        let _writer = lock(&self.writes);
-        let mut guard = self.shard.write().unwrap_or_else(PoisonError::into_inner);
-        drop(guard.take());
+        let _writer = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&self.shard)
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The collections under one root directory, opened on first use and kept open.
+/// The collections under one root directory. Each is opened on first use and kept open while no
+/// other process asks for it (see the module docs of `edge`).
 #[derive(Debug)]
 pub struct Registry {
     root: PathBuf,
     options: EdgeOptions,
-    open: Mutex<HashMap<String, Arc<EdgeCollection>>>,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
 }
 
 impl Registry {
@@ -88,7 +77,7 @@ impl Registry {
         Self {
             root,
             options,
-            open: Mutex::new(HashMap::new()),
+            slots: Mutex::new(HashMap::new()),
         }
     }
 
@@ -104,23 +93,58 @@ impl Registry {
         self.root.join(name)
     }
 
-    /// The open collection, opening it from disk if needed.
-    pub fn get(&self, name: &str) -> Result<Arc<EdgeCollection>, IndexError> {
+    /// This process's state of the collection (the name is valid).
+    fn slot(&self, name: &str) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        slots
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(Slot::new(name, LockFiles::new(&self.root, name))))
+            .clone()
+    }
+
+    /// Runs `f` on the collection, opening it from disk if needed; alongside other calls of this
+    /// process, and with no other process using the collection.
+    pub fn with<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&EdgeCollection) -> Result<T, IndexError>,
+    ) -> Result<T, IndexError> {
         if cairn_core::catalog::validate_name("collection", name).is_err() {
             return Err(IndexError::UnknownCollection(name.to_owned()));
         }
-        let mut open = lock(&self.open);
-        if let Some(collection) = open.get(name) {
-            return Ok(collection.clone());
+        let slot = self.slot(name);
+        let spec_file = self.dir(name).join(SPEC_FILE);
+        match slot.enter_shared(|| !spec_file.exists()) {
+            Shared::Open(guard) => f(guard.collection()),
+            Shared::Absent => Err(IndexError::UnknownCollection(name.to_owned())),
+            // Loads, and runs `f` in the same turn: letting go in between could hand the
+            // collection to a waiting process before `f` ran, and the load would be wasted.
+            Shared::NotLoaded => slot.exclusive(|lease| {
+                self.load_into(name, lease)?;
+                match &lease.collection {
+                    Loaded::Open(collection) => f(collection),
+                    Loaded::Absent | Loaded::Unknown => {
+                        Err(IndexError::UnknownCollection(name.to_owned()))
+                    }
+                }
+            }),
+        }
+    }
+
+    /// Reads the collection from disk into the lease, if not done yet.
+    fn load_into(&self, name: &str, lease: &mut Lease) -> Result<(), IndexError> {
+        if !matches!(lease.collection, Loaded::Unknown) {
+            return Ok(());
         }
         let dir = self.dir(name);
-        let Some(spec) = read_spec(&dir)? else {
-            return Err(IndexError::UnknownCollection(name.to_owned()));
+        lease.collection = match read_spec(&dir)? {
+            None => Loaded::Absent,
+            Some(spec) => {
+                spec.check_layout(name)?;
+                Loaded::Open(Arc::new(self.load(name, &dir, spec)?))
+            }
         };
-        spec.check_layout(name)?;
-        let collection = Arc::new(self.load(name, &dir, spec)?);
-        open.insert(name.to_owned(), collection.clone());
-        Ok(collection)
+        Ok(())
     }
 
     /// Creates the collection, or checks the existing one against `requested`.
@@ -128,20 +152,28 @@ impl Registry {
         let name = requested.collection.as_str();
         cairn_core::catalog::validate_name("collection", name)
             .map_err(|err| IndexError::Backend(err.to_string()))?;
-        let mut open = lock(&self.open);
-        if let Some(collection) = open.get(name) {
-            return collection.spec.check(requested);
+        // The common case, an existing collection with the same spec, runs alongside other calls.
+        if self
+            .with(name, |collection| collection.spec.check(requested))
+            .is_ok()
+        {
+            return Ok(());
         }
-        let dir = self.dir(name);
-        let collection = match read_spec(&dir)? {
-            Some(stored) => {
-                stored.check(requested)?;
-                self.load(name, &dir, stored)?
+        self.slot(name).exclusive(|lease| {
+            if let Loaded::Open(collection) = &lease.collection {
+                return collection.spec.check(requested);
             }
-            None => self.create(name, &dir, StoredSpec::new(requested))?,
-        };
-        open.insert(name.to_owned(), Arc::new(collection));
-        Ok(())
+            let dir = self.dir(name);
+            let collection = match read_spec(&dir)? {
+                Some(stored) => {
+                    stored.check(requested)?;
+                    self.load(name, &dir, stored)?
+                }
+                None => self.create(name, &dir, StoredSpec::new(requested))?,
+            };
+            lease.collection = Loaded::Open(Arc::new(collection));
+            Ok(())
+        })
     }
 
     /// Closes and deletes the collection; whether it existed.
@@ -149,22 +181,29 @@ impl Registry {
         if cairn_core::catalog::validate_name("collection", name).is_err() {
             return Ok(false);
         }
-        let mut open = lock(&self.open);
         let dir = self.dir(name);
-        let loaded = open.remove(name);
-        if let Some(collection) = &loaded {
-            collection.close();
+        if !dir.exists() {
+            // Not even an interrupted creation: nothing to lock for.
+            return Ok(false);
         }
-        let existed = loaded.is_some() || dir.join(SPEC_FILE).exists();
-        if dir.exists() {
-            fs::remove_dir_all(&dir).map_err(|err| {
-                IndexError::Backend(format!(
-                    "cannot delete the index of collection `{name}` at `{}`: {err}; check the directory's permissions",
-                    dir.display()
-                ))
-            })?;
-        }
-        Ok(existed)
+        self.slot(name).exclusive(|lease| {
+            // No call of this process holds the collection, so this closes the shard.
+            let was_open = matches!(
+                std::mem::replace(&mut lease.collection, Loaded::Unknown),
+                Loaded::Open(_)
+            );
+            let existed = was_open || dir.join(SPEC_FILE).exists();
+            if dir.exists() {
+                fs::remove_dir_all(&dir).map_err(|err| {
+                    IndexError::Backend(format!(
+                        "cannot delete the index of collection `{name}` at `{}`: {err}; check the directory's permissions",
+                        dir.display()
+                    ))
+                })?;
+            }
+            lease.collection = Loaded::Absent;
+            Ok(existed)
+        })
     }
 
     fn config(&self, spec: &StoredSpec) -> EdgeConfig {
@@ -230,7 +269,7 @@ impl Registry {
         Ok(EdgeCollection {
             name: name.to_owned(),
             spec,
-            shard: RwLock::new(Some(shard)),
+            shard,
             writes: Mutex::new(()),
         })
     }
@@ -256,7 +295,7 @@ impl Registry {
         Ok(EdgeCollection {
             name: name.to_owned(),
             spec,
-            shard: RwLock::new(Some(shard)),
+            shard,
             writes: Mutex::new(()),
         })
     }
