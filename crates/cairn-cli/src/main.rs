@@ -8,7 +8,9 @@ use cairn_server::config::{self, Sources};
 use clap::{Args, Parser, Subcommand};
 
 mod bench;
+mod bench_rag;
 mod prompt;
+mod rag;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,12 +33,26 @@ enum Command {
     Serve(ServeArgs),
     /// Apply catalog migrations and exit.
     Migrate(StorageArgs),
-    /// Measure a configured model's speed: `cairn bench generate --model NAME`.
+    /// Measure speed: `cairn bench generate --model NAME`, `bench embed`, `bench index`, `bench ingest PATH`.
     Bench {
         #[command(flatten)]
         storage: StorageArgs,
         #[command(subcommand)]
         command: BenchCommand,
+    },
+    /// Load documents into a collection and sync it: `cairn ingest ./docs --collection handbook`.
+    Ingest {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(flatten)]
+        args: rag::IngestArgs,
+    },
+    /// Search a collection: `cairn search "how do I rotate keys?" --collection handbook`.
+    Search {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(flatten)]
+        args: rag::SearchArgs,
     },
     /// Manage versioned prompts: push, list, show, diff, label, rollback, history, status, render.
     Prompt {
@@ -51,6 +67,12 @@ enum Command {
 enum BenchCommand {
     /// Prompt-processing and decode tokens/s of a model or route.
     Generate(bench::GenerateArgs),
+    /// Sentences/s of the local embedding model by batch size, optionally beside Python.
+    Embed(bench_rag::EmbedArgs),
+    /// Query latency and recall@k of a vector index against exact search.
+    Index(bench_rag::IndexArgs),
+    /// End-to-end ingest throughput and peak memory.
+    Ingest(bench_rag::IngestBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -138,7 +160,9 @@ fn main() -> ExitCode {
         }
         Command::Migrate(args)
         | Command::Prompt { storage: args, .. }
-        | Command::Bench { storage: args, .. } => (args.flags(), false),
+        | Command::Bench { storage: args, .. }
+        | Command::Ingest { storage: args, .. }
+        | Command::Search { storage: args, .. } => (args.flags(), false),
     };
     let config = match config::load(&sources(cli.config, flags)) {
         Ok(config) => config,
@@ -178,6 +202,18 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Bench {
+                command: BenchCommand::Embed(args),
+                ..
+            } => bench_rag::embed(&config, &args).await,
+            Command::Bench {
+                command: BenchCommand::Index(args),
+                ..
+            } => bench_rag::index(&config, &args).await,
+            Command::Bench {
+                command: BenchCommand::Ingest(args),
+                ..
+            } => bench_rag::ingest(&config, &args).await,
+            Command::Bench {
                 command: BenchCommand::Generate(args),
                 ..
             } => {
@@ -216,6 +252,25 @@ fn main() -> ExitCode {
                     );
                 };
                 bench::generate(&*model, &args).await
+            }
+            Command::Ingest { args, .. } => {
+                let catalog = cairn_server::serve::open_for_use(&config).await?;
+                let rag = cairn_server::rag::build(&config, &catalog).await?;
+                let clean = rag::ingest(&rag, args).await;
+                catalog.close().await;
+                if !clean? {
+                    anyhow::bail!(
+                        "some documents could not be ingested (listed above); the rest were"
+                    );
+                }
+                Ok(())
+            }
+            Command::Search { args, .. } => {
+                let catalog = cairn_server::serve::open_for_use(&config).await?;
+                let rag = cairn_server::rag::build(&config, &catalog).await?;
+                let result = rag::search(&rag, args).await;
+                catalog.close().await;
+                result
             }
             Command::Prompt { command, .. } => {
                 let catalog = cairn_server::serve::open_for_use(&config).await?;

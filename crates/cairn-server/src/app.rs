@@ -3,16 +3,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use cairn_core::Catalog;
-use cairn_core::catalog::{Collection, NewCollection};
 use metrics_exporter_prometheus::PrometheusHandle;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
@@ -21,8 +19,8 @@ use tower_http::request_id::{
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::error::ApiError;
-use crate::extract::{ApiJson, body_too_large};
-use crate::prompts;
+use crate::extract::body_too_large;
+use crate::{collections, prompts};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -34,17 +32,42 @@ pub struct AppState {
     pub models: Arc<crate::models::ModelDirectory>,
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,
+    /// The RAG pipeline, or why it could not be set up (ingest and search then answer 503).
+    pub rag: Arc<Result<Arc<crate::rag::Rag>, crate::rag::RagSetupError>>,
+    pub max_upload_bytes: usize,
 }
 
 /// The whole HTTP surface. Tests call it with `tower::ServiceExt::oneshot`, without a socket.
 pub fn router(state: AppState) -> Router {
     let max_body_bytes = state.max_body_bytes;
+    let max_upload_bytes = state.max_upload_bytes;
+    let uploads = Router::new()
+        .route(
+            "/v1/collections/{name}/documents",
+            get(collections::list_documents).post(collections::upload_documents),
+        )
+        .layer(DefaultBodyLimit::max(max_upload_bytes))
+        .layer(middleware::from_fn_with_state(
+            BodyLimit {
+                bytes: max_upload_bytes,
+                setting: "ingest.max_upload_bytes",
+            },
+            reject_declared_oversize,
+        ));
     let api = Router::new()
         .route(
             "/v1/collections",
-            get(list_collections).post(create_collection),
+            get(collections::list_collections).post(collections::create_collection),
         )
-        .route("/v1/collections/{name}", get(get_collection))
+        .route(
+            "/v1/collections/{name}",
+            get(collections::get_collection).delete(collections::delete_collection),
+        )
+        .route(
+            "/v1/collections/{name}/documents/{id}",
+            delete(collections::delete_document),
+        )
+        .route("/v1/collections/{name}/search", post(collections::search))
         .route("/v1/prompts", get(prompts::list_prompts))
         .route("/v1/prompts/{name}", get(prompts::get_prompt))
         .route(
@@ -61,18 +84,25 @@ pub fn router(state: AppState) -> Router {
             "/v1/chat/completions",
             post(crate::openai_api::chat_completions),
         )
-        .route("/v1/models", get(crate::openai_api::list_models));
+        .route("/v1/models", get(crate::openai_api::list_models))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            BodyLimit {
+                bytes: max_body_bytes,
+                setting: "server.max_body_bytes",
+            },
+            reject_declared_oversize,
+        ));
     Router::new()
         .route("/", get(index))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(api)
+        .merge(uploads)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(crate::metrics::track))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(middleware::from_fn_with_state(max_body_bytes, reject_declared_oversize))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal("the server hit a bug answering this request").into_response()))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -88,8 +118,15 @@ pub fn router(state: AppState) -> Router {
 
 /// Refuses a body whose declared length is over the limit before reading any of it. Bodies without a
 /// declared length are cut off by `DefaultBodyLimit` while they are read.
+/// A body size limit and the setting that raises it.
+#[derive(Debug, Clone, Copy)]
+struct BodyLimit {
+    bytes: usize,
+    setting: &'static str,
+}
+
 async fn reject_declared_oversize(
-    State(limit): State<usize>,
+    State(limit): State<BodyLimit>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -98,8 +135,8 @@ async fn reject_declared_oversize(
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return body_too_large().into_response();
+    if declared.is_some_and(|length| length > limit.bytes) {
+        return body_too_large(limit.setting).into_response();
     }
     next.run(request).await
 }
@@ -164,80 +201,4 @@ async fn method_not_allowed(request: Request) -> ApiError {
             request.uri().path()
         ),
     )
-}
-
-/// A collection as the API shows it.
-#[derive(Debug, Serialize)]
-struct CollectionDto {
-    name: String,
-    description: String,
-    embedding_model: Option<String>,
-    embedding_dimension: Option<u32>,
-    metadata: serde_json::Value,
-    /// RFC 3339.
-    created_at: String,
-}
-
-impl From<Collection> for CollectionDto {
-    fn from(collection: Collection) -> Self {
-        CollectionDto {
-            name: collection.name,
-            description: collection.description,
-            embedding_model: collection.embedding_model,
-            embedding_dimension: collection.embedding_dimension,
-            metadata: collection.metadata,
-            created_at: collection.created_at.to_rfc3339(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateCollection {
-    name: String,
-    #[serde(default)]
-    description: String,
-    #[serde(default)]
-    metadata: serde_json::Value,
-}
-
-async fn list_collections(
-    State(state): State<AppState>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let collections: Vec<CollectionDto> = state
-        .catalog
-        .list_collections()
-        .await?
-        .into_iter()
-        .map(Into::into)
-        .collect();
-    Ok(Json(json!({"object": "list", "data": collections})))
-}
-
-async fn get_collection(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Json<CollectionDto>, ApiError> {
-    let collection = state.catalog.get_collection(&name).await?.ok_or_else(|| {
-        ApiError::not_found(
-            "collection_not_found",
-            format!("collection `{name}` does not exist"),
-        )
-    })?;
-    Ok(Json(collection.into()))
-}
-
-async fn create_collection(
-    State(state): State<AppState>,
-    ApiJson(request): ApiJson<CreateCollection>,
-) -> Result<(StatusCode, Json<CollectionDto>), ApiError> {
-    let new = NewCollection {
-        name: request.name,
-        description: request.description,
-        embedding_model: None,
-        embedding_dimension: None,
-        metadata: request.metadata,
-    };
-    let collection = state.catalog.create_collection(new).await?;
-    Ok((StatusCode::CREATED, Json(collection.into())))
 }

@@ -184,3 +184,49 @@ impl From<cairn_core::ModelError> for ApiError {
         }
     }
 }
+
+impl From<cairn_core::index::IndexError> for ApiError {
+    fn from(error: cairn_core::index::IndexError) -> Self {
+        use cairn_core::index::IndexError;
+        let message = error.to_string();
+        // Exhaustive on purpose, as above.
+        match error {
+            IndexError::UnknownCollection(_) => {
+                ApiError::not_found("collection_not_indexed", message)
+            }
+            IndexError::ModelMismatch { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "invalid_request_error",
+                "embedding_model_mismatch",
+                message,
+            ),
+            IndexError::DimensionMismatch { .. } => {
+                ApiError::bad_request("dimension_mismatch", message)
+            }
+            IndexError::Unavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "index_unavailable",
+                format!("the vector index is unavailable, try again shortly: {message}"),
+            ),
+            IndexError::Backend(_) => ApiError::internal(message),
+        }
+    }
+}
+
+impl From<cairn_rag::RagError> for ApiError {
+    fn from(error: cairn_rag::RagError) -> Self {
+        use cairn_rag::RagError;
+        // Exhaustive on purpose, as above.
+        match error {
+            RagError::UnknownCollection(_) => {
+                ApiError::not_found("collection_not_found", error.to_string())
+            }
+            RagError::Catalog(e) => e.into(),
+            RagError::Index(e) => e.into(),
+            RagError::Model(e) => e.into(),
+            RagError::Document(e) => ApiError::bad_request("invalid_document", e.to_string()),
+            RagError::Invalid(message) => ApiError::bad_request("invalid_request", message),
+        }
+    }
+}

@@ -40,17 +40,18 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             "send the body as JSON with the header `Content-Type: application/json`",
         ),
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            body_too_large()
+            body_too_large("server.max_body_bytes")
         }
         other => ApiError::bad_request("invalid_body", other.body_text()),
     }
 }
 
-pub(crate) fn body_too_large() -> ApiError {
+/// 413, naming the setting that raises the limit.
+pub(crate) fn body_too_large(setting: &str) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "invalid_request_error",
         "body_too_large",
-        "request body is larger than the server accepts; send less, or raise server.max_body_bytes",
+        format!("request body is larger than the server accepts; send less, or raise {setting}"),
     )
 }

@@ -1,10 +1,11 @@
 //! Cairn's HTTP server and composition root.
 //!
 //! Reads a validated [`config::Config`], builds the adapters it names (SQLite or PostgreSQL catalog
-//! today; indexes and models as they arrive), and serves the axum app from [`app::router`]. This is
+//! the vector index and embedding model of the RAG pipeline; chat models and routes), and serves the axum app from [`app::router`]. This is
 //! the only crate that knows HTTP status codes; it knows no SQL.
 
 pub mod app;
+pub mod collections;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -12,6 +13,7 @@ pub mod metrics;
 pub mod models;
 mod openai_api;
 pub mod prompts;
+pub mod rag;
 pub mod serve;
 pub mod telemetry;
 

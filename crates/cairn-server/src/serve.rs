@@ -178,12 +178,28 @@ pub async fn serve(
     let models = crate::models::ModelDirectory::from_config(&config.models, &config.routes)
         .await
         .map_err(ServeError::Models)?;
+    let rag = match crate::rag::build(config, &catalog).await {
+        Ok(rag) => {
+            tracing::info!(
+                embedding = rag.embedder.model_id(),
+                index = rag.index.backend(),
+                "retrieval is ready"
+            );
+            Ok(Arc::new(rag))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "ingest and search are unavailable");
+            Err(e)
+        }
+    };
     let state = AppState {
         catalog: catalog.as_dyn(),
         prompts,
         models: Arc::new(models),
         metrics,
         max_body_bytes: config.max_body_bytes,
+        rag: Arc::new(rag),
+        max_upload_bytes: usize::try_from(config.ingest.max_upload_bytes).unwrap_or(usize::MAX),
     };
     let app = router(state);
 

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use cairn_postgres::testing::TestDatabase;
 use serde_json::Value;
 
+mod rag;
+
 const BIN: &str = env!("CARGO_BIN_EXE_cairn");
 
 /// A `cairn` command in its own working directory, with no `CAIRN__` variables inherited.

@@ -35,6 +35,11 @@ async fn test_app(max_body_bytes: usize) -> TestApp {
         models: std::sync::Arc::new(cairn_server::models::ModelDirectory::default()),
         metrics: cairn_server::metrics::handle(),
         max_body_bytes,
+        rag: std::sync::Arc::new(Err(cairn_server::rag::RagSetupError::Index {
+            backend: "none",
+            reason: "this test app has no index".into(),
+        })),
+        max_upload_bytes: max_body_bytes,
     };
     TestApp {
         app: router(state.clone()),
