@@ -3,12 +3,15 @@
 Run by crates/cairn-cli/tests/it (openai_python_client_is_compatible), which starts a scripted
 upstream and Cairn with these models: `default` (a route whose first target is down, so it falls
 back), `agent` (answers with a tool call), `small` (refuses: context length exceeded), and `local`
-(SmolLM2-135M-Instruct running inside Cairn through mistral.rs).
+(SmolLM2-135M-Instruct running inside Cairn through mistral.rs), and the embedding model
+all-MiniLM-L6-v2 (in process, candle).
 Environment: CAIRN_BASE_URL, e.g. http://127.0.0.1:PORT/v1.
 """
 
+import base64
 import json
 import os
+import struct
 import unittest
 
 import openai
@@ -23,7 +26,29 @@ MESSAGES = [
 class OpenAiClientCompatibility(unittest.TestCase):
     def test_lists_models(self):
         ids = sorted(model.id for model in client.models.list())
-        self.assertEqual(ids, ["agent", "backup", "default", "local", "primary", "small"])
+        self.assertEqual(ids, ["agent", "all-MiniLM-L6-v2", "backup", "default", "local", "primary", "small"])
+
+    def test_embeddings(self):
+        pair = ["A man is eating food.", "A man is eating a piece of bread."]
+        # Without encoding_format the client asks for base64 and decodes it; with "float", JSON
+        # numbers; with "base64" it hands back the little-endian float32 string.
+        responses = [
+            client.embeddings.create(model="all-MiniLM-L6-v2", input=pair),
+            client.embeddings.create(model="all-MiniLM-L6-v2", input=pair, encoding_format="float"),
+        ]
+        raw = client.embeddings.create(model="all-MiniLM-L6-v2", input=pair, encoding_format="base64")
+        decoded = [list(struct.unpack("<384f", base64.b64decode(d.embedding))) for d in raw.data]
+        for vectors in [[d.embedding for d in r.data] for r in responses] + [decoded]:
+            a, b = vectors
+            self.assertEqual(len(a), 384)
+            self.assertAlmostEqual(sum(x * x for x in a), 1.0, places=3)
+            # The same pair as the reference fixture (crates/cairn-candle/tests/fixtures).
+            self.assertAlmostEqual(sum(x * y for x, y in zip(a, b)), 0.7553, places=3)
+        self.assertEqual([d.index for d in responses[0].data], [0, 1])
+        self.assertGreater(responses[0].usage.prompt_tokens, 10)
+        with self.assertRaises(openai.NotFoundError) as caught:
+            client.embeddings.create(model="text-embedding-3-small", input="hello")
+        self.assertIn("all-MiniLM-L6-v2", str(caught.exception))
 
     def test_chat_completion(self):
         response = client.chat.completions.create(model="default", messages=MESSAGES, temperature=0.1)

@@ -84,6 +84,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/chat/completions",
             post(crate::openai_api::chat_completions),
         )
+        .route("/v1/embeddings", post(crate::embeddings_api::embeddings))
         .route("/v1/models", get(crate::openai_api::list_models))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn_with_state(

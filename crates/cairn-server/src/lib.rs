@@ -7,6 +7,7 @@
 pub mod app;
 pub mod collections;
 pub mod config;
+mod embeddings_api;
 pub mod error;
 pub mod extract;
 pub mod metrics;

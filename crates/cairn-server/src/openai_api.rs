@@ -1,5 +1,6 @@
 //! The OpenAI-compatible API: `POST /v1/chat/completions` (JSON and SSE streaming, tools,
-//! response formats, usage in the last chunk on request) and `GET /v1/models`. Wire types are this
+//! response formats, usage in the last chunk on request) and `GET /v1/models` (chat models, routes
+//! and the embedding model). Wire types are this
 //! module's own and convert explicitly into `cairn-core` types.
 
 use std::convert::Infallible;
@@ -398,9 +399,15 @@ pub(crate) async fn chat_completions(
 }
 
 pub(crate) async fn list_models(State(state): State<AppState>) -> Json<Value> {
+    let embedding = state
+        .rag()
+        .ok()
+        .map(|rag| rag.embedder.model_id().to_owned());
     let data: Vec<Value> = state
         .models
         .names()
+        .map(str::to_owned)
+        .chain(embedding)
         .map(|name| json!({"id": name, "object": "model", "created": 0, "owned_by": "cairn"}))
         .collect();
     Json(json!({"object": "list", "data": data}))

@@ -574,8 +574,10 @@ async fn openai_python_client_is_compatible() {
          [[models]]\nname = \"agent\"\nprovider = \"openai-compatible\"\nbase_url = \"{base}\"\nmodel = \"tools\"\n\
          [[models]]\nname = \"small\"\nprovider = \"openai-compatible\"\nbase_url = \"{base}\"\nmodel = \"context\"\n\
          [[routes]]\nname = \"default\"\ntargets = [\"primary\", \"backup\"]\nattempts_per_target = 1\n\
-         [[models]]\nname = \"local\"\nprovider = \"local\"\npath = \"{}\"\n",
-        smollm2().display()
+         [[models]]\nname = \"local\"\nprovider = \"local\"\npath = \"{}\"\n\
+         [embedding]\nlocal = \"{}\"\nname = \"all-MiniLM-L6-v2\"\n",
+        smollm2().display(),
+        cairn_testkit::test_model("minilm").display()
     );
     std::fs::write(dir.path().join("cairn.toml"), config).expect("write config");
     let server = Server::start(dir.path(), &[]);
@@ -602,7 +604,7 @@ async fn openai_python_client_is_compatible() {
         server.logs()
     );
     assert!(
-        report.contains("Ran 6 tests") && report.contains("OK"),
+        report.contains("Ran 7 tests") && report.contains("OK"),
         "{report}"
     );
 }
