@@ -30,6 +30,18 @@ pub enum Selector {
     Label(String),
 }
 
+/// The prompts the platform itself uses, as shipped in `prompts/`.
+const BUILTIN: [(&str, &str); 2] = [
+    (
+        "prompts/rag_answer.prompt",
+        include_str!("../../../prompts/rag_answer.prompt"),
+    ),
+    (
+        "prompts/query_rewrite.prompt",
+        include_str!("../../../prompts/query_rewrite.prompt"),
+    ),
+];
+
 impl Selector {
     /// Splits `name`, `name@3` or `name@production`.
     pub fn parse_reference(reference: &str) -> (String, Selector) {
@@ -122,6 +134,34 @@ impl PromptRegistry {
     /// Validates a prompt file (parse, compile, variables) without publishing it.
     pub fn check(&self, file: &PromptFile) -> Result<(), PromptError> {
         CompiledPrompt::compile(file.clone(), None, self.limits).map(|_| ())
+    }
+
+    /// Publishes the platform's own prompts (those shipped in `prompts/`) that the catalog does not
+    /// have yet, labelled `production`, so that a fresh installation answers out of the box.
+    /// Prompts already in the catalog are left alone: after the first start, prompt engineers own
+    /// them. Returns the names it published.
+    pub async fn seed_builtin(&self) -> Result<Vec<String>, PromptError> {
+        let mut published = Vec::new();
+        for (origin, text) in BUILTIN {
+            let file = PromptFile::parse(text, origin)?;
+            let name = file.spec.name.clone();
+            if self.catalog.latest_prompt_version(&name).await?.is_some() {
+                continue;
+            }
+            let outcome = self
+                .publish(&file, "cairn", "built-in prompt, published at first start")
+                .await?;
+            self.set_label(
+                &name,
+                "production",
+                outcome.version.version,
+                "cairn",
+                "built-in prompt, published at first start",
+            )
+            .await?;
+            published.push(name);
+        }
+        Ok(published)
     }
 
     /// Validates and publishes a prompt file. Publishing unchanged content is a no-op.

@@ -35,6 +35,8 @@ pub struct AppState {
     /// The RAG pipeline, or why it could not be set up (ingest and search then answer 503).
     pub rag: Arc<Result<Arc<crate::rag::Rag>, crate::rag::RagSetupError>>,
     pub max_upload_bytes: usize,
+    /// RAG apps, callable as `"model": "app:NAME"`.
+    pub apps: Arc<Vec<crate::config::AppSection>>,
 }
 
 /// The whole HTTP surface. Tests call it with `tower::ServiceExt::oneshot`, without a socket.
@@ -85,6 +87,7 @@ pub fn router(state: AppState) -> Router {
             post(crate::openai_api::chat_completions),
         )
         .route("/v1/embeddings", post(crate::embeddings_api::embeddings))
+        .route("/v1/lineage/{id}", get(crate::openai_api::get_lineage))
         .route("/v1/models", get(crate::openai_api::list_models))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn_with_state(

@@ -34,6 +34,43 @@ pub struct RawConfig {
     pub index: IndexSection,
     pub ingest: IngestSection,
     pub rerank: RerankSection,
+    /// RAG apps, each callable as `"model": "app:NAME"`.
+    pub apps: Vec<AppSection>,
+}
+
+/// A RAG app: retrieval from collections, a registered prompt, and a model or route.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSection {
+    /// Clients call it as `"model": "app:NAME"`.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// The collections it retrieves from.
+    pub collections: Vec<String>,
+    /// The registered prompt that turns the question and passages into messages:
+    /// `name@label`, `name@VERSION` or `name` (latest).
+    #[serde(default = "default_app_prompt")]
+    pub prompt: String,
+    /// The model or route that answers.
+    pub route: String,
+    /// Passages retrieved per collection, and the token budget of the assembled context.
+    #[serde(default = "default_app_top_k")]
+    pub top_k: usize,
+    #[serde(default = "default_app_context_tokens")]
+    pub context_tokens: usize,
+}
+
+fn default_app_prompt() -> String {
+    "rag_answer@production".into()
+}
+
+fn default_app_top_k() -> usize {
+    6
+}
+
+fn default_app_context_tokens() -> usize {
+    1500
 }
 
 /// The optional cross-encoder that reorders search candidates.
@@ -362,6 +399,7 @@ impl Default for RawConfig {
             index: IndexSection::default(),
             ingest: IngestSection::default(),
             rerank: RerankSection::default(),
+            apps: Vec::new(),
         }
     }
 }
@@ -383,6 +421,7 @@ pub struct Config {
     pub ingest: IngestSection,
     /// The cross-encoder's directory or hub id, with `~` expanded; `None`: no reranking.
     pub rerank: Option<(String, usize)>,
+    pub apps: Vec<AppSection>,
     /// Where each key's value came from, for error messages at run time (a refused connection, say).
     pub origins: Origins,
 }
@@ -710,6 +749,7 @@ pub fn validate(
     let models = model_configs(&raw, env, &bad)?;
     let embedding = embedding_config(&raw, &models, env, &bad)?;
     let index = index_config(&raw, &database, env, &bad)?;
+    check_apps(&raw, &bad)?;
     if raw.ingest.chunk_tokens < 16 || raw.ingest.chunk_overlap >= raw.ingest.chunk_tokens / 2 {
         return Err(bad(
             "ingest.chunk_tokens",
@@ -733,6 +773,7 @@ pub fn validate(
         embedding,
         index,
         ingest: raw.ingest,
+        apps: raw.apps.clone(),
         rerank: (!raw.rerank.model.is_empty()).then(|| {
             let home = env
                 .iter()
@@ -746,6 +787,64 @@ pub fn validate(
         }),
         origins,
     })
+}
+
+fn check_apps(
+    raw: &RawConfig,
+    bad: &impl Fn(&str, String, &str) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let callable: Vec<&str> = raw
+        .models
+        .iter()
+        .map(|m| m.name.as_str())
+        .chain(raw.routes.iter().map(|r| r.name.as_str()))
+        .collect();
+    let mut names: Vec<&str> = Vec::new();
+    for (index, app) in raw.apps.iter().enumerate() {
+        let key = |field: &str| format!("apps[{index}].{field}");
+        cairn_core::catalog::validate_name("app", &app.name)
+            .map_err(|e| bad(&key("name"), e.to_string(), "rename it"))?;
+        if names.contains(&app.name.as_str()) {
+            return Err(bad(
+                &key("name"),
+                format!("app `{}` is defined twice", app.name),
+                "give each app a unique name",
+            ));
+        }
+        names.push(&app.name);
+        if app.collections.is_empty() {
+            return Err(bad(
+                &key("collections"),
+                "an app needs at least one collection".into(),
+                "list the collections it answers from, e.g. collections = [\"handbook\"]",
+            ));
+        }
+        if !callable.contains(&app.route.as_str()) {
+            return Err(bad(
+                &key("route"),
+                format!("no model or route is named `{}`", app.route),
+                &format!(
+                    "use one of: {}",
+                    if callable.is_empty() {
+                        "(none configured: add [[models]])".to_owned()
+                    } else {
+                        callable.join(", ")
+                    }
+                ),
+            ));
+        }
+        if app.top_k == 0 || app.top_k > 100 || app.context_tokens < 50 {
+            return Err(bad(
+                &key("top_k"),
+                format!(
+                    "top_k {} with {} context tokens",
+                    app.top_k, app.context_tokens
+                ),
+                "use top_k from 1 to 100 and context_tokens of at least 50",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The embedding model, resolved.
@@ -1535,7 +1634,7 @@ mod tests {
             dotted_keys(&toml::Table::try_from(RawConfig::default()).expect("defaults serialize"));
         for key in all
             .iter()
-            .filter(|key| !["models", "routes"].contains(&key.as_str()))
+            .filter(|key| !["models", "routes", "apps"].contains(&key.as_str()))
         {
             assert!(
                 documented.contains(key),
@@ -1574,7 +1673,10 @@ mod tests {
             ("HOME".to_owned(), home.path().display().to_string()),
         ];
         let config = validate(raw, Origins::default(), &env).expect("the example block validates");
-        assert_eq!((config.models.len(), config.routes.len()), (3, 1));
+        assert_eq!(
+            (config.models.len(), config.routes.len(), config.apps.len()),
+            (3, 1, 1)
+        );
         assert!(
             matches!(&config.models[2].backend, ModelBackend::Local(cairn_local::LocalModelSource::Gguf(path)) if path.starts_with(home.path()))
         );
@@ -1593,6 +1695,10 @@ mod tests {
             "targets",
             "attempts_per_target",
             "deadline_secs",
+            "collections",
+            "prompt",
+            "top_k",
+            "context_tokens",
         ] {
             assert!(
                 block.contains(field),

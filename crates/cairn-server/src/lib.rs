@@ -5,6 +5,7 @@
 //! the only crate that knows HTTP status codes; it knows no SQL.
 
 pub mod app;
+mod apps;
 pub mod collections;
 pub mod config;
 mod embeddings_api;

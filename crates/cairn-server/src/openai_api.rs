@@ -4,16 +4,20 @@
 //! module's own and convert explicitly into `cairn-core` types.
 
 use std::convert::Infallible;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderName;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use cairn_core::catalog::LineageRecord;
 use cairn_core::model::{
     ChatChunk, ChatMessage, ChatRequest, ChatResponse, FinishReason, ResponseFormat, Role,
     ToolCall, ToolChoice, ToolDefinition, Usage,
 };
+use cairn_core::{Catalog, ChatModel, ModelError};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -321,34 +325,155 @@ fn completion_json(id: &str, model: &str, response: ChatResponse) -> Value {
     })
 }
 
+/// A chat answer about to be produced: the model to call, the request, and what the response and
+/// the lineage record carry besides the model's output.
+pub(crate) struct Answer {
+    pub model: Arc<dyn ChatModel>,
+    pub request: ChatRequest,
+    /// The model or route name, for the lineage record.
+    pub route: String,
+    pub app: Option<String>,
+    /// The registered prompt (name, version) that produced the messages.
+    pub prompt: Option<(String, Option<i64>)>,
+    /// Retrieved chunks with their scores.
+    pub retrieval: Value,
+    /// Extra top-level fields of the response (and of the first stream chunk), e.g. `citations`.
+    pub extension: serde_json::Map<String, Value>,
+    pub lineage_id: uuid::Uuid,
+}
+
+impl Answer {
+    pub fn new(model: Arc<dyn ChatModel>, request: ChatRequest, route: String) -> Self {
+        Answer {
+            model,
+            request,
+            route,
+            app: None,
+            prompt: None,
+            retrieval: Value::Array(Vec::new()),
+            extension: serde_json::Map::new(),
+            lineage_id: uuid::Uuid::now_v7(),
+        }
+    }
+
+    /// The lineage record of this answer, once its outcome is known; written in the background.
+    fn record(
+        &self,
+        catalog: Arc<dyn Catalog>,
+        outcome: Result<Usage, &ModelError>,
+        started: Instant,
+    ) {
+        let record = LineageRecord {
+            id: self.lineage_id,
+            conversation_id: None,
+            app: self.app.clone(),
+            prompt_name: self.prompt.as_ref().map(|(name, _)| name.clone()),
+            prompt_version: self.prompt.as_ref().and_then(|(_, version)| *version),
+            model: self.request.model.clone(),
+            route: Some(self.route.clone()),
+            retrieval: self.retrieval.clone(),
+            guard_verdicts: Value::Array(Vec::new()),
+            usage: outcome.as_ref().map(|u| *u).unwrap_or_default(),
+            cost_usd: 0.0,
+            latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            status: match &outcome {
+                Ok(_) => "ok".to_owned(),
+                Err(error) => error.class().to_owned(),
+            },
+            error: outcome.err().map(ToString::to_string),
+            created_at: chrono::Utc::now(),
+        };
+        tokio::spawn(async move {
+            if let Err(e) = catalog.record_lineage(record).await {
+                tracing::warn!(error = %e, "could not write a lineage record");
+            }
+        });
+    }
+}
+
 pub(crate) async fn chat_completions(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
     let model_name = request.model.clone();
-    let Some(model) = state.models.get(&model_name) else {
-        let known: Vec<&str> = state.models.names().collect();
-        return Err(ApiError::not_found(
-            "model_not_found",
-            format!(
-                "model `{model_name}` does not exist; models: {}",
-                if known.is_empty() {
-                    "none configured (see [[models]] in cairn.example.toml)".to_owned()
-                } else {
-                    known.join(", ")
-                }
-            ),
-        ));
-    };
     let (request, stream, include_usage) = to_core(request)?;
+    let answer = match model_name.strip_prefix("app:") {
+        Some(app) => crate::apps::prepare(&state, app, request).await?,
+        None => {
+            let Some(model) = state.models.get(&model_name) else {
+                let known: Vec<String> = state
+                    .models
+                    .names()
+                    .map(str::to_owned)
+                    .chain(state.apps.iter().map(|a| format!("app:{}", a.name)))
+                    .collect();
+                return Err(ApiError::not_found(
+                    "model_not_found",
+                    format!(
+                        "model `{model_name}` does not exist; models: {}",
+                        if known.is_empty() {
+                            "none configured (see [[models]] in cairn.example.toml)".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ));
+            };
+            Answer::new(model, request, model_name.clone())
+        }
+    };
+    respond(&state, model_name, answer, stream, include_usage).await
+}
+
+fn lineage_header(id: uuid::Uuid) -> [(HeaderName, String); 1] {
+    [(
+        HeaderName::from_static("x-cairn-lineage-id"),
+        id.to_string(),
+    )]
+}
+
+async fn respond(
+    state: &AppState,
+    model_name: String,
+    answer: Answer,
+    stream: bool,
+    include_usage: bool,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let catalog = state.catalog.clone();
+    let mut extension = answer.extension.clone();
+    extension.insert(
+        "cairn".into(),
+        json!({"lineage_id": answer.lineage_id, "app": answer.app,
+               "prompt": answer.prompt.as_ref().map(|(name, version)| json!({"name": name, "version": version}))}),
+    );
     if !stream {
-        let response = model.complete(&request).await?;
-        return Ok(Json(completion_json(&id, &model_name, response)).into_response());
+        return match answer.model.complete(&answer.request).await {
+            Ok(response) => {
+                answer.record(catalog, Ok(response.usage), started);
+                let mut body = completion_json(&id, &model_name, response);
+                if let Some(object) = body.as_object_mut() {
+                    object.extend(extension);
+                }
+                Ok((lineage_header(answer.lineage_id), Json(body)).into_response())
+            }
+            Err(error) => {
+                answer.record(catalog, Err(&error), started);
+                Err(error.into())
+            }
+        };
     }
     // Errors before the first chunk get a status code; after it, an error event ends the stream.
-    let upstream = model.stream(&request).await?;
+    let upstream = match answer.model.stream(&answer.request).await {
+        Ok(upstream) => upstream,
+        Err(error) => {
+            answer.record(catalog, Err(&error), started);
+            return Err(error.into());
+        }
+    };
     let created = now();
+    let lineage_id = answer.lineage_id;
     let chunk = move |delta: Value, finish: Option<&str>| {
         json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model_name,
                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
@@ -364,9 +489,16 @@ pub(crate) async fn chat_completions(
     };
     let opening = futures_util::stream::once({
         let chunk = chunk.clone();
-        async move { vec![chunk(json!({"role": "assistant", "content": ""}), None).to_string()] }
+        async move {
+            let mut first = chunk(json!({"role": "assistant", "content": ""}), None);
+            if let Some(object) = first.as_object_mut() {
+                object.extend(extension);
+            }
+            vec![first.to_string()]
+        }
     });
     let mut tool_index = 0usize;
+    let mut answer = Some(answer);
     let body = upstream.map(move |item| match item {
         Ok(ChatChunk::Delta(text)) => vec![chunk(json!({"content": text}), None).to_string()],
         Ok(ChatChunk::ToolCall(call)) => {
@@ -376,6 +508,9 @@ pub(crate) async fn chat_completions(
             vec![chunk(delta, None).to_string()]
         }
         Ok(ChatChunk::Finish { reason, usage }) => {
+            if let Some(answer) = answer.take() {
+                answer.record(catalog.clone(), Ok(usage), started);
+            }
             let mut events = vec![chunk(json!({}), Some(finish_reason(reason))).to_string()];
             if include_usage {
                 events.push(usage_chunk(usage).to_string());
@@ -384,6 +519,9 @@ pub(crate) async fn chat_completions(
             events
         }
         Err(error) => {
+            if let Some(answer) = answer.take() {
+                answer.record(catalog.clone(), Err(&error), started);
+            }
             let error = ApiError::from(error);
             tracing::warn!(code = error.code, "stream ended with an error: {}", error.message);
             vec![json!({"error": {"message": error.message, "type": error.kind, "code": error.code}}).to_string()]
@@ -393,9 +531,31 @@ pub(crate) async fn chat_completions(
         .chain(body)
         .flat_map(futures_util::stream::iter)
         .map(|data| Ok::<_, Infallible>(Event::default().data(data)));
-    Ok(Sse::new(events)
-        .keep_alive(KeepAlive::default())
+    Ok((
+        lineage_header(lineage_id),
+        Sse::new(events).keep_alive(KeepAlive::default()),
+    )
         .into_response())
+}
+
+/// `GET /v1/lineage/{id}`: how an answer was produced (app, prompt version, route, retrieved
+/// chunks, tokens, latency), with its feedback.
+pub(crate) async fn get_lineage(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<uuid::Uuid>,
+) -> Result<Json<Value>, ApiError> {
+    let record = state.catalog.get_lineage(id).await?.ok_or_else(|| {
+        ApiError::not_found(
+            "lineage_not_found",
+            format!("no answer has lineage id {id} (records are written just after the answer; retry in a moment)"),
+        )
+    })?;
+    let feedback = state.catalog.list_feedback(id).await?;
+    let mut body = serde_json::to_value(&record)
+        .map_err(|e| ApiError::internal(format!("cannot encode the lineage record: {e}")))?;
+    body["feedback"] = serde_json::to_value(feedback)
+        .map_err(|e| ApiError::internal(format!("cannot encode feedback: {e}")))?;
+    Ok(Json(body))
 }
 
 pub(crate) async fn list_models(State(state): State<AppState>) -> Json<Value> {

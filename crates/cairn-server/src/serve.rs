@@ -174,6 +174,13 @@ pub async fn serve(
     let metrics = crate::metrics::handle();
     crate::metrics::record_build_info(config.database.backend());
     let prompts = prompt_registry(config, catalog.as_dyn());
+    match prompts.seed_builtin().await {
+        Ok(published) if !published.is_empty() => {
+            tracing::info!(prompts = ?published, "published the built-in prompts, labelled production");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not publish the built-in prompts"),
+    }
     tokio::spawn(prompts.clone().follow_label_moves());
     let models = crate::models::ModelDirectory::from_config(&config.models, &config.routes)
         .await
@@ -200,6 +207,7 @@ pub async fn serve(
         max_body_bytes: config.max_body_bytes,
         rag: Arc::new(rag),
         max_upload_bytes: usize::try_from(config.ingest.max_upload_bytes).unwrap_or(usize::MAX),
+        apps: Arc::new(config.apps.clone()),
     };
     let app = router(state);
 

@@ -163,9 +163,16 @@ async fn ingest_and_search(env: &[(&str, &str)]) {
         "# Backups\n\nRun cairn backup nightly; snapshots go to the object store bucket.\n",
     )
     .expect("write");
-    let (ok, stdout, stderr) = run(dir.path(), &["ingest", "docs", "--collection", "handbook"], env);
+    let (ok, stdout, stderr) = run(
+        dir.path(),
+        &["ingest", "docs", "--collection", "handbook"],
+        env,
+    );
     assert!(ok, "{stdout}\n{stderr}");
-    assert!(stdout.contains("1 added, 0 updated, 3 unchanged"), "{stdout}");
+    assert!(
+        stdout.contains("1 added, 0 updated, 3 unchanged"),
+        "{stdout}"
+    );
     let hits: Value = client
         .post(server.url("/v1/collections/handbook/search"))
         .json(&json!({"query": "when do backups run and where do snapshots go?", "top_k": 1}))
@@ -176,11 +183,18 @@ async fn ingest_and_search(env: &[(&str, &str)]) {
         .await
         .expect("json");
     assert!(
-        hits["data"][0]["source"].as_str().unwrap_or_default().ends_with("backup.md"),
+        hits["data"][0]["source"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("backup.md"),
         "the server sees what another process ingested: {hits}"
     );
     std::fs::remove_file(docs.join("backup.md")).expect("rm");
-    let (ok, stdout, _) = run(dir.path(), &["ingest", "docs", "--collection", "handbook"], env);
+    let (ok, stdout, _) = run(
+        dir.path(),
+        &["ingest", "docs", "--collection", "handbook"],
+        env,
+    );
     assert!(ok && stdout.contains("1 removed"), "{stdout}");
 
     // Upload through the API, find it, delete it.
@@ -439,4 +453,141 @@ async fn documents_in(catalog_path: &Path, collection: &str) -> usize {
             .unwrap_or(0),
         _ => 0,
     }
+}
+
+/// A RAG app called as a model: cited answer, the rendered prompt sent upstream, and a lineage
+/// record naming the app, the prompt version (the built-in prompt, published at first start) and
+/// the retrieved chunks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_answers_with_citations_and_records_its_prompt_version() {
+    let upstream = cairn_testkit::ScriptedUpstream::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_handbook(&dir.path().join("docs"));
+    let model = minilm();
+    std::fs::write(
+        dir.path().join("cairn.toml"),
+        format!(
+            "[embedding]\nlocal = \"{model}\"\n\
+             [[models]]\nname = \"writer\"\nprovider = \"openai-compatible\"\nbase_url = \"{}\"\nmodel = \"good\"\n\
+             [[apps]]\nname = \"handbook\"\ncollections = [\"handbook\"]\nroute = \"writer\"\ntop_k = 3\n",
+            upstream.base_url()
+        ),
+    )
+    .expect("config");
+    let (ok, stdout, stderr) = run(
+        dir.path(),
+        &["ingest", "docs", "--collection", "handbook"],
+        &[],
+    );
+    assert!(ok, "{stdout}\n{stderr}");
+    let server = Server::start(dir.path(), &[]);
+    let client = reqwest::Client::new();
+    let question = "Where is the catalog kept when I use PostgreSQL?";
+    let response = client
+        .post(server.url("/v1/chat/completions"))
+        .json(
+            &json!({"model": "app:handbook", "messages": [{"role": "user", "content": question}]}),
+        )
+        .send()
+        .await
+        .expect("chat");
+    assert_eq!(response.status(), 200);
+    let lineage_id = response
+        .headers()
+        .get("x-cairn-lineage-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("lineage header")
+        .to_owned();
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["model"], "app:handbook");
+    assert_eq!(body["choices"][0]["message"]["content"], "answer from good");
+    let citations = body["citations"].as_array().expect("citations");
+    assert!(!citations.is_empty(), "{body}");
+    assert_eq!(citations[0]["index"], 1);
+    assert!(
+        citations[0]["source"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("database.md"),
+        "{body}"
+    );
+    assert_eq!(
+        body["cairn"]["prompt"],
+        json!({"name": "rag_answer", "version": 1})
+    );
+    assert_eq!(body["cairn"]["lineage_id"], lineage_id.as_str());
+
+    // The upstream got the registered prompt, rendered with the numbered passages.
+    let sent = upstream
+        .requests()
+        .into_iter()
+        .find(|seen| seen.path_and_query.ends_with("/chat/completions"))
+        .expect("the upstream was called");
+    let system = sent.body["messages"][0]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(system.contains("Cite every claim"), "{system}");
+    assert!(system.contains("[1] Database"), "{system}");
+    assert_eq!(sent.body["messages"][1]["content"], question);
+
+    // The lineage record is written just after the answer.
+    let mut record = Value::Null;
+    for _ in 0..50 {
+        let response = client
+            .get(server.url(&format!("/v1/lineage/{lineage_id}")))
+            .send()
+            .await
+            .expect("lineage");
+        if response.status() == 200 {
+            record = response.json().await.expect("json");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(record["app"], "handbook", "{record}");
+    assert_eq!(record["prompt_name"], "rag_answer");
+    assert_eq!(record["prompt_version"], 1);
+    assert_eq!(record["route"], "writer");
+    assert_eq!(record["status"], "ok");
+    assert_eq!(
+        record["retrieval"][0]["chunk_id"], citations[0]["chunk_id"],
+        "{record}"
+    );
+
+    // Streaming: the citations come first, before any text.
+    let response = client
+        .post(server.url("/v1/chat/completions"))
+        .json(&json!({"model": "app:handbook", "stream": true, "messages": [{"role": "user", "content": question}]}))
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.expect("body");
+    let first: Value = serde_json::from_str(
+        text.lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .expect("an event"),
+    )
+    .expect("json event");
+    assert!(
+        first["citations"].as_array().is_some_and(|c| !c.is_empty()),
+        "{first}"
+    );
+
+    let response = client
+        .post(server.url("/v1/chat/completions"))
+        .json(&json!({"model": "app:nope", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .expect("chat");
+    assert_eq!(response.status(), 404);
+    let error: Value = response.json().await.expect("json");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("app:handbook"),
+        "{error}"
+    );
 }

@@ -40,6 +40,7 @@ async fn test_app(max_body_bytes: usize) -> TestApp {
             reason: "this test app has no index".into(),
         })),
         max_upload_bytes: max_body_bytes,
+        apps: std::sync::Arc::new(Vec::new()),
     };
     TestApp {
         app: router(state.clone()),
