@@ -7,6 +7,7 @@
 //! is present.
 
 pub mod batch;
+pub mod bench;
 mod bert;
 mod cross_encoder;
 mod files;

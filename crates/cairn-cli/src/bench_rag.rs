@@ -7,97 +7,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use cairn_candle::{BertEmbedder, ModelSource};
-use cairn_core::index::{IndexPoint, IndexQuery, IndexSpec, Probe, VectorIndex};
 use cairn_rag::{NoProgress, Source};
 use cairn_server::config::{Config, EmbeddingConfig};
 use clap::Args;
 use serde_json::Value;
 use uuid::Uuid;
-
-/// A small deterministic generator (64-bit LCG), so every run measures the same data.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 11
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next() as f64 / (1u64 << 53) as f64) as f32
-    }
-    /// A standard normal sample (Box-Muller).
-    fn normal(&mut self) -> f32 {
-        let u = self.unit().max(1e-7);
-        let v = self.unit();
-        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-    }
-}
-
-const WORDS: &[&str] = &[
-    "the",
-    "index",
-    "query",
-    "database",
-    "server",
-    "returns",
-    "configures",
-    "a",
-    "connection",
-    "pool",
-    "with",
-    "each",
-    "request",
-    "model",
-    "answers",
-    "cited",
-    "passage",
-    "from",
-    "document",
-    "collection",
-    "user",
-    "asks",
-    "about",
-    "latency",
-    "throughput",
-    "cache",
-    "token",
-    "embedding",
-    "vector",
-    "search",
-    "results",
-    "are",
-    "ranked",
-    "by",
-    "score",
-    "and",
-    "filtered",
-    "metadata",
-    "operators",
-    "deploy",
-    "cluster",
-    "replicas",
-    "backup",
-    "restore",
-    "schema",
-    "migration",
-];
-
-fn sentences(count: usize) -> Vec<String> {
-    let mut rng = Lcg(42);
-    (0..count)
-        .map(|_| {
-            let words = 10 + (rng.next() % 51) as usize;
-            let mut text: Vec<&str> = (0..words)
-                .map(|_| WORDS[(rng.next() % WORDS.len() as u64) as usize])
-                .collect();
-            text.push(".");
-            text.join(" ")
-        })
-        .collect()
-}
 
 #[derive(Debug, Args)]
 pub struct EmbedArgs {
@@ -156,7 +70,7 @@ pub async fn embed(config: &Config, args: &EmbedArgs) -> Result<()> {
         let device = device.clone();
         tokio::task::spawn_blocking(move || BertEmbedder::load(&files, &device)).await??
     };
-    let texts = sentences(args.sentences);
+    let texts = cairn_candle::bench::sentences(args.sentences);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "model {name} on {device:?}, {} sentences of 10-60 words, {threads} threads",
@@ -167,13 +81,8 @@ pub async fn embed(config: &Config, args: &EmbedArgs) -> Result<()> {
     for &size in &sizes {
         let embedder = embedder.clone();
         let texts = texts.clone();
-        let rate = tokio::task::spawn_blocking(move || -> Result<f64> {
-            embedder.embed(&texts[..size.min(texts.len())])?;
-            let started = Instant::now();
-            for batch in texts.chunks(size) {
-                embedder.embed(batch)?;
-            }
-            Ok(texts.len() as f64 / started.elapsed().as_secs_f64())
+        let rate = tokio::task::spawn_blocking(move || {
+            cairn_candle::bench::throughput(&embedder, &texts, size)
         })
         .await??;
         ours.push(rate);
@@ -265,68 +174,17 @@ pub struct IndexArgs {
     pub backend: String,
 }
 
-/// Unit vectors around 64 centroids: clustered, as real embeddings are.
-fn clustered(
-    count: usize,
-    dimension: usize,
-    centroids: &[Vec<f32>],
-    rng: &mut Lcg,
-) -> Vec<Vec<f32>> {
-    (0..count)
-        .map(|_| {
-            let centre = &centroids[(rng.next() % centroids.len() as u64) as usize];
-            let mut v: Vec<f32> = centre
-                .iter()
-                .map(|c| c + 0.6 * rng.normal() / (dimension as f32).sqrt())
-                .collect();
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.iter_mut().for_each(|x| *x /= norm);
-            v
-        })
-        .collect()
-}
-
-fn exact_top(points: &[Vec<f32>], query: &[f32], k: usize) -> Vec<usize> {
-    let mut scored: Vec<(f32, usize)> = points
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.iter().zip(query).map(|(a, b)| a * b).sum(), i))
-        .collect();
-    scored.select_nth_unstable_by(k, |a, b| b.0.total_cmp(&a.0));
-    scored.truncate(k);
-    scored.into_iter().map(|(_, i)| i).collect()
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(rank).copied().unwrap_or(f64::NAN)
-}
-
 /// Query latency and recall@k of an index against exact search.
 pub async fn index(config: &Config, args: &IndexArgs) -> Result<()> {
-    let mut rng = Lcg(7);
-    let centroids: Vec<Vec<f32>> = (0..64)
-        .map(|_| {
-            let mut v: Vec<f32> = (0..args.dimension).map(|_| rng.normal()).collect();
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.iter_mut().for_each(|x| *x /= norm);
-            v
-        })
-        .collect();
-    let points = clustered(args.points, args.dimension, &centroids, &mut rng);
-    let queries = clustered(args.queries, args.dimension, &centroids, &mut rng);
-    let ids: Vec<Uuid> = (0..points.len())
-        .map(|i| Uuid::from_u128(i as u128 + 1))
-        .collect();
-    let collection = format!("bench-{}", Uuid::new_v4().simple());
-    let scratch = tempfile_dir()?;
-
-    let (index, pg, edge): (
-        Arc<dyn VectorIndex>,
-        Option<cairn_postgres::PgVectorIndex>,
-        Option<cairn_qdrant::EdgeIndex>,
-    ) = match args.backend.as_str() {
+    let workload = cairn_index_contract::bench::Workload {
+        points: args.points,
+        dimension: args.dimension,
+        queries: args.queries,
+        k: args.k,
+    };
+    let report = match args.backend.as_str() {
         "qdrant-edge" => {
+            let scratch = tempfile_dir()?;
             let index = cairn_qdrant::EdgeIndex::open_with(
                 scratch.join("qdrant"),
                 cairn_qdrant::EdgeOptions {
@@ -334,7 +192,18 @@ pub async fn index(config: &Config, args: &IndexArgs) -> Result<()> {
                     ..Default::default()
                 },
             )?;
-            (Arc::new(index.clone()), None, Some(index))
+            let report = cairn_index_contract::bench::run(
+                &index,
+                &workload,
+                |_| async { Ok(()) },
+                |collection| {
+                    let index = index.clone();
+                    async move { index.optimize(&collection).await.map(|_| ()) }
+                },
+            )
+            .await;
+            let _ = std::fs::remove_dir_all(&scratch);
+            report?
         }
         "pgvector" => {
             let catalog = cairn_server::serve::open_for_use(config).await?;
@@ -344,84 +213,27 @@ pub async fn index(config: &Config, args: &IndexArgs) -> Result<()> {
                 );
             };
             let index = cairn_postgres::PgVectorIndex::new(postgres.pool().clone());
-            (Arc::new(index.clone()), Some(index), None)
+            cairn_index_contract::bench::run(
+                &index,
+                &workload,
+                |collection| {
+                    let index = index.clone();
+                    async move { index.drop_dense_index(&collection).await }
+                },
+                |collection| {
+                    let index = index.clone();
+                    async move { index.build_dense_index(&collection).await }
+                },
+            )
+            .await?
         }
         other => bail!("`{other}` is not a benchmarked backend; use qdrant-edge or pgvector"),
     };
-    index
-        .ensure_collection(&IndexSpec {
-            collection: collection.clone(),
-            embedding_model: "bench".into(),
-            dimension: args.dimension,
-        })
-        .await?;
-    if let Some(pg) = &pg {
-        pg.drop_dense_index(&collection).await?;
-    }
-    let started = Instant::now();
-    for (batch, ids) in points.chunks(1000).zip(ids.chunks(1000)) {
-        let batch: Vec<IndexPoint> = batch
-            .iter()
-            .zip(ids)
-            .map(|(vector, id)| IndexPoint {
-                chunk_id: *id,
-                document_id: *id,
-                vector: vector.clone(),
-                text: String::new(),
-                metadata: serde_json::Map::new(),
-            })
-            .collect();
-        index.upsert(&collection, batch).await?;
-    }
-    let loaded = started.elapsed();
-    let started = Instant::now();
-    if let Some(pg) = &pg {
-        pg.build_dense_index(&collection).await?;
-    } else if let Some(edge) = &edge {
-        edge.optimize(&collection).await?;
-    }
-    let built = started.elapsed();
-
-    let mut latencies = Vec::with_capacity(queries.len());
-    let mut found = 0usize;
-    for query in &queries {
-        let started = Instant::now();
-        let hits = index
-            .search(&IndexQuery {
-                collection: collection.clone(),
-                probe: Probe::Dense(query.clone()),
-                filter: None,
-                top_k: args.k,
-                with_vectors: false,
-            })
-            .await?;
-        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
-        let truth = exact_top(&points, query, args.k);
-        found += hits
-            .iter()
-            .filter(|h| truth.iter().any(|&i| ids[i] == h.chunk_id))
-            .count();
-    }
-    index.drop_collection(&collection).await?;
-    let _ = std::fs::remove_dir_all(&scratch);
-    latencies.sort_by(f64::total_cmp);
     println!(
         "{}: {} points of {} dimensions (64 clusters), {} queries, k = {}",
         args.backend, args.points, args.dimension, args.queries, args.k
     );
-    println!(
-        "  load {:.1} s ({:.0} points/s), index build {:.1} s",
-        loaded.as_secs_f64(),
-        args.points as f64 / loaded.as_secs_f64(),
-        built.as_secs_f64()
-    );
-    println!(
-        "  query latency p50 {:.2} ms, p99 {:.2} ms; recall@{} {:.3}",
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
-        args.k,
-        found as f64 / (queries.len() * args.k) as f64
-    );
+    println!("  {report}");
     Ok(())
 }
 

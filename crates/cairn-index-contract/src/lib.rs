@@ -8,6 +8,8 @@
 //! Where a backend has latitude, the checks allow it: scores are compared with a tolerance, a
 //! returned vector may differ from the stored one by rounding.
 
+pub mod bench;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
