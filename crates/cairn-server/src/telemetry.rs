@@ -6,11 +6,23 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LogSection};
 
+/// Libraries whose own logs are internal detail at `info`: quiet unless a directive names them.
+const QUIET: [&str; 1] = ["qdrant_edge=error"];
+
 /// Installs the global subscriber. `RUST_LOG`, when the CLI passes it, wins over `log.level`.
 pub fn init(log: &LogSection, rust_log: Option<&str>) {
-    let filter = rust_log
-        .and_then(|directives| EnvFilter::try_new(directives).ok())
-        .unwrap_or_else(|| EnvFilter::new(&log.level));
+    let directives = rust_log
+        .filter(|directives| EnvFilter::try_new(directives).is_ok())
+        .unwrap_or(&log.level);
+    let mut directives = directives.to_owned();
+    for quiet in QUIET {
+        let target = quiet.split('=').next().unwrap_or(quiet);
+        if !directives.contains(target) {
+            directives.push(',');
+            directives.push_str(quiet);
+        }
+    }
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new(&log.level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
