@@ -24,48 +24,18 @@ fn main() {
         .map(|&b| bench::throughput(&embedder, &texts, b).expect("embed"))
         .collect();
     let python = std::env::var("CAIRN_BENCH_PYTHON").ok().map(|python| {
-        let file = std::env::temp_dir().join("cairn-bench-embed-sentences.json");
-        std::fs::write(&file, serde_json::to_vec(&texts).expect("json")).expect("write");
         let script =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench-embed-python.py");
-        let output = std::process::Command::new(python)
-            .arg(script)
-            .arg("--model")
-            .arg(&model_dir)
-            .arg("--sentences")
-            .arg(&file)
-            .args([
-                "--batch-sizes",
-                "1,8,32,64",
-                "--threads",
-                &threads.to_string(),
-            ])
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .expect("run the python comparators");
-        assert!(output.status.success(), "the python comparators failed");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        serde_json::from_str::<serde_json::Value>(stdout.lines().last().expect("output"))
-            .expect("json")
+        bench::compare_python(
+            python.as_ref(),
+            &script,
+            &model_dir,
+            &texts,
+            &sizes,
+            threads,
+        )
+        .expect("the python comparators")
     });
     println!("all-MiniLM-L6-v2 on {device:?}, 256 sentences of 10-60 words, {threads} threads");
-    println!(
-        "| batch | cairn (candle) | sentence-transformers (PyTorch) | onnxruntime | cairn ÷ sentence-transformers |"
-    );
-    println!("|---|---|---|---|---|");
-    for (size, rate) in sizes.iter().zip(&ours) {
-        let theirs = |engine: &str| {
-            python
-                .as_ref()
-                .and_then(|p| p[engine][size.to_string()].as_f64())
-        };
-        let show = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}/s"));
-        let st = theirs("sentence_transformers");
-        println!(
-            "| {size} | {rate:.1}/s | {} | {} | {} |",
-            show(st),
-            show(theirs("onnxruntime")),
-            st.map_or("-".to_owned(), |st| format!("{:.2}×", rate / st))
-        );
-    }
+    bench::print_table(&sizes, &ours, python.as_ref());
 }

@@ -10,7 +10,6 @@ use cairn_candle::{BertEmbedder, ModelSource};
 use cairn_rag::{NoProgress, Source};
 use cairn_server::config::{Config, EmbeddingConfig};
 use clap::Args;
-use serde_json::Value;
 use uuid::Uuid;
 
 #[derive(Debug, Args)]
@@ -88,73 +87,21 @@ pub async fn embed(config: &Config, args: &EmbedArgs) -> Result<()> {
         ours.push(rate);
     }
     let python = match &args.python {
-        Some(python) => Some(run_python(
-            python,
-            &args.python_script,
-            &model_dir,
-            &texts,
-            &args.batch_sizes,
-            threads,
-        )?),
+        Some(python) => Some(
+            cairn_candle::bench::compare_python(
+                python,
+                &args.python_script,
+                &model_dir,
+                &texts,
+                &sizes,
+                threads,
+            )
+            .map_err(anyhow::Error::msg)?,
+        ),
         None => None,
     };
-    println!(
-        "| batch | cairn (candle) | sentence-transformers (PyTorch) | onnxruntime | cairn ÷ sentence-transformers |"
-    );
-    println!("|---|---|---|---|---|");
-    for (size, rate) in sizes.iter().zip(&ours) {
-        let theirs = |engine: &str| {
-            python
-                .as_ref()
-                .and_then(|p| p[engine][size.to_string()].as_f64())
-        };
-        let st = theirs("sentence_transformers");
-        let ort = theirs("onnxruntime");
-        let show = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}/s"));
-        println!(
-            "| {size} | {rate:.1}/s | {} | {} | {} |",
-            show(st),
-            show(ort),
-            st.map_or("-".to_owned(), |st| format!("{:.2}×", rate / st))
-        );
-    }
-    if let Some(python) = python {
-        println!("python: {}", python["versions"]);
-    }
+    cairn_candle::bench::print_table(&sizes, &ours, python.as_ref());
     Ok(())
-}
-
-fn run_python(
-    python: &PathBuf,
-    script: &PathBuf,
-    model_dir: &std::path::Path,
-    texts: &[String],
-    sizes: &str,
-    threads: usize,
-) -> Result<Value> {
-    let file =
-        std::env::temp_dir().join(format!("cairn-bench-sentences-{}.json", std::process::id()));
-    std::fs::write(&file, serde_json::to_vec(texts)?)?;
-    let output = std::process::Command::new(python)
-        .arg(script)
-        .arg("--model")
-        .arg(model_dir)
-        .arg("--sentences")
-        .arg(&file)
-        .args(["--batch-sizes", sizes, "--threads", &threads.to_string()])
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .with_context(|| format!("cannot run {}", python.display()))?;
-    let _ = std::fs::remove_file(&file);
-    if !output.status.success() {
-        bail!("{} {} failed", python.display(), script.display());
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let last = stdout
-        .lines()
-        .last()
-        .context("the comparator printed nothing")?;
-    Ok(serde_json::from_str(last)?)
 }
 
 #[derive(Debug, Args)]

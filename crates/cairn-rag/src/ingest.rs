@@ -115,6 +115,25 @@ pub struct IngestReport {
     pub elapsed: Duration,
 }
 
+impl IngestReport {
+    /// Adds another ingest's counts to this one (several uploads answered as one report).
+    pub fn absorb(&mut self, other: IngestReport) {
+        self.collection = other.collection;
+        self.added += other.added;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.removed += other.removed;
+        self.failed.extend(other.failed);
+        self.chunks_embedded += other.chunks_embedded;
+        self.chunks_kept += other.chunks_kept;
+        self.tokens_embedded += other.tokens_embedded;
+        self.bytes += other.bytes;
+        self.repaired_missing += other.repaired_missing;
+        self.repaired_orphans += other.repaired_orphans;
+        self.elapsed += other.elapsed;
+    }
+}
+
 /// A document that failed, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DocumentFailure {

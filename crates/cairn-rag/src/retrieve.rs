@@ -274,35 +274,28 @@ fn ranked(points: Vec<ScoredPoint>, dense: bool) -> Vec<Candidate> {
 fn fuse(dense: &[ScoredPoint], lexical: &[ScoredPoint]) -> Vec<Candidate> {
     let mut by_id: HashMap<Uuid, Candidate> = HashMap::new();
     let mut order: Vec<Uuid> = Vec::new();
-    for (rank, point) in dense.iter().enumerate() {
-        let entry = by_id.entry(point.chunk_id).or_insert_with(|| {
-            order.push(point.chunk_id);
-            Candidate {
-                chunk_id: point.chunk_id,
-                score: 0.0,
-                dense_rank: None,
-                lexical_rank: None,
-                vector: point.vector.clone(),
+    for (list, dense_list) in [(dense, true), (lexical, false)] {
+        for (rank, point) in list.iter().enumerate() {
+            let entry = by_id.entry(point.chunk_id).or_insert_with(|| {
+                order.push(point.chunk_id);
+                Candidate {
+                    chunk_id: point.chunk_id,
+                    score: 0.0,
+                    dense_rank: None,
+                    lexical_rank: None,
+                    vector: None,
+                }
+            });
+            let slot = if dense_list {
+                &mut entry.dense_rank
+            } else {
+                &mut entry.lexical_rank
+            };
+            *slot = Some(rank + 1);
+            entry.score += 1.0 / (RRF_K + (rank + 1) as f32);
+            if entry.vector.is_none() {
+                entry.vector = point.vector.clone();
             }
-        });
-        entry.dense_rank = Some(rank + 1);
-        entry.score += 1.0 / (RRF_K + (rank + 1) as f32);
-    }
-    for (rank, point) in lexical.iter().enumerate() {
-        let entry = by_id.entry(point.chunk_id).or_insert_with(|| {
-            order.push(point.chunk_id);
-            Candidate {
-                chunk_id: point.chunk_id,
-                score: 0.0,
-                dense_rank: None,
-                lexical_rank: None,
-                vector: point.vector.clone(),
-            }
-        });
-        entry.lexical_rank = Some(rank + 1);
-        entry.score += 1.0 / (RRF_K + (rank + 1) as f32);
-        if entry.vector.is_none() {
-            entry.vector = point.vector.clone();
         }
     }
     let mut fused: Vec<Candidate> = order

@@ -197,25 +197,9 @@ pub async fn upload_documents(
                 &NoProgress,
             )
             .await?;
-        merge(&mut total, report);
+        total.absorb(report);
     }
     Ok((StatusCode::CREATED, Json(total)))
-}
-
-fn merge(total: &mut IngestReport, report: IngestReport) {
-    total.collection = report.collection;
-    total.added += report.added;
-    total.updated += report.updated;
-    total.unchanged += report.unchanged;
-    total.removed += report.removed;
-    total.failed.extend(report.failed);
-    total.chunks_embedded += report.chunks_embedded;
-    total.chunks_kept += report.chunks_kept;
-    total.tokens_embedded += report.tokens_embedded;
-    total.bytes += report.bytes;
-    total.repaired_missing += report.repaired_missing;
-    total.repaired_orphans += report.repaired_orphans;
-    total.elapsed += report.elapsed;
 }
 
 fn multipart_error(state: &AppState, error: MultipartError) -> ApiError {

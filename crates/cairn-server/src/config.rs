@@ -775,15 +775,10 @@ pub fn validate(
         ingest: raw.ingest,
         apps: raw.apps.clone(),
         rerank: (!raw.rerank.model.is_empty()).then(|| {
-            let home = env
-                .iter()
-                .find(|(k, _)| k == "HOME")
-                .map(|(_, v)| v.as_str());
-            let model = match (raw.rerank.model.strip_prefix("~/"), home) {
-                (Some(rest), Some(home)) => format!("{home}/{rest}"),
-                _ => raw.rerank.model.clone(),
-            };
-            (model, raw.rerank.max_batch.max(1) as usize)
+            (
+                expand_home(&raw.rerank.model, env),
+                raw.rerank.max_batch.max(1) as usize,
+            )
         }),
         origins,
     })
@@ -845,6 +840,19 @@ fn check_apps(
         }
     }
     Ok(())
+}
+
+/// A path from config with a leading `~/` read as the home directory (`HOME` from the
+/// environment the CLI passed in).
+fn expand_home(path: &str, env: &[(String, String)]) -> String {
+    let home = env
+        .iter()
+        .find(|(k, _)| k == "HOME")
+        .map(|(_, v)| v.as_str());
+    match (path.strip_prefix("~/"), home) {
+        (Some(rest), Some(home)) => format!("{home}/{rest}"),
+        _ => path.to_owned(),
+    }
 }
 
 /// The embedding model, resolved.
@@ -948,10 +956,7 @@ fn embedding_config(
             ),
         }
     } else {
-        let path = match (section.local.strip_prefix("~/"), home) {
-            (Some(rest), Some(home)) => format!("{home}/{rest}"),
-            _ => section.local.clone(),
-        };
+        let path = expand_home(&section.local, env);
         let name = Path::new(&path)
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -1200,14 +1205,7 @@ fn model_configs(
                         "give a .gguf file, a safetensors directory or a Hugging Face model id",
                     )
                 })?;
-                let home = env
-                    .iter()
-                    .find(|(k, _)| k == "HOME")
-                    .map(|(_, v)| v.as_str());
-                let path = match (path.strip_prefix("~/"), home) {
-                    (Some(rest), Some(home)) => format!("{home}/{rest}"),
-                    _ => path.to_owned(),
-                };
+                let path = expand_home(path, env);
                 let source = cairn_local::LocalModelSource::from_path_or_id(&path);
                 if let cairn_local::LocalModelSource::Gguf(file) = &source
                     && !file.is_file()
