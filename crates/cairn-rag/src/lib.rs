@@ -4,6 +4,7 @@
 
 pub mod chunk;
 pub mod context;
+pub mod document;
 pub mod ingest;
 pub mod retrieve;
 
@@ -13,6 +14,7 @@ use cairn_loaders::DocumentError;
 
 pub use chunk::{Chunker, ChunkingOptions, Sizer};
 pub use context::{Citation, CitedContext, assemble};
+pub use document::{document_text, text_range};
 pub use ingest::{
     DocumentFailure, DocumentOutcome, IngestOptions, IngestReport, Ingestor, NoProgress, Progress,
     Source,
