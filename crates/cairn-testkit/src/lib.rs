@@ -166,6 +166,7 @@ async fn answer(State(seen): State<Arc<Mutex<Vec<Seen>>>>, request: Request) -> 
             Some("model_not_found"),
             "The model `missing` does not exist",
         ),
+        "trickle" if streaming => trickle(),
         _ if streaming => stream(&model),
         _ => completion(&model),
     }
@@ -211,6 +212,16 @@ fn completion(model: &str) -> Response {
     )
 }
 
+/// The streamed pieces of the `hostile` model's answer: a script, an image with an error handler,
+/// a Markdown image pointing elsewhere and a `javascript:` link.
+pub const HOSTILE: [&str; 5] = [
+    "Here is [1]. ",
+    "<script>window.__cairnPwned=1</script> ",
+    "<img src=x onerror=\"window.__cairnPwned=2\"> ",
+    "![tracker](http://127.0.0.1:9/pixel.png) ",
+    "[click](javascript:window.__cairnPwned=3)",
+];
+
 fn chunk(model: &str, delta: Value, finish: Option<&str>) -> Value {
     json!({"id": "chatcmpl-upstream", "object": "chat.completion.chunk", "created": 1, "model": model,
            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
@@ -246,6 +257,15 @@ fn stream(model: &str) -> Response {
             vec![chunk(model, json!({"content": "partial "}), None)],
             false,
         ),
+        // An answer that tries to inject markup into whatever renders it.
+        "hostile" => (
+            HOSTILE
+                .iter()
+                .map(|piece| chunk(model, json!({"content": piece}), None))
+                .chain([chunk(model, json!({}), Some("stop")), usage])
+                .collect(),
+            true,
+        ),
         "inband" => (
             vec![
                 chunk(model, json!({"content": "Hel"}), None),
@@ -274,6 +294,33 @@ fn stream(model: &str) -> Response {
     Response::builder()
         .header("content-type", "text/event-stream")
         .body(Body::from(text))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// A stream that sends a word every 100 ms for 10 s: long enough to stop it halfway.
+fn trickle() -> Response {
+    let events = futures_util::stream::unfold(0u32, |i| async move {
+        if i > 100 {
+            return None;
+        }
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let data = match i {
+            100 => format!(
+                "data: {}\n\ndata: [DONE]\n\n",
+                chunk("trickle", json!({}), Some("stop"))
+            ),
+            _ => format!(
+                "data: {}\n\n",
+                chunk("trickle", json!({"content": format!("word{i} ")}), None)
+            ),
+        };
+        Some((Ok::<_, std::convert::Infallible>(data), i + 1))
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(events))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
