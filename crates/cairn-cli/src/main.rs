@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod bench;
 mod bench_rag;
+mod key;
 mod prompt;
 mod rag;
 
@@ -53,6 +54,15 @@ enum Command {
         storage: StorageArgs,
         #[command(flatten)]
         args: rag::SearchArgs,
+    },
+    /// Serve MCP over stdio for an IDE agent, as the local user (the HTTP endpoint is /mcp of `serve`).
+    Mcp(StorageArgs),
+    /// API keys for the /mcp endpoint: `cairn key create --name ci --collections handbook`, list, revoke.
+    Key {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(subcommand)]
+        command: key::KeyCommand,
     },
     /// Manage versioned prompts: push, list, show, diff, label, rollback, history, status, render.
     Prompt {
@@ -159,6 +169,8 @@ fn main() -> ExitCode {
             (flags, args.check)
         }
         Command::Migrate(args)
+        | Command::Mcp(args)
+        | Command::Key { storage: args, .. }
         | Command::Prompt { storage: args, .. }
         | Command::Bench { storage: args, .. }
         | Command::Ingest { storage: args, .. }
@@ -269,6 +281,20 @@ fn main() -> ExitCode {
                 let catalog = cairn_server::serve::open_for_use(&config).await?;
                 let rag = cairn_server::rag::build(&config, &catalog).await?;
                 let result = rag::search(&rag, args).await;
+                catalog.close().await;
+                result
+            }
+            Command::Mcp(_) => {
+                let catalog = cairn_server::serve::open_for_use(&config).await?;
+                let state = cairn_server::serve::build_state(&config, &catalog).await?;
+                let server = cairn_mcp::CairnMcp::for_stdio(cairn_server::mcp::knowledge(&state));
+                let result = server.serve_stdio().await.map_err(anyhow::Error::msg);
+                catalog.close().await;
+                result
+            }
+            Command::Key { command, .. } => {
+                let catalog = cairn_server::serve::open_for_use(&config).await?;
+                let result = key::run(&*catalog.as_dyn(), command).await;
                 catalog.close().await;
                 result
             }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use cairn_core::Catalog;
@@ -20,7 +20,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::error::ApiError;
 use crate::extract::body_too_large;
-use crate::{collections, prompts};
+use crate::{collections, prompts, web_api};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -37,6 +37,8 @@ pub struct AppState {
     pub max_upload_bytes: usize,
     /// RAG apps, callable as `"model": "app:NAME"`.
     pub apps: Arc<Vec<crate::config::AppSection>>,
+    /// The MCP endpoint's settings.
+    pub mcp: Arc<crate::config::McpSection>,
 }
 
 /// The whole HTTP surface. Tests call it with `tower::ServiceExt::oneshot`, without a socket.
@@ -89,6 +91,21 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/embeddings", post(crate::embeddings_api::embeddings))
         .route("/v1/lineage/{id}", get(crate::openai_api::get_lineage))
         .route("/v1/models", get(crate::openai_api::list_models))
+        .route("/v1/me", get(web_api::me))
+        .route("/v1/apps", get(web_api::list_apps))
+        .route(
+            "/v1/conversations",
+            get(web_api::list_conversations).post(web_api::create_conversation),
+        )
+        .route(
+            "/v1/conversations/{id}",
+            get(web_api::get_conversation)
+                .patch(web_api::rename_conversation)
+                .delete(web_api::delete_conversation),
+        )
+        .route("/v1/conversations/{id}/messages", post(web_api::ask))
+        .route("/v1/lineage/{id}/feedback", post(web_api::give_feedback))
+        .route("/v1/documents/{id}/text", get(web_api::document_text))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn_with_state(
             BodyLimit {
@@ -97,13 +114,17 @@ pub fn router(state: AppState) -> Router {
             },
             reject_declared_oversize,
         ));
+    let mcp = crate::mcp::router(&state);
     Router::new()
-        .route("/", get(index))
+        .route("/", get(web_api::index))
+        .route("/assets/{*path}", get(web_api::asset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(api)
         .merge(uploads)
+        .with_state(state)
+        .merge(mcp)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(crate::metrics::track))
@@ -117,7 +138,6 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .with_state(state)
 }
 
 /// Refuses a body whose declared length is over the limit before reading any of it. Bodies without a
@@ -143,10 +163,6 @@ async fn reject_declared_oversize(
         return body_too_large(limit.setting).into_response();
     }
     next.run(request).await
-}
-
-async fn index() -> Html<&'static str> {
-    Html(include_str!("../../../web/index.html"))
 }
 
 async fn healthz() -> Json<serde_json::Value> {

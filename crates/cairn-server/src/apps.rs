@@ -12,6 +12,7 @@ use cairn_rag::{Passage, SearchRequest, assemble};
 use serde_json::{Value, json};
 
 use crate::app::AppState;
+use crate::config::{ALL_COLLECTIONS, AppSection};
 use crate::error::ApiError;
 use crate::openai_api::Answer;
 
@@ -39,6 +40,16 @@ pub(crate) async fn prepare(
             ),
         )
     })?;
+    prepare_app(state, app, request).await
+}
+
+/// Prepares an answer from an app's definition (configured, or made up for one collection).
+pub(crate) async fn prepare_app(
+    state: &AppState,
+    app: &AppSection,
+    request: ChatRequest,
+) -> Result<Answer, ApiError> {
+    let name = &app.name;
     if !request.tools.is_empty() {
         return Err(ApiError::bad_request(
             "invalid_request",
@@ -66,8 +77,27 @@ pub(crate) async fn prepare(
         ))
     })?;
 
+    let collections: Vec<String> = if app.collections.iter().any(|c| c == ALL_COLLECTIONS) {
+        state
+            .catalog
+            .list_collections()
+            .await?
+            .into_iter()
+            .map(|c| c.name)
+            .collect()
+    } else {
+        app.collections.clone()
+    };
+    if collections.is_empty() {
+        return Err(ApiError::bad_request(
+            "no_collections",
+            format!(
+                "app `{name}` answers from every collection, and there is none yet; ingest documents first (cairn ingest ./docs --collection NAME)"
+            ),
+        ));
+    }
     let mut passages: Vec<Passage> = Vec::new();
-    for collection in &app.collections {
+    for collection in &collections {
         let found = rag
             .retriever
             .search(&SearchRequest::new(collection, &question, app.top_k))
@@ -99,7 +129,7 @@ pub(crate) async fn prepare(
         messages: rendered.messages.clone(),
         temperature: request.temperature.or(params.temperature),
         top_p: request.top_p.or(params.top_p),
-        max_tokens: request.max_tokens.or(params.max_tokens),
+        max_tokens: request.max_tokens.or(app.max_tokens).or(params.max_tokens),
         stop: if request.stop.is_empty() {
             params.stop.clone()
         } else {

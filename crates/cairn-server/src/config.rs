@@ -36,6 +36,25 @@ pub struct RawConfig {
     pub rerank: RerankSection,
     /// RAG apps, each callable as `"model": "app:NAME"`.
     pub apps: Vec<AppSection>,
+    pub mcp: McpSection,
+}
+
+/// The MCP tool server (`/mcp` over streamable HTTP, `cairn mcp` over stdio).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpSection {
+    /// Host names (or `host:port`) accepted in the Host header of `/mcp` requests, against DNS
+    /// rebinding. Empty: loopback names only; list the public name in a deployment.
+    pub allowed_hosts: Vec<String>,
+    /// The public URL of the endpoint (e.g. https://cairn.example.com/mcp), advertised in the
+    /// OAuth protected-resource metadata. Empty: taken from each request's Host header.
+    pub resource_url: String,
+    /// OAuth authorization servers (OIDC issuers) whose tokens the endpoint accepts, advertised in
+    /// that metadata. Empty: Cairn API keys only.
+    pub authorization_servers: Vec<String>,
+    /// The model or route `answer_question` uses for a bare collection. Empty: the route of the
+    /// first app, else the first model.
+    pub answer_route: String,
 }
 
 /// A RAG app: retrieval from collections, a registered prompt, and a model or route.
@@ -59,17 +78,20 @@ pub struct AppSection {
     pub top_k: usize,
     #[serde(default = "default_app_context_tokens")]
     pub context_tokens: usize,
+    /// Caps the answer's length in tokens; default: the prompt's `max_tokens`.
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
 }
 
-fn default_app_prompt() -> String {
+pub(crate) fn default_app_prompt() -> String {
     "rag_answer@production".into()
 }
 
-fn default_app_top_k() -> usize {
+pub(crate) fn default_app_top_k() -> usize {
     6
 }
 
-fn default_app_context_tokens() -> usize {
+pub(crate) fn default_app_context_tokens() -> usize {
     1500
 }
 
@@ -400,6 +422,7 @@ impl Default for RawConfig {
             ingest: IngestSection::default(),
             rerank: RerankSection::default(),
             apps: Vec::new(),
+            mcp: McpSection::default(),
         }
     }
 }
@@ -422,6 +445,7 @@ pub struct Config {
     /// The cross-encoder's directory or hub id, with `~` expanded; `None`: no reranking.
     pub rerank: Option<(String, usize)>,
     pub apps: Vec<AppSection>,
+    pub mcp: McpSection,
     /// Where each key's value came from, for error messages at run time (a refused connection, say).
     pub origins: Origins,
 }
@@ -746,7 +770,11 @@ pub fn validate(
         ));
     }
     let database = database_config(&raw, &bad)?;
-    let models = model_configs(&raw, env, &bad)?;
+    let mut models = model_configs(&raw, env, &bad)?;
+    let mut apps = raw.apps.clone();
+    if raw.models.is_empty() && raw.routes.is_empty() && raw.apps.is_empty() {
+        (models, apps) = embedded_chat(env);
+    }
     let embedding = embedding_config(&raw, &models, env, &bad)?;
     let index = index_config(&raw, &database, env, &bad)?;
     check_apps(&raw, &bad)?;
@@ -773,7 +801,8 @@ pub fn validate(
         embedding,
         index,
         ingest: raw.ingest,
-        apps: raw.apps.clone(),
+        apps,
+        mcp: raw.mcp.clone(),
         rerank: (!raw.rerank.model.is_empty()).then(|| {
             (
                 expand_home(&raw.rerank.model, env),
@@ -794,6 +823,21 @@ fn check_apps(
         .map(|m| m.name.as_str())
         .chain(raw.routes.iter().map(|r| r.name.as_str()))
         .collect();
+    let answer_route = &raw.mcp.answer_route;
+    if !answer_route.is_empty() && !callable.contains(&answer_route.as_str()) {
+        return Err(bad(
+            "mcp.answer_route",
+            format!("no model or route is named `{answer_route}`"),
+            &format!(
+                "use one of: {}, or leave it empty",
+                if callable.is_empty() {
+                    "(none configured: add [[models]])".to_owned()
+                } else {
+                    callable.join(", ")
+                }
+            ),
+        ));
+    }
     let mut names: Vec<&str> = Vec::new();
     for (index, app) in raw.apps.iter().enumerate() {
         let key = |field: &str| format!("apps[{index}].{field}");
@@ -1150,7 +1194,48 @@ pub enum ModelBackend {
         timeouts: cairn_openai::Timeouts,
     },
     Local(cairn_local::LocalModelSource),
+    /// A local model loaded when it is first called: the embedded default chat model, so that a
+    /// server that never chats never pays for loading it.
+    LocalOnFirstUse(cairn_local::LocalModelSource),
 }
+
+/// The chat model of the embedded default: the SmolLM2 GGUF that scripts/fetch-models.sh caches,
+/// else the hub's SmolLM2-360M-Instruct (downloaded on first use).
+const DEFAULT_LOCAL_CHAT: &str = ".cache/cairn-models/smollm2-135m-instruct-q4_1.gguf";
+const DEFAULT_HUB_CHAT: &str = "HuggingFaceTB/SmolLM2-360M-Instruct";
+
+/// With no models, routes or apps configured, the embedded mode still chats: a local model named
+/// `local`, loaded on first use, and an app `chat` that answers from every collection.
+fn embedded_chat(env: &[(String, String)]) -> (Vec<ModelConfig>, Vec<AppSection>) {
+    let cached = env
+        .iter()
+        .find(|(k, _)| k == "HOME")
+        .map(|(_, home)| Path::new(home).join(DEFAULT_LOCAL_CHAT))
+        .filter(|path| path.is_file());
+    let source = match cached {
+        Some(path) => cairn_local::LocalModelSource::Gguf(path),
+        None => cairn_local::LocalModelSource::Hub(DEFAULT_HUB_CHAT.into()),
+    };
+    let model = ModelConfig {
+        name: "local".into(),
+        backend: ModelBackend::LocalOnFirstUse(source),
+        breaker: cairn_gateway::BreakerSettings::default(),
+    };
+    let app = AppSection {
+        name: "chat".into(),
+        description: "Answers from every collection".into(),
+        collections: vec![ALL_COLLECTIONS.into()],
+        prompt: default_app_prompt(),
+        route: "local".into(),
+        top_k: default_app_top_k(),
+        context_tokens: default_app_context_tokens(),
+        max_tokens: None,
+    };
+    (vec![model], vec![app])
+}
+
+/// In an app's `collections`: every collection there is when the question is asked.
+pub const ALL_COLLECTIONS: &str = "*";
 
 fn model_configs(
     raw: &RawConfig,

@@ -11,6 +11,7 @@ pub mod config;
 mod embeddings_api;
 pub mod error;
 pub mod extract;
+pub mod mcp;
 pub mod metrics;
 pub mod models;
 mod openai_api;
@@ -18,6 +19,7 @@ pub mod prompts;
 pub mod rag;
 pub mod serve;
 pub mod telemetry;
+pub mod web_api;
 
 pub use app::{AppState, router};
 pub use config::Config;

@@ -5,10 +5,55 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_core::model::ChatModel;
+use cairn_core::ModelError;
+use cairn_core::model::{ChatModel, ChatRequest, ChatResponse, ChatStream};
 use cairn_gateway::{Route, RouteSettings, Target};
 
 use crate::config::{ModelBackend, ModelConfig, RouteSection};
+
+/// A local model loaded by its first call; concurrent first calls wait for the same load, and a
+/// failed load is retried by the next call.
+#[derive(Debug)]
+struct OnFirstUse {
+    name: String,
+    source: cairn_local::LocalModelSource,
+    model: tokio::sync::OnceCell<cairn_local::MistralRsChatModel>,
+}
+
+impl OnFirstUse {
+    async fn model(&self) -> Result<&cairn_local::MistralRsChatModel, ModelError> {
+        self.model
+            .get_or_try_init(|| async {
+                let started = std::time::Instant::now();
+                tracing::info!(model = %self.name, "loading the local model for its first call");
+                let model = cairn_local::MistralRsChatModel::load(
+                    &self.source,
+                    cairn_local::LocalOptions::default(),
+                )
+                .await
+                .map_err(|e| {
+                    ModelError::Transient(format!(
+                        "the local model `{}` could not be loaded: {e}; run scripts/fetch-models.sh, or configure [[models]]",
+                        self.name
+                    ))
+                })?;
+                tracing::info!(model = %self.name, seconds = started.elapsed().as_secs_f32(), "local model loaded");
+                Ok(model)
+            })
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl ChatModel for OnFirstUse {
+    async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ModelError> {
+        self.model().await?.complete(request).await
+    }
+
+    async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ModelError> {
+        self.model().await?.stream(request).await
+    }
+}
 
 /// Everything callable by name.
 #[derive(Debug, Default)]
@@ -45,6 +90,11 @@ impl ModelDirectory {
                     tracing::info!(model = %model.name, seconds = started.elapsed().as_secs_f32(), "local model loaded");
                     Arc::new(local)
                 }
+                ModelBackend::LocalOnFirstUse(source) => Arc::new(OnFirstUse {
+                    name: model.name.clone(),
+                    source: source.clone(),
+                    model: tokio::sync::OnceCell::new(),
+                }),
             };
             targets.insert(
                 model.name.clone(),

@@ -340,6 +340,8 @@ pub(crate) struct Answer {
     /// Extra top-level fields of the response (and of the first stream chunk), e.g. `citations`.
     pub extension: serde_json::Map<String, Value>,
     pub lineage_id: uuid::Uuid,
+    /// The web UI conversation the answer belongs to.
+    pub conversation_id: Option<uuid::Uuid>,
 }
 
 impl Answer {
@@ -353,7 +355,19 @@ impl Answer {
             retrieval: Value::Array(Vec::new()),
             extension: serde_json::Map::new(),
             lineage_id: uuid::Uuid::now_v7(),
+            conversation_id: None,
         }
+    }
+
+    /// Runs the model without streaming and records the lineage.
+    pub async fn complete(&self, catalog: Arc<dyn Catalog>) -> Result<ChatResponse, ModelError> {
+        let started = Instant::now();
+        let result = self.model.complete(&self.request).await;
+        match &result {
+            Ok(response) => self.record(catalog, Ok(response.usage), started),
+            Err(error) => self.record(catalog, Err(error), started),
+        }
+        result
     }
 
     /// The lineage record of this answer, once its outcome is known; written in the background.
@@ -363,9 +377,31 @@ impl Answer {
         outcome: Result<Usage, &ModelError>,
         started: Instant,
     ) {
+        match outcome {
+            Ok(usage) => self.record_outcome(catalog, usage, "ok", None, started),
+            Err(error) => self.record_outcome(
+                catalog,
+                Usage::default(),
+                error.class(),
+                Some(error.to_string()),
+                started,
+            ),
+        }
+    }
+
+    /// The lineage record with an explicit status: `ok`, an error class, or `cancelled` when the
+    /// client stopped the answer.
+    pub fn record_outcome(
+        &self,
+        catalog: Arc<dyn Catalog>,
+        usage: Usage,
+        status: &str,
+        error: Option<String>,
+        started: Instant,
+    ) {
         let record = LineageRecord {
             id: self.lineage_id,
-            conversation_id: None,
+            conversation_id: self.conversation_id,
             app: self.app.clone(),
             prompt_name: self.prompt.as_ref().map(|(name, _)| name.clone()),
             prompt_version: self.prompt.as_ref().and_then(|(_, version)| *version),
@@ -373,14 +409,11 @@ impl Answer {
             route: Some(self.route.clone()),
             retrieval: self.retrieval.clone(),
             guard_verdicts: Value::Array(Vec::new()),
-            usage: outcome.as_ref().map(|u| *u).unwrap_or_default(),
+            usage,
             cost_usd: 0.0,
             latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            status: match &outcome {
-                Ok(_) => "ok".to_owned(),
-                Err(error) => error.class().to_owned(),
-            },
-            error: outcome.err().map(ToString::to_string),
+            status: status.to_owned(),
+            error,
             created_at: chrono::Utc::now(),
         };
         tokio::spawn(async move {

@@ -155,22 +155,10 @@ pub fn prompt_registry(
     )
 }
 
-/// Runs the server until `shutdown` resolves, then drains: in-flight requests get `shutdown_grace`
-/// to finish. `on_listening` receives the bound address (port 0 in tests picks a free one).
-pub async fn serve(
-    config: &Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    on_listening: impl FnOnce(SocketAddr),
-) -> Result<(), ServeError> {
-    // Bind before opening the catalog: a port conflict should not create a data directory.
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| ServeError::Bind {
-            addr: config.listen,
-            origin: config.origins.of("server.listen").to_string(),
-            reason: e.to_string(),
-        })?;
-    let catalog = open_for_use(config).await?;
+/// Everything the handlers use, built from config over an open catalog: the prompt registry (with
+/// the built-in prompts published), the models and routes, and the RAG pipeline (or why it is
+/// unavailable). Shared by `cairn serve` and `cairn mcp`.
+pub async fn build_state(config: &Config, catalog: &OpenCatalog) -> Result<AppState, ServeError> {
     let metrics = crate::metrics::handle();
     crate::metrics::record_build_info(config.database.backend());
     let prompts = prompt_registry(config, catalog.as_dyn());
@@ -185,7 +173,7 @@ pub async fn serve(
     let models = crate::models::ModelDirectory::from_config(&config.models, &config.routes)
         .await
         .map_err(ServeError::Models)?;
-    let rag = match crate::rag::build(config, &catalog).await {
+    let rag = match crate::rag::build(config, catalog).await {
         Ok(rag) => {
             tracing::info!(
                 embedding = rag.embedder.model_id(),
@@ -208,7 +196,28 @@ pub async fn serve(
         rag: Arc::new(rag),
         max_upload_bytes: usize::try_from(config.ingest.max_upload_bytes).unwrap_or(usize::MAX),
         apps: Arc::new(config.apps.clone()),
+        mcp: Arc::new(config.mcp.clone()),
     };
+    Ok(state)
+}
+
+/// Runs the server until `shutdown` resolves, then drains: in-flight requests get `shutdown_grace`
+/// to finish. `on_listening` receives the bound address (port 0 in tests picks a free one).
+pub async fn serve(
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
+    // Bind before opening the catalog: a port conflict should not create a data directory.
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| ServeError::Bind {
+            addr: config.listen,
+            origin: config.origins.of("server.listen").to_string(),
+            reason: e.to_string(),
+        })?;
+    let catalog = open_for_use(config).await?;
+    let state = build_state(config, &catalog).await?;
     let app = router(state);
 
     let local_addr = listener.local_addr()?;

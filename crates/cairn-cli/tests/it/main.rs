@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use cairn_postgres::testing::TestDatabase;
 use serde_json::Value;
 
+mod browser;
+mod mcp;
 mod rag;
+mod web;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cairn");
 

@@ -21,7 +21,7 @@ fn minilm() -> String {
     cairn_testkit::test_model("minilm").display().to_string()
 }
 
-fn write_handbook(dir: &Path) {
+pub(crate) fn write_handbook(dir: &Path) {
     std::fs::create_dir_all(dir).expect("docs dir");
     std::fs::write(
         dir.join("install.md"),
@@ -41,7 +41,7 @@ fn write_handbook(dir: &Path) {
 }
 
 /// Runs `cairn ARGS` with the test model and extra environment; returns (success, stdout, stderr).
-fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+pub(crate) fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let model = minilm();
     let mut env = env.to_vec();
     env.push(("CAIRN__EMBEDDING__LOCAL", &model));
@@ -53,7 +53,7 @@ fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String
     )
 }
 
-fn search_json(dir: &Path, query: &str, env: &[(&str, &str)]) -> Vec<Value> {
+pub(crate) fn search_json(dir: &Path, query: &str, env: &[(&str, &str)]) -> Vec<Value> {
     let (ok, stdout, stderr) = run(
         dir,
         &["search", query, "--collection", "handbook", "--json"],

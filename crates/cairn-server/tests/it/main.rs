@@ -41,6 +41,7 @@ async fn test_app(max_body_bytes: usize) -> TestApp {
         })),
         max_upload_bytes: max_body_bytes,
         apps: std::sync::Arc::new(Vec::new()),
+        mcp: std::sync::Arc::new(cairn_server::config::McpSection::default()),
     };
     TestApp {
         app: router(state.clone()),

@@ -1,0 +1,98 @@
+//! The web chat UI in headless Chromium (selenium, `tests/browser/test_chat_ui.py`), driving the
+//! real `cairn serve` with the local SmolLM2 model over an ingested collection, a hostile model
+//! whose answer tries to inject markup, and a model whose upstream is down.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::rag::{run, write_handbook};
+use crate::{Server, python, smollm2};
+
+/// Where the screenshots go: `$CAIRN_SCREENSHOTS`, else `browser-screenshots` in the cargo target
+/// directory (which CI keeps between runs).
+fn screenshots_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("CAIRN_SCREENSHOTS") {
+        return PathBuf::from(dir);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(
+        |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+        PathBuf::from,
+    );
+    target.join("browser-screenshots")
+}
+
+fn chromedriver() -> String {
+    let path = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    assert!(
+        std::path::Path::new(&path).is_file(),
+        "{path} is missing: run scripts/browser-env.sh (scripts/test.sh does) or set CHROMEDRIVER"
+    );
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_ui_streams_cited_answers_keeps_conversations_and_renders_model_output_inert() {
+    let driver = chromedriver();
+    let upstream = cairn_testkit::ScriptedUpstream::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_handbook(&dir.path().join("docs"));
+    let base = upstream.base_url();
+    std::fs::write(
+        dir.path().join("cairn.toml"),
+        format!(
+            "[[models]]\nname = \"smollm2\"\nprovider = \"local\"\npath = \"{}\"\n\
+             [[models]]\nname = \"hostile\"\nprovider = \"openai-compatible\"\nbase_url = \"{base}\"\nmodel = \"hostile\"\n\
+             [[models]]\nname = \"trickle\"\nprovider = \"openai-compatible\"\nbase_url = \"{base}\"\nmodel = \"trickle\"\n\
+             [[models]]\nname = \"down\"\nprovider = \"openai-compatible\"\nbase_url = \"{base}\"\nmodel = \"down\"\n\
+             [[apps]]\nname = \"handbook\"\ndescription = \"Answers from the Cairn handbook\"\ncollections = [\"handbook\"]\nroute = \"smollm2\"\ntop_k = 3\ncontext_tokens = 600\nmax_tokens = 64\n\
+             [[apps]]\nname = \"hostile\"\ncollections = [\"handbook\"]\nroute = \"hostile\"\ntop_k = 2\n\
+             [[apps]]\nname = \"slow\"\ncollections = [\"handbook\"]\nroute = \"trickle\"\ntop_k = 2\n\
+             [[apps]]\nname = \"down\"\ncollections = [\"handbook\"]\nroute = \"down\"\ntop_k = 2\n",
+            smollm2().display()
+        ),
+    )
+    .expect("config");
+    let (ok, stdout, stderr) = run(
+        dir.path(),
+        &["ingest", "docs", "--collection", "handbook"],
+        &[],
+    );
+    assert!(ok, "{stdout}\n{stderr}");
+    let model = cairn_testkit::test_model("minilm").display().to_string();
+    let server = Server::start(dir.path(), &[("CAIRN__EMBEDDING__LOCAL", &model)]);
+
+    let screenshots = screenshots_dir();
+    std::fs::create_dir_all(&screenshots).expect("screenshot dir");
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser/test_chat_ui.py");
+    let url = server.url("");
+    let shots = screenshots.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python())
+            .arg(script)
+            .env("CAIRN_URL", url)
+            .env("CAIRN_SCREENSHOTS", shots)
+            .env("CAIRN_APP", "handbook")
+            .env("CAIRN_HOSTILE_APP", "hostile")
+            .env("CAIRN_DOWN_APP", "down")
+            .env("CAIRN_SLOW_APP", "slow")
+            .env("CHROMEDRIVER", driver)
+            .output()
+            .expect("run python")
+    })
+    .await
+    .expect("join");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "the browser tests failed (screenshots in {}):\n{report}\n--- cairn log ---\n{}",
+        screenshots.display(),
+        server.logs()
+    );
+    assert!(report.contains("OK"), "{report}");
+    println!("screenshots: {}", screenshots.display());
+}

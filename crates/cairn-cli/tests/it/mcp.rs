@@ -1,0 +1,182 @@
+//! The MCP server against the official MCP Python SDK, over streamable HTTP (with API keys) and
+//! stdio, on a real `cairn` with two ingested collections; and the `cairn key` commands.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::rag::{run, search_json, write_handbook};
+use crate::{Server, python};
+
+/// Creates a key with `cairn key create` and returns the secret it prints.
+fn create_key(dir: &Path, args: &[&str]) -> String {
+    let mut full = vec!["key", "create"];
+    full.extend_from_slice(args);
+    let (ok, stdout, stderr) = run(dir, &full, &[]);
+    assert!(ok, "key create failed: {stderr}");
+    assert!(stderr.contains("not shown again"), "{stderr}");
+    let secret = stdout.trim().to_owned();
+    assert!(secret.starts_with("cairn_"), "{stdout}");
+    secret
+}
+
+/// Runs the Python SDK test file over one transport and checks that every test ran and passed.
+async fn run_client(env: Vec<(String, String)>, transport: &str, expected_tests: usize) {
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/mcp/test_mcp_client.py");
+    let transport = transport.to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python())
+            .arg(script)
+            .envs(env)
+            .env("CAIRN_MCP_TRANSPORT", &transport)
+            .output()
+            .expect("run python")
+    })
+    .await
+    .expect("join");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "the MCP Python SDK disagreed with Cairn:\n{report}"
+    );
+    assert!(
+        report.contains(&format!("Ran {expected_tests} tests")) && report.contains("OK"),
+        "{report}"
+    );
+    println!("{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mcp_python_sdk_works_over_http_with_keys_and_over_stdio() {
+    let upstream = cairn_testkit::ScriptedUpstream::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_handbook(&dir.path().join("docs"));
+    let finance = dir.path().join("finance");
+    std::fs::create_dir_all(&finance).expect("finance dir");
+    std::fs::write(
+        finance.join("budget.md"),
+        "# Budget 2027\n\nThe travel budget is frozen until March.\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("cairn.toml"),
+        format!(
+            "[[models]]\nname = \"writer\"\nprovider = \"openai-compatible\"\nbase_url = \"{}\"\nmodel = \"good\"\n\
+             [[apps]]\nname = \"handbook\"\ncollections = [\"handbook\"]\nroute = \"writer\"\ntop_k = 3\n",
+            upstream.base_url()
+        ),
+    )
+    .expect("config");
+    for (source, collection) in [("docs", "handbook"), ("finance", "finance")] {
+        let (ok, stdout, stderr) = run(
+            dir.path(),
+            &["ingest", source, "--collection", collection],
+            &[],
+        );
+        assert!(ok, "{stdout}\n{stderr}");
+    }
+
+    let full = create_key(dir.path(), &["--name", "ide", "--collections", "handbook"]);
+    let limited = create_key(
+        dir.path(),
+        &[
+            "--name",
+            "search-only",
+            "--tools",
+            "search_knowledge,list_collections",
+            "--collections",
+            "handbook",
+        ],
+    );
+    let revoked = create_key(dir.path(), &["--name", "old", "--collections", "*"]);
+    let (ok, stdout, stderr) = run(dir.path(), &["key", "revoke", "old"], &[]);
+    assert!(
+        ok && stdout.contains("revoked key `old`"),
+        "{stdout}{stderr}"
+    );
+    let (ok, _, stderr) = run(dir.path(), &["key", "revoke", "old"], &[]);
+    assert!(!ok && stderr.contains("no active key"), "{stderr}");
+    let (ok, _, stderr) = run(
+        dir.path(),
+        &["key", "create", "--name", "x", "--tools", "rm_rf"],
+        &[],
+    );
+    assert!(!ok && stderr.contains("`rm_rf` is not a tool"), "{stderr}");
+    let (ok, listing, stderr) = run(dir.path(), &["key", "list", "--json"], &[]);
+    assert!(ok, "{stderr}");
+    let keys: Value = serde_json::from_str(&listing).expect("key list JSON");
+    assert_eq!(keys.as_array().map(Vec::len), Some(3), "{keys}");
+    for secret in [&full, &limited, &revoked] {
+        assert!(
+            !listing.contains(secret.as_str()),
+            "a listing shows a secret"
+        );
+    }
+    let search_only = keys
+        .as_array()
+        .and_then(|keys| keys.iter().find(|k| k["name"] == "search-only"))
+        .expect("search-only key listed");
+    assert_eq!(
+        search_only["tools"],
+        json!(["search_knowledge", "list_collections"])
+    );
+
+    let query = "Where is the catalog kept with PostgreSQL?";
+    let chunk_ids: Vec<Value> = search_json(dir.path(), query, &[])
+        .iter()
+        .map(|p| p["chunk_id"].clone())
+        .collect();
+    let finance_document = search_json_in(dir.path(), "travel budget", "finance")[0]["document_id"]
+        .as_str()
+        .expect("a finance document")
+        .to_owned();
+    let expected = json!({"query": query, "chunk_ids": chunk_ids,
+                          "finance_document_id": finance_document})
+    .to_string();
+    let model = cairn_testkit::test_model("minilm").display().to_string();
+    let common = vec![
+        ("CAIRN_EXPECTED".to_owned(), expected),
+        ("CAIRN__EMBEDDING__LOCAL".to_owned(), model.clone()),
+    ];
+
+    {
+        let server = Server::start(dir.path(), &[("CAIRN__EMBEDDING__LOCAL", &model)]);
+        let mut env = common.clone();
+        env.extend([
+            ("CAIRN_MCP_URL".to_owned(), server.url("/mcp")),
+            ("CAIRN_KEY_FULL".to_owned(), full),
+            ("CAIRN_KEY_LIMITED".to_owned(), limited),
+            ("CAIRN_KEY_REVOKED".to_owned(), revoked),
+        ]);
+        run_client(env, "http", 15).await;
+        let logs = server.logs();
+        assert!(
+            logs.contains("tool call refused by the key's allow-list"),
+            "{logs}"
+        );
+    }
+
+    let mut env = common;
+    env.extend([
+        ("CAIRN_BIN".to_owned(), crate::BIN.to_owned()),
+        ("CAIRN_DIR".to_owned(), dir.path().display().to_string()),
+    ]);
+    // Eleven tests run over stdio; the four HTTP authentication tests are skipped, and say so.
+    run_client(env, "stdio", 15).await;
+}
+
+fn search_json_in(dir: &Path, query: &str, collection: &str) -> Vec<Value> {
+    let (ok, stdout, stderr) = run(
+        dir,
+        &["search", query, "--collection", collection, "--json"],
+        &[],
+    );
+    assert!(ok, "search failed: {stderr}");
+    serde_json::from_str(&stdout).expect("search prints JSON")
+}

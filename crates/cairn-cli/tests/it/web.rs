@@ -1,0 +1,367 @@
+//! The chat UI's API on the real binary: conversations, streamed cited answers stored in the
+//! catalog (also when stopped halfway), regenerate, feedback linked to lineage, document text, the
+//! embedded assets with their security headers, and the embedded default app.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::Server;
+use crate::rag::{run, write_handbook};
+
+/// Reads server-sent events until the stream ends: (event name, data).
+async fn events(response: reqwest::Response) -> Vec<(String, Value)> {
+    let text = response.text().await.expect("stream");
+    parse_events(&text)
+}
+
+fn parse_events(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let mut name = "message".to_owned();
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(value) = line.strip_prefix("event:") {
+                    name = value.trim().to_owned();
+                } else if let Some(value) = line.strip_prefix("data:") {
+                    data.push_str(value.trim_start());
+                }
+            }
+            (!data.is_empty()).then(|| (name, serde_json::from_str(&data).expect("JSON data")))
+        })
+        .collect()
+}
+
+fn setup(dir: &Path, base_url: &str) -> Server {
+    write_handbook(&dir.join("docs"));
+    std::fs::write(
+        dir.join("cairn.toml"),
+        format!(
+            "[[models]]\nname = \"writer\"\nprovider = \"openai-compatible\"\nbase_url = \"{base_url}\"\nmodel = \"good\"\n\
+             [[models]]\nname = \"slow\"\nprovider = \"openai-compatible\"\nbase_url = \"{base_url}\"\nmodel = \"trickle\"\n\
+             [[models]]\nname = \"down\"\nprovider = \"openai-compatible\"\nbase_url = \"{base_url}\"\nmodel = \"down\"\n\
+             [[apps]]\nname = \"handbook\"\ncollections = [\"handbook\"]\nroute = \"writer\"\ntop_k = 3\n\
+             [[apps]]\nname = \"slow\"\ncollections = [\"handbook\"]\nroute = \"slow\"\ntop_k = 2\n\
+             [[apps]]\nname = \"down\"\ncollections = [\"handbook\"]\nroute = \"down\"\ntop_k = 2\n"
+        ),
+    )
+    .expect("config");
+    let (ok, stdout, stderr) = run(dir, &["ingest", "docs", "--collection", "handbook"], &[]);
+    assert!(ok, "{stdout}\n{stderr}");
+    let model = cairn_testkit::test_model("minilm").display().to_string();
+    Server::start(dir, &[("CAIRN__EMBEDDING__LOCAL", &model)])
+}
+
+async fn lineage(client: &reqwest::Client, server: &Server, id: &str) -> Value {
+    for _ in 0..100 {
+        let response = client
+            .get(server.url(&format!("/v1/lineage/{id}")))
+            .send()
+            .await
+            .expect("lineage");
+        if response.status() == 200 {
+            return response.json().await.expect("json");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no lineage record {id}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversations_store_streamed_cited_answers_feedback_and_stopped_answers() {
+    let upstream = cairn_testkit::ScriptedUpstream::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = setup(dir.path(), &upstream.base_url());
+    let client = reqwest::Client::new();
+
+    let apps: Value = client
+        .get(server.url("/v1/apps"))
+        .send()
+        .await
+        .expect("apps")
+        .json()
+        .await
+        .expect("json");
+    let names: Vec<&str> = apps["data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert_eq!(names, ["handbook", "slow", "down"]);
+
+    let created = client
+        .post(server.url("/v1/conversations"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 201);
+    let conversation: Value = created.json().await.expect("json");
+    let id = conversation["id"].as_str().expect("id").to_owned();
+    let ask = |body: Value| {
+        client
+            .post(server.url(&format!("/v1/conversations/{id}/messages")))
+            .json(&body)
+            .send()
+    };
+
+    // A streamed answer: citations first, then the text, then done; stored with its lineage.
+    let question = "Where is the catalog kept when I use PostgreSQL?";
+    let response = ask(json!({"app": "handbook", "content": question}))
+        .await
+        .expect("ask");
+    assert_eq!(response.status(), 200);
+    let streamed = events(response).await;
+    let names: Vec<&str> = streamed.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["start", "delta", "delta", "done"], "{streamed:?}");
+    let start = &streamed[0].1;
+    assert!(
+        start["citations"][0]["source"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("database.md"),
+        "{start}"
+    );
+    assert_eq!(streamed[1].1["text"], "Hi");
+    let done = &streamed[3].1;
+    let lineage_id = done["lineage_id"].as_str().expect("lineage id").to_owned();
+    assert_eq!(start["lineage_id"], lineage_id.as_str());
+
+    let stored: Value = client
+        .get(server.url(&format!("/v1/conversations/{id}")))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        stored["title"], question,
+        "the first question names the conversation"
+    );
+    let messages = stored["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 2, "{stored}");
+    assert_eq!(
+        (
+            messages[0]["role"].as_str(),
+            messages[0]["content"].as_str()
+        ),
+        (Some("user"), Some(question))
+    );
+    assert_eq!(messages[1]["content"], "Hi there");
+    assert_eq!(messages[1]["lineage_id"], lineage_id.as_str());
+    assert_eq!(
+        messages[1]["citations"][0], start["citations"][0],
+        "stored citations match the streamed ones"
+    );
+    let record = lineage(&client, &server, &lineage_id).await;
+    assert_eq!(record["conversation_id"], id.as_str());
+    assert_eq!(
+        (
+            record["app"].as_str(),
+            record["prompt_name"].as_str(),
+            record["status"].as_str()
+        ),
+        (Some("handbook"), Some("rag_answer"), Some("ok"))
+    );
+
+    // Feedback is linked to the answer's lineage record.
+    let feedback = client
+        .post(server.url(&format!("/v1/lineage/{lineage_id}/feedback")))
+        .json(&json!({"rating": -1, "comment": "cite the SQLite section too"}))
+        .send()
+        .await
+        .expect("feedback");
+    assert_eq!(feedback.status(), 201);
+    let record = lineage(&client, &server, &lineage_id).await;
+    assert_eq!(record["feedback"][0]["rating"], -1);
+    assert_eq!(
+        record["feedback"][0]["comment"],
+        "cite the SQLite section too"
+    );
+    let bad = client
+        .post(server.url(&format!("/v1/lineage/{lineage_id}/feedback")))
+        .json(&json!({"rating": 5}))
+        .send()
+        .await
+        .expect("feedback");
+    assert_eq!(bad.status(), 400);
+
+    // Regenerate answers the last question again, adding an answer.
+    let again = events(
+        ask(json!({"app": "handbook", "regenerate": true}))
+            .await
+            .expect("regenerate"),
+    )
+    .await;
+    assert_eq!(again.last().map(|(n, _)| n.as_str()), Some("done"));
+    assert_eq!(again[0].1["user_message_id"], Value::Null);
+
+    // An answer stopped halfway keeps what was generated.
+    let mut response = ask(json!({"app": "slow", "content": "Tell me slowly"}))
+        .await
+        .expect("ask");
+    let mut seen = String::new();
+    while !seen.contains("word2") {
+        let chunk = response.chunk().await.expect("chunk").expect("more");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(response);
+    let mut partial = Value::Null;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let stored: Value = client
+            .get(server.url(&format!("/v1/conversations/{id}")))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        let messages = stored["messages"].as_array().cloned().unwrap_or_default();
+        if messages.len() == 5 {
+            partial = messages[4].clone();
+            break;
+        }
+    }
+    let text = partial["content"].as_str().unwrap_or_default();
+    assert!(text.starts_with("word0 word1 word2"), "{partial}");
+    assert!(
+        !text.contains("word99"),
+        "generation went on after the client left: {text}"
+    );
+    let record = lineage(
+        &client,
+        &server,
+        partial["lineage_id"].as_str().expect("lineage"),
+    )
+    .await;
+    assert_eq!(record["status"], "cancelled");
+
+    // Upstream trouble is an error event the UI can show.
+    let failed = events(
+        ask(json!({"app": "down", "content": "anyone there?"}))
+            .await
+            .expect("ask"),
+    )
+    .await;
+    let (name, data) = failed.last().expect("events");
+    assert_eq!(name, "error", "{failed:?}");
+    assert!(!data["message"].as_str().unwrap_or_default().is_empty());
+
+    // Bad input is refused before anything is stored.
+    let unknown = ask(json!({"app": "nope", "content": "x"}))
+        .await
+        .expect("ask");
+    assert_eq!(unknown.status(), 404);
+    let empty = ask(json!({"app": "handbook", "content": "  "}))
+        .await
+        .expect("ask");
+    assert_eq!(empty.status(), 400);
+
+    // Rename, list, document text, delete.
+    let renamed = client
+        .patch(server.url(&format!("/v1/conversations/{id}")))
+        .json(&json!({"title": "Catalog"}))
+        .send()
+        .await
+        .expect("rename");
+    assert_eq!(renamed.status(), 200);
+    let listed: Value = client
+        .get(server.url("/v1/conversations"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["data"][0]["title"], "Catalog");
+    let citation = &start["citations"][0];
+    let (from, to) = (
+        citation["char_start"].as_i64().unwrap_or(0),
+        citation["char_end"].as_i64().unwrap_or(0),
+    );
+    let text: Value = client
+        .get(server.url(&format!(
+            "/v1/documents/{}/text?start={}&end={}",
+            citation["document_id"].as_str().unwrap_or_default(),
+            from - 1000,
+            to
+        )))
+        .send()
+        .await
+        .expect("text")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(text["start"], 0);
+    assert!(
+        text["text"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with(citation["text"].as_str().unwrap_or_default().trim_end()),
+        "{text}"
+    );
+    let deleted = client
+        .delete(server.url(&format!("/v1/conversations/{id}")))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(deleted.status(), 204);
+    let gone = client
+        .get(server.url(&format!("/v1/conversations/{id}")))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(gone.status(), 404);
+}
+
+#[tokio::test]
+async fn the_ui_is_embedded_with_a_strict_content_security_policy() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), &[]);
+    for path in [
+        "/",
+        "/assets/app.js",
+        "/assets/style.css",
+        "/assets/vendor/marked.esm.js",
+        "/assets/vendor/purify.es.mjs",
+    ] {
+        let response = reqwest::get(server.url(path)).await.expect("get");
+        assert_eq!(response.status(), 200, "{path}");
+        let csp = response
+            .headers()
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            csp.contains("script-src 'self'") && csp.contains("img-src 'self' data:"),
+            "{path}: {csp}"
+        );
+        assert!(!response.text().await.expect("body").is_empty(), "{path}");
+    }
+    let missing = reqwest::get(server.url("/assets/../../etc/passwd"))
+        .await
+        .expect("get");
+    assert_eq!(missing.status(), 404);
+    // With nothing configured, the embedded mode offers a chat app over every collection, served
+    // by a local model loaded on first use.
+    let apps: Value = reqwest::get(server.url("/v1/apps"))
+        .await
+        .expect("apps")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(apps["data"][0]["name"], "chat", "{apps}");
+    assert_eq!(apps["data"][0]["collections"], json!(["*"]));
+    let me: Value = reqwest::get(server.url("/v1/me"))
+        .await
+        .expect("me")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(me["user"], "local");
+}

@@ -1,0 +1,57 @@
+//! Cairn as an MCP tool server for IDE agents (VS Code, Cursor, Claude Code, Codex).
+//!
+//! [`CairnMcp`] exposes the knowledge base (search, documents, collections), cited answers and the
+//! prompt registry as MCP tools, registry prompts through the prompts capability, and documents as
+//! resources (`cairn://collections/{collection}/documents/{id}`). It runs over stdio
+//! ([`CairnMcp::serve_stdio`], as the local user) or streamable HTTP ([`http::router`], behind
+//! API-key auth with RFC 9728 protected-resource metadata). Every tool checks the caller's
+//! [`Grant`]: which tools it may call and which collections it may read.
+//!
+//! Answering goes through the [`Answerer`] port, which the server crate implements with its apps
+//! and routes, so this crate depends on the core, retrieval and prompt crates only.
+
+mod access;
+pub mod http;
+pub mod keys;
+mod server;
+mod tools;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cairn_core::Catalog;
+use cairn_prompts::PromptRegistry;
+use cairn_rag::Retriever;
+
+pub use access::Grant;
+pub use server::CairnMcp;
+pub use tools::{AnswerCitation, AnswerOutput, TOOL_NAMES};
+
+/// What the tools read.
+#[derive(Debug, Clone)]
+pub struct Knowledge {
+    pub catalog: Arc<dyn Catalog>,
+    /// Retrieval, or why it is unavailable (search tools then answer with that reason).
+    pub retriever: Result<Retriever, String>,
+    pub prompts: Arc<PromptRegistry>,
+    pub answerer: Arc<dyn Answerer>,
+}
+
+/// What an answer is produced from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnswerTarget {
+    /// A configured RAG app: its collections, prompt and route.
+    App(String),
+    /// One collection, with the default answering prompt and route.
+    Collection(String),
+}
+
+/// Produces cited answers; implemented by the server crate over its apps and model routes.
+#[async_trait]
+pub trait Answerer: Send + Sync + fmt::Debug {
+    /// The collections an app reads, or `None` when no app has this name.
+    fn app_collections(&self, app: &str) -> Option<Vec<String>>;
+    /// Answers `question` from the target's collections. The error is a message for the caller.
+    async fn answer(&self, target: &AnswerTarget, question: &str) -> Result<AnswerOutput, String>;
+}

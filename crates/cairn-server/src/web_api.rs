@@ -1,0 +1,555 @@
+//! The web chat UI and the API behind it: the embedded assets at `/` and `/assets/…`, the signed-in
+//! user, apps, conversations (persisted in the catalog), streamed cited answers that are stored as
+//! they finish (or as far as they got when stopped), feedback on answers, and document text for the
+//! citation panel.
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use cairn_core::ModelError;
+use cairn_core::catalog::{Conversation, Message, NewFeedback, NewMessage};
+use cairn_core::model::{ChatChunk, ChatMessage, ChatRequest, Role, Usage};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+
+/// The one user of the embedded mode, which has no sign-in.
+pub const LOCAL_USER: &str = "local";
+
+/// Longest question the UI may send, in characters.
+const MAX_QUESTION_CHARS: usize = 8_000;
+/// Longest feedback comment, in characters.
+const MAX_COMMENT_CHARS: usize = 2_000;
+/// Conversation titles made from the first question are cut to this many characters.
+const TITLE_CHARS: usize = 60;
+
+/// The embedded front-end: (path under /assets/, content type, bytes).
+const ASSETS: [(&str, &str, &[u8]); 4] = [
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../web/app.js"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../../web/style.css"),
+    ),
+    (
+        "vendor/marked.esm.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../web/vendor/marked.esm.js"),
+    ),
+    (
+        "vendor/purify.es.mjs",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../web/vendor/purify.es.mjs"),
+    ),
+];
+
+/// Scripts, styles, images and connections from this origin only: model output that slipped past
+/// the sanitizer still could not run a script or load anything from elsewhere.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+img-src 'self' data:; connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+fn hardened(content_type: &'static str) -> [(HeaderName, HeaderValue); 4] {
+    [
+        (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+    ]
+}
+
+pub(crate) async fn index() -> Response {
+    (
+        hardened("text/html; charset=utf-8"),
+        include_str!("../../../web/index.html"),
+    )
+        .into_response()
+}
+
+pub(crate) async fn asset(Path(path): Path<String>) -> Response {
+    match ASSETS.iter().find(|(name, _, _)| *name == path) {
+        Some((_, content_type, bytes)) => (hardened(content_type), *bytes).into_response(),
+        None => {
+            ApiError::not_found("unknown_asset", format!("no asset /assets/{path}")).into_response()
+        }
+    }
+}
+
+pub(crate) async fn me() -> Json<Value> {
+    Json(json!({"user": LOCAL_USER, "auth": "none"}))
+}
+
+pub(crate) async fn list_apps(State(state): State<AppState>) -> Json<Value> {
+    let apps: Vec<Value> = state
+        .apps
+        .iter()
+        .map(
+            |a| json!({"name": a.name, "description": a.description, "collections": a.collections}),
+        )
+        .collect();
+    Json(json!({"object": "list", "data": apps}))
+}
+
+fn conversation_json(c: &Conversation) -> Value {
+    json!({"id": c.id, "title": c.title, "created_at": c.created_at.to_rfc3339(),
+           "updated_at": c.updated_at.to_rfc3339()})
+}
+
+/// The user's conversation, or a 404 (also for someone else's: it is not theirs to see).
+async fn owned_conversation(state: &AppState, id: Uuid) -> Result<Conversation, ApiError> {
+    match state.catalog.get_conversation(id).await? {
+        Some(c) if c.owner == LOCAL_USER => Ok(c),
+        _ => Err(ApiError::not_found(
+            "conversation_not_found",
+            format!("conversation {id} does not exist; it may have been deleted"),
+        )),
+    }
+}
+
+pub(crate) async fn list_conversations(
+    State(state): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
+    let conversations = state.catalog.list_conversations(LOCAL_USER).await?;
+    let data: Vec<Value> = conversations.iter().map(conversation_json).collect();
+    Ok(Json(json!({"object": "list", "data": data})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewConversationBody {
+    #[serde(default)]
+    title: String,
+}
+
+fn clean_title(title: &str) -> Result<String, ApiError> {
+    let title = title.trim();
+    if title.chars().count() > 200 {
+        return Err(ApiError::bad_request(
+            "invalid_title",
+            "the title is longer than 200 characters; shorten it",
+        ));
+    }
+    Ok(title.to_owned())
+}
+
+pub(crate) async fn create_conversation(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<NewConversationBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let title = clean_title(&body.title)?;
+    let conversation = state
+        .catalog
+        .create_conversation(LOCAL_USER, &title)
+        .await?;
+    Ok((StatusCode::CREATED, Json(conversation_json(&conversation))))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RenameBody {
+    title: String,
+}
+
+pub(crate) async fn rename_conversation(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    ApiJson(body): ApiJson<RenameBody>,
+) -> Result<Json<Value>, ApiError> {
+    owned_conversation(&state, id).await?;
+    let title = clean_title(&body.title)?;
+    if title.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_title",
+            "the title is empty; give the conversation a name",
+        ));
+    }
+    let conversation = state.catalog.rename_conversation(id, &title).await?;
+    Ok(Json(conversation_json(&conversation)))
+}
+
+pub(crate) async fn delete_conversation(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    owned_conversation(&state, id).await?;
+    state.catalog.delete_conversation(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The citations of a stored answer, rebuilt from its lineage record and the cited chunks.
+async fn stored_citations(state: &AppState, lineage_id: Uuid) -> Vec<Value> {
+    let Ok(Some(record)) = state.catalog.get_lineage(lineage_id).await else {
+        return Vec::new();
+    };
+    let retrieved: Vec<(usize, Uuid, f64)> = record
+        .retrieval
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            Some((
+                usize::try_from(r["index"].as_u64()?).ok()?,
+                r["chunk_id"].as_str()?.parse().ok()?,
+                r["score"].as_f64().unwrap_or_default(),
+            ))
+        })
+        .collect();
+    let ids: Vec<Uuid> = retrieved.iter().map(|(_, id, _)| *id).collect();
+    let Ok(chunks) = state.catalog.get_chunks(&ids).await else {
+        return Vec::new();
+    };
+    let mut citations = Vec::new();
+    for (index, chunk_id, score) in retrieved {
+        let Some(chunk) = chunks.iter().find(|c| c.id == chunk_id) else {
+            continue;
+        };
+        let Ok(Some(document)) = state.catalog.get_document(chunk.document_id).await else {
+            continue;
+        };
+        citations.push(json!({
+            "index": index, "chunk_id": chunk.id, "document_id": document.id,
+            "title": document.title, "source": document.source,
+            "url": document.metadata.get("url").and_then(Value::as_str),
+            "heading_path": chunk.heading_path, "char_start": chunk.char_start,
+            "char_end": chunk.char_end, "score": score, "text": chunk.content,
+        }));
+    }
+    citations
+}
+
+async fn message_json(state: &AppState, m: &Message) -> Value {
+    let mut value = json!({"id": m.id, "role": m.role, "content": m.content,
+                           "created_at": m.created_at.to_rfc3339(), "lineage_id": m.lineage_id});
+    if m.role == "assistant" {
+        value["citations"] = match m.lineage_id {
+            Some(id) => Value::Array(stored_citations(state, id).await),
+            None => Value::Array(Vec::new()),
+        };
+    }
+    value
+}
+
+pub(crate) async fn get_conversation(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Value>, ApiError> {
+    let conversation = owned_conversation(&state, id).await?;
+    let mut messages = Vec::new();
+    for message in state.catalog.list_messages(id).await? {
+        messages.push(message_json(&state, &message).await);
+    }
+    let mut body = conversation_json(&conversation);
+    body["messages"] = Value::Array(messages);
+    Ok(Json(body))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AskBody {
+    app: String,
+    #[serde(default)]
+    content: Option<String>,
+    /// Answer the last question again.
+    #[serde(default)]
+    regenerate: bool,
+}
+
+fn event(name: &str, data: Value) -> Event {
+    Event::default().event(name).data(data.to_string())
+}
+
+/// Asks the conversation's next question (or the last one again) of an app, streaming the answer
+/// as `start`, `delta`…, `done` or `error` events. The answer is stored when it ends; if the client
+/// goes away first (the Stop button), what was generated so far is stored.
+pub(crate) async fn ask(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    ApiJson(body): ApiJson<AskBody>,
+) -> Result<Response, ApiError> {
+    let conversation = owned_conversation(&state, id).await?;
+    let question = if body.regenerate {
+        let last = state
+            .catalog
+            .list_messages(id)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|m| m.role == "user")
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "nothing_to_regenerate",
+                    "this conversation has no question to answer again; ask one first",
+                )
+            })?;
+        last.content
+    } else {
+        let content = body.content.unwrap_or_default().trim().to_owned();
+        if content.is_empty() {
+            return Err(ApiError::bad_request(
+                "empty_question",
+                "the question is empty; type one",
+            ));
+        }
+        if content.chars().count() > MAX_QUESTION_CHARS {
+            return Err(ApiError::bad_request(
+                "question_too_long",
+                format!(
+                    "the question is longer than {MAX_QUESTION_CHARS} characters; shorten it or ingest the text as a document"
+                ),
+            ));
+        }
+        content
+    };
+    let request = ChatRequest {
+        messages: vec![ChatMessage::new(Role::User, question.clone())],
+        ..ChatRequest::default()
+    };
+    // Preparing the answer checks the app and retrieves before anything is stored.
+    let mut answer = crate::apps::prepare(&state, &body.app, request).await?;
+    answer.conversation_id = Some(id);
+    let user_message_id = if body.regenerate {
+        None
+    } else {
+        let stored = state
+            .catalog
+            .append_message(NewMessage {
+                conversation_id: id,
+                role: "user".into(),
+                content: question.clone(),
+                lineage_id: None,
+            })
+            .await?;
+        if conversation.title.trim().is_empty() {
+            let title: String = question.chars().take(TITLE_CHARS).collect();
+            let title = if question.chars().count() > TITLE_CHARS {
+                format!("{}…", title.trim_end())
+            } else {
+                title
+            };
+            state.catalog.rename_conversation(id, &title).await?;
+        }
+        Some(stored.id)
+    };
+    let citations = answer
+        .extension
+        .get("citations")
+        .cloned()
+        .unwrap_or(Value::Array(Vec::new()));
+    let lineage_id = answer.lineage_id;
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Event>(64);
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let _ = sender
+            .send(event(
+                "start",
+                json!({"user_message_id": user_message_id, "lineage_id": lineage_id, "citations": citations}),
+            ))
+            .await;
+        let mut text = String::new();
+        let mut stream = match answer.model.stream(&answer.request).await {
+            Ok(stream) => stream,
+            Err(error) => {
+                answer.record_outcome(
+                    state.catalog.clone(),
+                    Usage::default(),
+                    error.class(),
+                    Some(error.to_string()),
+                    started,
+                );
+                let error = ApiError::from(error);
+                let _ = sender
+                    .send(event(
+                        "error",
+                        json!({"message": error.message, "code": error.code}),
+                    ))
+                    .await;
+                return;
+            }
+        };
+        let mut outcome: Result<(Usage, &'static str), ModelError> =
+            Ok((Usage::default(), "stopped"));
+        let mut finished = false;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(ChatChunk::Delta(delta)) => {
+                    text.push_str(&delta);
+                    if sender
+                        .send(event("delta", json!({"text": delta})))
+                        .await
+                        .is_err()
+                    {
+                        break; // The client went away: stop generating, keep what there is.
+                    }
+                }
+                Ok(ChatChunk::ToolCall(_)) => {}
+                Ok(ChatChunk::Finish { reason, usage }) => {
+                    outcome = Ok((
+                        usage,
+                        match reason {
+                            cairn_core::model::FinishReason::Length => "length",
+                            _ => "stop",
+                        },
+                    ));
+                    finished = true;
+                    break;
+                }
+                Err(error) => {
+                    outcome = Err(error);
+                    break;
+                }
+            }
+        }
+        drop(stream);
+        let (usage, status, error) = match &outcome {
+            Ok((usage, _)) if finished => (*usage, "ok", None),
+            Ok((usage, _)) => (*usage, "cancelled", None),
+            Err(error) => (Usage::default(), error.class(), Some(error.to_string())),
+        };
+        answer.record_outcome(state.catalog.clone(), usage, status, error, started);
+        let stored = if text.trim().is_empty() {
+            None
+        } else {
+            match state
+                .catalog
+                .append_message(NewMessage {
+                    conversation_id: id,
+                    role: "assistant".into(),
+                    content: text,
+                    lineage_id: Some(lineage_id),
+                })
+                .await
+            {
+                Ok(message) => Some(message.id),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not store an answer");
+                    None
+                }
+            }
+        };
+        let last = match outcome {
+            Ok((usage, finish_reason)) if finished => event(
+                "done",
+                json!({"message_id": stored, "lineage_id": lineage_id, "finish_reason": finish_reason,
+                       "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}}),
+            ),
+            Ok(_) => return,
+            Err(error) => {
+                let error = ApiError::from(error);
+                event(
+                    "error",
+                    json!({"message": error.message, "code": error.code, "message_id": stored}),
+                )
+            }
+        };
+        let _ = sender.send(last).await;
+    });
+    let events = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver
+            .recv()
+            .await
+            .map(|event| (Ok::<_, Infallible>(event), receiver))
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FeedbackBody {
+    rating: i16,
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+pub(crate) async fn give_feedback(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    ApiJson(body): ApiJson<FeedbackBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let comment = body
+        .comment
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty());
+    if comment
+        .as_ref()
+        .is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS)
+    {
+        return Err(ApiError::bad_request(
+            "comment_too_long",
+            format!("the comment is longer than {MAX_COMMENT_CHARS} characters; shorten it"),
+        ));
+    }
+    if state.catalog.get_lineage(id).await?.is_none() {
+        return Err(ApiError::not_found(
+            "lineage_not_found",
+            format!(
+                "no answer has lineage id {id} (answers are recorded just after they finish; retry in a moment)"
+            ),
+        ));
+    }
+    let feedback = state
+        .catalog
+        .record_feedback(NewFeedback {
+            lineage_id: id,
+            rating: body.rating,
+            comment,
+            user: LOCAL_USER.into(),
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({"id": feedback.id, "rating": feedback.rating, "comment": feedback.comment,
+                    "created_at": feedback.created_at.to_rfc3339()}),
+        ),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct TextRange {
+    start: Option<i64>,
+    end: Option<i64>,
+}
+
+/// A character range of a document's text, for the citation panel.
+pub(crate) async fn document_text(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Query(range): Query<TextRange>,
+) -> Result<Json<Value>, ApiError> {
+    let document = state.catalog.get_document(id).await?.ok_or_else(|| {
+        ApiError::not_found(
+            "document_not_found",
+            format!("document {id} does not exist; it may have been removed by a later ingest"),
+        )
+    })?;
+    let chunks = state.catalog.list_chunks(id).await?;
+    let text = cairn_rag::document_text(&chunks);
+    let clamp = |v: Option<i64>| v.map(|v| u64::try_from(v.max(0)).unwrap_or(0));
+    let (slice, start, end) = cairn_rag::text_range(&text, clamp(range.start), clamp(range.end));
+    Ok(Json(json!({
+        "id": document.id, "title": document.title, "source": document.source,
+        "url": document.metadata.get("url").and_then(Value::as_str),
+        "text": slice, "start": start, "end": end, "total_chars": text.chars().count(),
+    })))
+}
