@@ -160,7 +160,11 @@ async function api(method, path, body) {
     checkServer();
     throw new ApiError(NETWORK_MESSAGE);
   }
-  if (!response.ok) throw await errorFromResponse(response);
+  if (!response.ok) {
+    const error = await errorFromResponse(response);
+    if (error.status === 401 && error.code === "login_required") signIn();
+    throw error;
+  }
   if (response.status === 204) return null;
   try {
     return await response.json();
@@ -1352,15 +1356,26 @@ async function loadApps() {
   return true;
 }
 
+/** With sign-in configured, a request without a session goes to the provider and comes back here. */
+let signingIn = false;
+function signIn() {
+  if (signingIn) return;
+  signingIn = true;
+  location.assign(`/auth/login?return_to=${encodeURIComponent(location.pathname + location.hash)}`);
+}
+
 async function loadUser() {
   try {
     const me = await api("GET", "/v1/me");
-    el.userName.textContent = me.user || "unknown";
-    el.userInfo.title = me.auth === "none" ? "Single local user: sign-in is not configured" : `Signed in (${me.auth})`;
+    el.userName.textContent = me.name || me.user || "unknown";
+    el.userInfo.title = me.auth === "none" ? "Single local user: sign-in is not configured" : `Signed in as ${me.user} (${me.auth})`;
     el.userInfo.hidden = false;
-  } catch {
+    $("#logout-form").hidden = !me.logout_url;
+    return true;
+  } catch (error) {
     el.userName.textContent = "not signed in";
     el.userInfo.hidden = false;
+    return !(error.status === 401 && error.code === "login_required");
   }
 }
 
@@ -1383,7 +1398,7 @@ async function start() {
   updateSendButton();
   checkServer();
   setInterval(checkServer, 60000);
-  loadUser();
+  if (!(await loadUser())) return; // on its way to the sign-in page
   const [, appsOk] = await Promise.all([loadMarkdown(), loadApps(), refreshConversations()]);
   const id = conversationIdFromHash();
   if (id) {

@@ -297,12 +297,18 @@ class HttpAuth(unittest.TestCase):
             hidden = await session.call_tool("get_document", {"id": finance_doc})
             self.assertTrue(hidden.is_error)
             self.assertNotIn("finance", hidden.content[0].text)
-            with self.assertRaises(MCPError):
-                await session.read_resource(f"cairn://collections/finance/documents/{finance_doc}")
+            for uri in (
+                f"cairn://collections/finance/documents/{finance_doc}",
+                f"cairn://collections/handbook/documents/{finance_doc}",
+            ):
+                with self.assertRaises(MCPError):
+                    await session.read_resource(uri)
             uris = [str(r.uri) for r in (await session.list_resources()).resources]
             self.assertFalse([u for u in uris if "/finance/" in u], uris)
-            answer = await session.call_tool("answer_question", {"question": "budget?", "collection": "finance"})
-            self.assertTrue(answer.is_error)
+            for target in ({"collection": "finance"}, {"app": "budget"}):
+                answer = await session.call_tool("answer_question", {"question": "budget?", **target})
+                self.assertTrue(answer.is_error, target)
+                self.assertNotIn("travel", answer.content[0].text)
 
         run(body)
 

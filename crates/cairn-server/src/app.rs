@@ -39,6 +39,8 @@ pub struct AppState {
     pub apps: Arc<Vec<crate::config::AppSection>>,
     /// The MCP endpoint's settings.
     pub mcp: Arc<crate::config::McpSection>,
+    /// OIDC sign-in for the web UI; `None`: one local user.
+    pub auth: Option<Arc<crate::auth::Oidc>>,
 }
 
 /// The whole HTTP surface. Tests call it with `tower::ServiceExt::oneshot`, without a socket.
@@ -91,7 +93,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/embeddings", post(crate::embeddings_api::embeddings))
         .route("/v1/lineage/{id}", get(crate::openai_api::get_lineage))
         .route("/v1/models", get(crate::openai_api::list_models))
-        .route("/v1/me", get(web_api::me))
+        .route("/v1/me", get(crate::auth::me))
         .route("/v1/apps", get(web_api::list_apps))
         .route(
             "/v1/conversations",
@@ -118,6 +120,12 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(web_api::index))
         .route("/assets/{*path}", get(web_api::asset))
+        .route("/auth/login", get(crate::auth::login))
+        .route("/auth/callback", get(crate::auth::callback))
+        .route(
+            "/auth/logout",
+            get(crate::auth::logout).post(crate::auth::logout),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -37,6 +37,41 @@ pub struct RawConfig {
     /// RAG apps, each callable as `"model": "app:NAME"`.
     pub apps: Vec<AppSection>,
     pub mcp: McpSection,
+    pub auth: AuthSection,
+}
+
+/// Sign-in for the web UI.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSection {
+    /// The OpenID Connect issuer URL (its /.well-known/openid-configuration is read at startup).
+    /// Empty: no sign-in; the embedded mode's one local user.
+    pub oidc_issuer: String,
+    pub oidc_client_id: String,
+    /// The environment variable holding the client secret; empty for a public client (PKCE only).
+    pub oidc_client_secret_env: String,
+    /// Where the provider sends the browser back: https://HOST/auth/callback. Empty: from the
+    /// request's Host header.
+    pub oidc_redirect_url: String,
+    pub oidc_scopes: Vec<String>,
+    /// The environment variable holding the key that signs session cookies (64 bytes or more),
+    /// shared by replicas. Empty: a random key per process (sessions end at restart).
+    pub session_secret_env: String,
+    pub session_ttl_secs: u64,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            oidc_issuer: String::new(),
+            oidc_client_id: String::new(),
+            oidc_client_secret_env: String::new(),
+            oidc_redirect_url: String::new(),
+            oidc_scopes: vec!["openid".into(), "profile".into(), "email".into()],
+            session_secret_env: String::new(),
+            session_ttl_secs: 8 * 3600,
+        }
+    }
 }
 
 /// The MCP tool server (`/mcp` over streamable HTTP, `cairn mcp` over stdio).
@@ -423,6 +458,7 @@ impl Default for RawConfig {
             rerank: RerankSection::default(),
             apps: Vec::new(),
             mcp: McpSection::default(),
+            auth: AuthSection::default(),
         }
     }
 }
@@ -446,6 +482,8 @@ pub struct Config {
     pub rerank: Option<(String, usize)>,
     pub apps: Vec<AppSection>,
     pub mcp: McpSection,
+    /// OIDC sign-in for the web UI; `None`: one local user.
+    pub auth: Option<crate::auth::OidcSettings>,
     /// Where each key's value came from, for error messages at run time (a refused connection, say).
     pub origins: Origins,
 }
@@ -803,6 +841,7 @@ pub fn validate(
         ingest: raw.ingest,
         apps,
         mcp: raw.mcp.clone(),
+        auth: auth_config(&raw.auth, env, &bad)?,
         rerank: (!raw.rerank.model.is_empty()).then(|| {
             (
                 expand_home(&raw.rerank.model, env),
@@ -811,6 +850,83 @@ pub fn validate(
         }),
         origins,
     })
+}
+
+fn auth_config(
+    section: &AuthSection,
+    env: &[(String, String)],
+    bad: &impl Fn(&str, String, &str) -> ConfigError,
+) -> Result<Option<crate::auth::OidcSettings>, ConfigError> {
+    if section.oidc_issuer.is_empty() {
+        return Ok(None);
+    }
+    let issuer = url::Url::parse(&section.oidc_issuer).map_err(|e| {
+        bad(
+            "auth.oidc_issuer",
+            format!("`{}` is not a URL: {e}", section.oidc_issuer),
+            "use the issuer URL, e.g. https://login.example.com/realms/acme",
+        )
+    })?;
+    if !matches!(issuer.scheme(), "http" | "https") {
+        return Err(bad(
+            "auth.oidc_issuer",
+            format!("`{}` is not an http(s) URL", section.oidc_issuer),
+            "use the issuer's https URL",
+        ));
+    }
+    if section.oidc_client_id.is_empty() {
+        return Err(bad(
+            "auth.oidc_client_id",
+            "sign-in needs the client id registered at the provider".into(),
+            "set auth.oidc_client_id",
+        ));
+    }
+    let secret = |key: &str, var: &str| -> Result<Option<SecretString>, ConfigError> {
+        if var.is_empty() {
+            return Ok(None);
+        }
+        match env.iter().find(|(k, _)| k == var) {
+            Some((_, value)) if !value.is_empty() => Ok(Some(SecretString::from(value.clone()))),
+            _ => Err(bad(
+                key,
+                format!("environment variable {var} is not set"),
+                "export it, or name another variable",
+            )),
+        }
+    };
+    let session_secret = secret("auth.session_secret_env", &section.session_secret_env)?;
+    if session_secret
+        .as_ref()
+        .is_some_and(|s| s.expose_secret().len() < 64)
+    {
+        return Err(bad(
+            "auth.session_secret_env",
+            format!("{} holds fewer than 64 bytes", section.session_secret_env),
+            "use a random secret of 64 bytes or more, e.g. openssl rand -base64 64",
+        ));
+    }
+    if !section.oidc_redirect_url.is_empty()
+        && !section.oidc_redirect_url.starts_with("https://")
+        && !section.oidc_redirect_url.starts_with("http://")
+    {
+        return Err(bad(
+            "auth.oidc_redirect_url",
+            format!("`{}` is not an http(s) URL", section.oidc_redirect_url),
+            "use https://HOST/auth/callback, as registered at the provider",
+        ));
+    }
+    Ok(Some(crate::auth::OidcSettings {
+        issuer: section.oidc_issuer.clone(),
+        client_id: section.oidc_client_id.clone(),
+        client_secret: secret(
+            "auth.oidc_client_secret_env",
+            &section.oidc_client_secret_env,
+        )?,
+        redirect_url: section.oidc_redirect_url.clone(),
+        scopes: section.oidc_scopes.clone(),
+        session_ttl: Duration::from_secs(section.session_ttl_secs.max(60)),
+        session_secret,
+    }))
 }
 
 fn check_apps(

@@ -6,6 +6,7 @@
 
 pub mod app;
 mod apps;
+pub mod auth;
 pub mod collections;
 pub mod config;
 mod embeddings_api;

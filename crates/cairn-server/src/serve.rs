@@ -35,6 +35,8 @@ pub enum ServeError {
     DataDir { path: String, reason: String },
     #[error("cannot set up the configured models: {0}")]
     Models(String),
+    #[error("cannot set up sign-in: {0}")]
+    Auth(String),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -197,6 +199,14 @@ pub async fn build_state(config: &Config, catalog: &OpenCatalog) -> Result<AppSt
         max_upload_bytes: usize::try_from(config.ingest.max_upload_bytes).unwrap_or(usize::MAX),
         apps: Arc::new(config.apps.clone()),
         mcp: Arc::new(config.mcp.clone()),
+        auth: match &config.auth {
+            Some(settings) => Some(Arc::new(
+                crate::auth::Oidc::discover(settings.clone())
+                    .await
+                    .map_err(ServeError::Auth)?,
+            )),
+            None => None,
+        },
     };
     Ok(state)
 }

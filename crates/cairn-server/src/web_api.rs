@@ -20,11 +20,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::app::AppState;
+use crate::auth::CurrentUser;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-
-/// The one user of the embedded mode, which has no sign-in.
-pub const LOCAL_USER: &str = "local";
 
 /// Longest question the UI may send, in characters.
 const MAX_QUESTION_CHARS: usize = 8_000;
@@ -94,11 +92,7 @@ pub(crate) async fn asset(Path(path): Path<String>) -> Response {
     }
 }
 
-pub(crate) async fn me() -> Json<Value> {
-    Json(json!({"user": LOCAL_USER, "auth": "none"}))
-}
-
-pub(crate) async fn list_apps(State(state): State<AppState>) -> Json<Value> {
+pub(crate) async fn list_apps(State(state): State<AppState>, _user: CurrentUser) -> Json<Value> {
     let apps: Vec<Value> = state
         .apps
         .iter()
@@ -115,9 +109,13 @@ fn conversation_json(c: &Conversation) -> Value {
 }
 
 /// The user's conversation, or a 404 (also for someone else's: it is not theirs to see).
-async fn owned_conversation(state: &AppState, id: Uuid) -> Result<Conversation, ApiError> {
+async fn owned_conversation(
+    state: &AppState,
+    user: &CurrentUser,
+    id: Uuid,
+) -> Result<Conversation, ApiError> {
     match state.catalog.get_conversation(id).await? {
-        Some(c) if c.owner == LOCAL_USER => Ok(c),
+        Some(c) if c.owner == user.id => Ok(c),
         _ => Err(ApiError::not_found(
             "conversation_not_found",
             format!("conversation {id} does not exist; it may have been deleted"),
@@ -127,8 +125,9 @@ async fn owned_conversation(state: &AppState, id: Uuid) -> Result<Conversation, 
 
 pub(crate) async fn list_conversations(
     State(state): State<AppState>,
+    user: CurrentUser,
 ) -> Result<Json<Value>, ApiError> {
-    let conversations = state.catalog.list_conversations(LOCAL_USER).await?;
+    let conversations = state.catalog.list_conversations(&user.id).await?;
     let data: Vec<Value> = conversations.iter().map(conversation_json).collect();
     Ok(Json(json!({"object": "list", "data": data})))
 }
@@ -153,13 +152,11 @@ fn clean_title(title: &str) -> Result<String, ApiError> {
 
 pub(crate) async fn create_conversation(
     State(state): State<AppState>,
+    user: CurrentUser,
     ApiJson(body): ApiJson<NewConversationBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let title = clean_title(&body.title)?;
-    let conversation = state
-        .catalog
-        .create_conversation(LOCAL_USER, &title)
-        .await?;
+    let conversation = state.catalog.create_conversation(&user.id, &title).await?;
     Ok((StatusCode::CREATED, Json(conversation_json(&conversation))))
 }
 
@@ -171,10 +168,11 @@ pub(crate) struct RenameBody {
 
 pub(crate) async fn rename_conversation(
     State(state): State<AppState>,
+    user: CurrentUser,
     Path(id): Path<Uuid>,
     ApiJson(body): ApiJson<RenameBody>,
 ) -> Result<Json<Value>, ApiError> {
-    owned_conversation(&state, id).await?;
+    owned_conversation(&state, &user, id).await?;
     let title = clean_title(&body.title)?;
     if title.is_empty() {
         return Err(ApiError::bad_request(
@@ -188,9 +186,10 @@ pub(crate) async fn rename_conversation(
 
 pub(crate) async fn delete_conversation(
     State(state): State<AppState>,
+    user: CurrentUser,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    owned_conversation(&state, id).await?;
+    owned_conversation(&state, &user, id).await?;
     state.catalog.delete_conversation(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -250,9 +249,10 @@ async fn message_json(state: &AppState, m: &Message) -> Value {
 
 pub(crate) async fn get_conversation(
     State(state): State<AppState>,
+    user: CurrentUser,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Value>, ApiError> {
-    let conversation = owned_conversation(&state, id).await?;
+    let conversation = owned_conversation(&state, &user, id).await?;
     let mut messages = Vec::new();
     for message in state.catalog.list_messages(id).await? {
         messages.push(message_json(&state, &message).await);
@@ -282,10 +282,11 @@ fn event(name: &str, data: Value) -> Event {
 /// goes away first (the Stop button), what was generated so far is stored.
 pub(crate) async fn ask(
     State(state): State<AppState>,
+    user: CurrentUser,
     Path(id): Path<Uuid>,
     ApiJson(body): ApiJson<AskBody>,
 ) -> Result<Response, ApiError> {
-    let conversation = owned_conversation(&state, id).await?;
+    let conversation = owned_conversation(&state, &user, id).await?;
     let question = if body.regenerate {
         let last = state
             .catalog
@@ -483,6 +484,7 @@ pub(crate) struct FeedbackBody {
 
 pub(crate) async fn give_feedback(
     State(state): State<AppState>,
+    user: CurrentUser,
     Path(id): Path<Uuid>,
     ApiJson(body): ApiJson<FeedbackBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -513,7 +515,7 @@ pub(crate) async fn give_feedback(
             lineage_id: id,
             rating: body.rating,
             comment,
-            user: LOCAL_USER.into(),
+            user: user.id,
         })
         .await?;
     Ok((
@@ -534,6 +536,7 @@ pub(crate) struct TextRange {
 /// A character range of a document's text, for the citation panel.
 pub(crate) async fn document_text(
     State(state): State<AppState>,
+    _user: CurrentUser,
     Path(id): Path<Uuid>,
     Query(range): Query<TextRange>,
 ) -> Result<Json<Value>, ApiError> {

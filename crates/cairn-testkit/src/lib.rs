@@ -1,5 +1,6 @@
 //! Test support: a scripted OpenAI-compatible server on loopback, shared by the adapter, gateway,
-//! server and client-compatibility tests (and usable as a fixed-latency upstream for benchmarks).
+//! server and client-compatibility tests (and usable as a fixed-latency upstream for benchmarks),
+//! and a fake OpenID Connect provider ([`oidc::FakeOidc`]) for sign-in tests.
 //!
 //! The server's behaviour is chosen by the `model` field of each request:
 //!
@@ -16,11 +17,15 @@
 //! | `missing` | 404 `model_not_found` |
 //! | `cut` | a stream that stops before finishing |
 //! | `inband` | a stream with an error event after the first chunk |
+//! | `hostile` | a stream of markup that tries to run script or load from elsewhere ([`HOSTILE`]) |
+//! | `trickle` | a stream of a word every 100 ms for 10 s |
 //! | `slow-N` | waits N milliseconds, then answers normally |
 //! | anything else | `answer from MODEL` (streamed as `Hi`, ` there`), with usage |
 //!
 //! Embedding requests get one vector per input, `[i, i, i]`, returned out of order; the model
 //! `wrong-dimension` gets 2-dimensional vectors.
+
+pub mod oidc;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

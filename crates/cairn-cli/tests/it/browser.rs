@@ -96,3 +96,53 @@ async fn the_chat_ui_streams_cited_answers_keeps_conversations_and_renders_model
     assert!(report.contains("OK"), "{report}");
     println!("screenshots: {}", screenshots.display());
 }
+
+/// With `[auth] oidc_issuer`, the page signs in through the provider (authorization code + PKCE)
+/// and comes back where it was, with an HTTP-only session cookie.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_ui_signs_in_through_oidc() {
+    let driver = chromedriver();
+    let provider = cairn_testkit::oidc::FakeOidc::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("cairn.toml"),
+        format!(
+            "[auth]\noidc_issuer = \"{}\"\noidc_client_id = \"{}\"\n",
+            provider.issuer(),
+            cairn_testkit::oidc::CLIENT_ID
+        ),
+    )
+    .expect("config");
+    let server = Server::start(dir.path(), &[]);
+    let screenshots = screenshots_dir();
+    std::fs::create_dir_all(&screenshots).expect("screenshot dir");
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser/test_sign_in.py");
+    let url = server.url("");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python())
+            .arg(script)
+            .env("CAIRN_URL", url)
+            .env("CAIRN_SCREENSHOTS", screenshots)
+            .env("CHROMEDRIVER", driver)
+            .output()
+            .expect("run python")
+    })
+    .await
+    .expect("join");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "sign-in in the browser failed:\n{report}\n--- cairn log ---\n{}",
+        server.logs()
+    );
+    assert!(
+        report.contains("Ran 1 test") && report.contains("OK"),
+        "{report}"
+    );
+    assert_eq!(provider.pkce_rejections(), 0);
+}

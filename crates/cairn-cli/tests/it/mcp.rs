@@ -68,7 +68,8 @@ async fn the_mcp_python_sdk_works_over_http_with_keys_and_over_stdio() {
         dir.path().join("cairn.toml"),
         format!(
             "[[models]]\nname = \"writer\"\nprovider = \"openai-compatible\"\nbase_url = \"{}\"\nmodel = \"good\"\n\
-             [[apps]]\nname = \"handbook\"\ncollections = [\"handbook\"]\nroute = \"writer\"\ntop_k = 3\n",
+             [[apps]]\nname = \"handbook\"\ncollections = [\"handbook\"]\nroute = \"writer\"\ntop_k = 3\n\
+             [[apps]]\nname = \"budget\"\ncollections = [\"handbook\", \"finance\"]\nroute = \"writer\"\n",
             upstream.base_url()
         ),
     )

@@ -365,3 +365,198 @@ async fn the_ui_is_embedded_with_a_strict_content_security_policy() {
         .expect("json");
     assert_eq!(me["user"], "local");
 }
+
+/// The `name=value` pairs a response sets, by name.
+fn set_cookies(response: &reqwest::Response) -> Vec<(String, String)> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
+        .collect()
+}
+
+fn location(response: &reqwest::Response) -> String {
+    assert!(
+        response.status().is_redirection(),
+        "expected a redirect, got {}",
+        response.status()
+    );
+    response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("a Location header")
+        .to_owned()
+}
+
+/// Signs in through the fake provider as whoever it is set to; returns the session cookie.
+async fn sign_in(client: &reqwest::Client, server: &Server) -> String {
+    let login = client
+        .get(server.url("/auth/login?return_to=/%23c%3Dabc"))
+        .send()
+        .await
+        .expect("login");
+    let authorize = location(&login);
+    assert!(
+        authorize.contains("code_challenge_method=S256"),
+        "{authorize}"
+    );
+    assert!(authorize.contains("code_challenge="), "{authorize}");
+    let pending = set_cookies(&login)
+        .into_iter()
+        .find(|(name, _)| name == "cairn_oidc")
+        .expect("a pending sign-in cookie");
+    let provider = client.get(&authorize).send().await.expect("authorize");
+    let callback = location(&provider);
+    assert!(
+        callback.starts_with(&server.url("/auth/callback?")),
+        "{callback}"
+    );
+    let back = client
+        .get(&callback)
+        .header("cookie", format!("{}={}", pending.0, pending.1))
+        .send()
+        .await
+        .expect("callback");
+    assert_eq!(location(&back), "/#c=abc");
+    let session = set_cookies(&back)
+        .into_iter()
+        .find(|(name, _)| name == "cairn_session")
+        .expect("a session cookie");
+    format!("{}={}", session.0, session.1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_through_oidc_with_pkce_and_conversations_belong_to_the_user() {
+    let provider = cairn_testkit::oidc::FakeOidc::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("cairn.toml"),
+        format!(
+            "[auth]\noidc_issuer = \"{}\"\noidc_client_id = \"{}\"\n",
+            provider.issuer(),
+            cairn_testkit::oidc::CLIENT_ID
+        ),
+    )
+    .expect("config");
+    let server = Server::start(dir.path(), &[]);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+
+    let anonymous = client.get(server.url("/v1/me")).send().await.expect("me");
+    assert_eq!(anonymous.status(), 401);
+    let body: Value = anonymous.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "login_required");
+    let listing = client
+        .get(server.url("/v1/conversations"))
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(listing.status(), 401);
+
+    let alice = sign_in(&client, &server).await;
+    assert_eq!(provider.pkce_rejections(), 0);
+    let me: Value = client
+        .get(server.url("/v1/me"))
+        .header("cookie", &alice)
+        .send()
+        .await
+        .expect("me")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (
+            me["user"].as_str(),
+            me["name"].as_str(),
+            me["auth"].as_str()
+        ),
+        (Some("sub-alice"), Some("alice"), Some("oidc"))
+    );
+    let created: Value = client
+        .post(server.url("/v1/conversations"))
+        .header("cookie", &alice)
+        .json(&json!({"title": "Alice's"}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id").to_owned();
+
+    provider.set_user("bob");
+    let bob = sign_in(&client, &server).await;
+    let theirs: Value = client
+        .get(server.url("/v1/conversations"))
+        .header("cookie", &bob)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(theirs["data"], json!([]), "bob sees alice's conversations");
+    for request in [
+        client.get(server.url(&format!("/v1/conversations/{id}"))),
+        client.delete(server.url(&format!("/v1/conversations/{id}"))),
+        client
+            .patch(server.url(&format!("/v1/conversations/{id}")))
+            .json(&json!({"title": "mine"})),
+    ] {
+        let response = request
+            .header("cookie", &bob)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 404);
+    }
+    let mine: Value = client
+        .get(server.url("/v1/conversations"))
+        .header("cookie", &alice)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(mine["data"][0]["title"], "Alice's");
+
+    // A tampered session, a callback without its sign-in, and a replayed code are refused.
+    let tampered = alice.replace("alice", "mallory");
+    let response = client
+        .get(server.url("/v1/me"))
+        .header("cookie", tampered)
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(response.status(), 401);
+    let stray = client
+        .get(server.url("/auth/callback?code=code-1&state=x"))
+        .send()
+        .await
+        .expect("callback");
+    assert_eq!(stray.status(), 401);
+    let body: Value = stray.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "sign_in_failed");
+
+    let logout = client
+        .post(server.url("/auth/logout"))
+        .header("cookie", &alice)
+        .send()
+        .await
+        .expect("logout");
+    let cleared = set_cookies(&logout);
+    assert!(
+        cleared
+            .iter()
+            .any(|(name, value)| name == "cairn_session" && value.is_empty()),
+        "{cleared:?}"
+    );
+}

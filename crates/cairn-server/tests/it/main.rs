@@ -42,6 +42,7 @@ async fn test_app(max_body_bytes: usize) -> TestApp {
         max_upload_bytes: max_body_bytes,
         apps: std::sync::Arc::new(Vec::new()),
         mcp: std::sync::Arc::new(cairn_server::config::McpSection::default()),
+        auth: None,
     };
     TestApp {
         app: router(state.clone()),

@@ -1,0 +1,492 @@
+//! Who is using the web UI. Without `[auth] oidc_issuer`, one local user (`local`). With it,
+//! sign-in through the OpenID Connect provider with the authorization-code flow and PKCE
+//! (`/auth/login` → the provider → `/auth/callback`), and a signed, HTTP-only session cookie;
+//! conversations and feedback then belong to the provider's subject.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{FromRef, FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, Key, SameSite, SignedCookieJar};
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::{
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// The one user of the embedded mode, which has no sign-in.
+pub const LOCAL_USER: &str = "local";
+const SESSION_COOKIE: &str = "cairn_session";
+const PENDING_COOKIE: &str = "cairn_oidc";
+/// How long a sign-in may take at the provider.
+const PENDING_TTL: Duration = Duration::from_secs(600);
+
+/// OIDC sign-in, as configured.
+#[derive(Debug, Clone)]
+pub struct OidcSettings {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+    /// `https://cairn.example.com/auth/callback`; empty: from each request's Host header.
+    pub redirect_url: String,
+    pub scopes: Vec<String>,
+    pub session_ttl: Duration,
+    /// Signs the cookies; shared by replicas. `None`: a random key per process.
+    pub session_secret: Option<SecretString>,
+}
+
+/// Sign-in through an OpenID Connect provider, discovered at startup.
+#[derive(Clone)]
+pub struct Oidc {
+    settings: OidcSettings,
+    metadata: CoreProviderMetadata,
+    key: Key,
+    http: ProviderHttp,
+}
+
+impl std::fmt::Debug for Oidc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Oidc")
+            .field("issuer", &self.settings.issuer)
+            .field("client_id", &self.settings.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An HTTP failure talking to the provider.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ProviderHttpError(String);
+
+/// The OIDC library's HTTP client: reqwest, never following redirects (as the library asks,
+/// against SSRF through a provider's redirects).
+#[derive(Debug, Clone)]
+struct ProviderHttp(reqwest::Client);
+
+impl<'c> openidconnect::AsyncHttpClient<'c> for ProviderHttp {
+    type Error = ProviderHttpError;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<openidconnect::HttpResponse, ProviderHttpError>>
+                + Send
+                + 'c,
+        >,
+    >;
+
+    fn call(&'c self, request: openidconnect::HttpRequest) -> Self::Future {
+        Box::pin(send(&self.0, request))
+    }
+}
+
+async fn send(
+    http: &reqwest::Client,
+    request: openidconnect::HttpRequest,
+) -> Result<openidconnect::HttpResponse, ProviderHttpError> {
+    let (parts, body) = request.into_parts();
+    let mut outgoing = http.request(parts.method, parts.uri.to_string()).body(body);
+    for (name, value) in &parts.headers {
+        outgoing = outgoing.header(name, value);
+    }
+    let response = outgoing
+        .send()
+        .await
+        .map_err(|e| ProviderHttpError(format!("{e}")))?;
+    let mut builder = axum::http::Response::builder().status(response.status());
+    for (name, value) in response.headers() {
+        builder = builder.header(name, value);
+    }
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| ProviderHttpError(format!("{e}")))?;
+    builder
+        .body(bytes.to_vec())
+        .map_err(|e| ProviderHttpError(e.to_string()))
+}
+
+/// The signed-in user of a session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Session {
+    sub: String,
+    name: String,
+    /// Unix seconds.
+    exp: u64,
+}
+
+/// A sign-in in progress: what the callback needs to finish it.
+#[derive(Debug, Serialize, Deserialize)]
+struct Pending {
+    state: String,
+    nonce: String,
+    verifier: String,
+    return_to: String,
+    exp: u64,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Oidc {
+    /// Discovers the provider's endpoints and keys. Fails with a message naming the issuer.
+    pub async fn discover(settings: OidcSettings) -> Result<Oidc, String> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+        let issuer = IssuerUrl::new(settings.issuer.clone())
+            .map_err(|e| format!("auth.oidc_issuer `{}` is not a URL: {e}", settings.issuer))?;
+        let http = ProviderHttp(http);
+        let metadata = CoreProviderMetadata::discover_async(issuer, &http)
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot discover the OpenID provider at {} (auth.oidc_issuer): {e}",
+                    settings.issuer
+                )
+            })?;
+        let key = match &settings.session_secret {
+            Some(secret) => {
+                let bytes = secret.expose_secret().as_bytes();
+                Key::try_from(bytes).map_err(|_| {
+                    "the session secret (auth.session_secret_env) must be at least 64 bytes"
+                        .to_owned()
+                })?
+            }
+            None => Key::generate(),
+        };
+        Ok(Oidc {
+            settings,
+            metadata,
+            key,
+            http,
+        })
+    }
+
+    fn redirect_url(&self, headers: &HeaderMap) -> String {
+        if !self.settings.redirect_url.is_empty() {
+            return self.settings.redirect_url.clone();
+        }
+        let value = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(',').next().unwrap_or(v).trim().to_owned())
+        };
+        let scheme = value("x-forwarded-proto").unwrap_or_else(|| "http".into());
+        let host = value("x-forwarded-host")
+            .or_else(|| value(header::HOST.as_str()))
+            .unwrap_or_else(|| "localhost".into());
+        format!("{scheme}://{host}/auth/callback")
+    }
+
+    fn client(
+        &self,
+        redirect: String,
+    ) -> Result<
+        CoreClient<
+            openidconnect::EndpointSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointMaybeSet,
+            openidconnect::EndpointMaybeSet,
+        >,
+        String,
+    > {
+        let redirect = RedirectUrl::new(redirect).map_err(|e| e.to_string())?;
+        Ok(CoreClient::from_provider_metadata(
+            self.metadata.clone(),
+            ClientId::new(self.settings.client_id.clone()),
+            self.settings
+                .client_secret
+                .as_ref()
+                .map(|s| ClientSecret::new(s.expose_secret().to_owned())),
+        )
+        .set_redirect_uri(redirect))
+    }
+
+    fn cookie<'c>(
+        &self,
+        name: &'c str,
+        value: String,
+        max_age: Duration,
+        headers: &HeaderMap,
+    ) -> Cookie<'c> {
+        let secure = self.redirect_url(headers).starts_with("https://");
+        let mut cookie = Cookie::new(name, value);
+        cookie.set_http_only(true);
+        cookie.set_secure(secure);
+        cookie.set_same_site(SameSite::Lax);
+        cookie.set_path("/");
+        cookie.set_max_age(time_duration(max_age));
+        cookie
+    }
+
+    /// The session's user, if the cookie is valid and not expired.
+    fn session(&self, headers: &HeaderMap) -> Option<Session> {
+        let jar = SignedCookieJar::from_headers(headers, self.key.clone());
+        let session: Session = serde_json::from_str(jar.get(SESSION_COOKIE)?.value()).ok()?;
+        (session.exp > now()).then_some(session)
+    }
+}
+
+fn time_duration(duration: Duration) -> cookie::time::Duration {
+    cookie::time::Duration::seconds(i64::try_from(duration.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl FromRef<AppState> for Option<Arc<Oidc>> {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
+}
+
+/// The user a request acts for: `local` without sign-in, else the session's subject; a request
+/// without a valid session is refused with 401 and where to sign in.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub id: String,
+    pub name: String,
+}
+
+impl<S> FromRequestParts<S> for CurrentUser
+where
+    Option<Arc<Oidc>>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Some(oidc) = Option::<Arc<Oidc>>::from_ref(state) else {
+            return Ok(CurrentUser {
+                id: LOCAL_USER.into(),
+                name: LOCAL_USER.into(),
+            });
+        };
+        match oidc.session(&parts.headers) {
+            Some(session) => Ok(CurrentUser {
+                id: session.sub,
+                name: session.name,
+            }),
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "login_required",
+                "sign in first: open /auth/login",
+            )),
+        }
+    }
+}
+
+/// `GET /v1/me`: who is signed in, and how to sign in or out.
+pub(crate) async fn me(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> axum::Json<serde_json::Value> {
+    let oidc = state.auth.is_some();
+    axum::Json(json!({
+        "user": user.id, "name": user.name,
+        "auth": if oidc { "oidc" } else { "none" },
+        "logout_url": oidc.then_some("/auth/logout"),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct LoginQuery {
+    #[serde(default)]
+    return_to: Option<String>,
+}
+
+/// Only paths on this server: `/…`, never `//host` or a URL, so a login link cannot send the
+/// user elsewhere.
+fn local_path(return_to: Option<String>) -> String {
+    return_to
+        .filter(|p| p.starts_with('/') && !p.starts_with("//") && !p.contains('\\'))
+        .unwrap_or_else(|| "/".into())
+}
+
+fn no_oidc() -> Response {
+    ApiError::not_found(
+        "sign_in_not_configured",
+        "sign-in is not configured (set [auth] oidc_issuer); the embedded mode has one local user",
+    )
+    .into_response()
+}
+
+/// `GET /auth/login`: starts the authorization-code flow with PKCE at the provider.
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<LoginQuery>,
+) -> Response {
+    let Some(oidc) = state.auth.clone() else {
+        return no_oidc();
+    };
+    let client = match oidc.client(oidc.redirect_url(&headers)) {
+        Ok(client) => client,
+        Err(e) => return ApiError::internal(format!("bad redirect URL: {e}")).into_response(),
+    };
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut request = client.authorize_url(
+        CoreAuthenticationFlow::AuthorizationCode,
+        CsrfToken::new_random,
+        Nonce::new_random,
+    );
+    for scope in oidc.settings.scopes.iter().filter(|s| *s != "openid") {
+        request = request.add_scope(Scope::new(scope.clone()));
+    }
+    let (url, state_token, nonce) = request.set_pkce_challenge(challenge).url();
+    let pending = Pending {
+        state: state_token.secret().clone(),
+        nonce: nonce.secret().clone(),
+        verifier: verifier.secret().clone(),
+        return_to: local_path(query.return_to),
+        exp: now() + PENDING_TTL.as_secs(),
+    };
+    let jar = SignedCookieJar::new(oidc.key.clone()).add(oidc.cookie(
+        PENDING_COOKIE,
+        serde_json::to_string(&pending).unwrap_or_default(),
+        PENDING_TTL,
+        &headers,
+    ));
+    (jar, Redirect::to(url.as_str())).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+fn sign_in_failed(message: String) -> Response {
+    tracing::warn!("sign-in failed: {message}");
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "authentication_error",
+        "sign_in_failed",
+        format!("{message}; start again at /auth/login"),
+    )
+    .into_response()
+}
+
+/// `GET /auth/callback`: finishes the flow: checks the state, exchanges the code with the PKCE
+/// verifier, verifies the ID token (signature, issuer, audience, expiry, nonce) and starts a session.
+pub(crate) async fn callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<CallbackQuery>,
+) -> Response {
+    let Some(oidc) = state.auth.clone() else {
+        return no_oidc();
+    };
+    if let Some(error) = query.error {
+        return sign_in_failed(format!(
+            "the provider refused the sign-in: {error}{}",
+            query
+                .error_description
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default()
+        ));
+    }
+    let jar = SignedCookieJar::from_headers(&headers, oidc.key.clone());
+    let Some(pending) = jar
+        .get(PENDING_COOKIE)
+        .and_then(|c| serde_json::from_str::<Pending>(c.value()).ok())
+        .filter(|p| p.exp > now())
+    else {
+        return sign_in_failed(
+            "no sign-in is in progress in this browser, or it took too long".into(),
+        );
+    };
+    if query.state.as_deref() != Some(pending.state.as_str()) {
+        return sign_in_failed("the sign-in response does not match the request (state)".into());
+    }
+    let Some(code) = query.code else {
+        return sign_in_failed("the provider sent no authorization code".into());
+    };
+    let client = match oidc.client(oidc.redirect_url(&headers)) {
+        Ok(client) => client,
+        Err(e) => return sign_in_failed(format!("bad redirect URL: {e}")),
+    };
+    let exchange = match client.exchange_code(AuthorizationCode::new(code)) {
+        Ok(exchange) => exchange,
+        Err(e) => return sign_in_failed(format!("the provider has no token endpoint: {e}")),
+    };
+    let tokens = match exchange
+        .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier.clone()))
+        .request_async(&oidc.http)
+        .await
+    {
+        Ok(tokens) => tokens,
+        Err(e) => return sign_in_failed(format!("the code exchange failed: {e}")),
+    };
+    let Some(id_token) = tokens.id_token() else {
+        return sign_in_failed("the provider returned no ID token".into());
+    };
+    let claims = match id_token.claims(
+        &client.id_token_verifier(),
+        &Nonce::new(pending.nonce.clone()),
+    ) {
+        Ok(claims) => claims,
+        Err(e) => return sign_in_failed(format!("the ID token is not valid: {e}")),
+    };
+    let sub = claims.subject().as_str().to_owned();
+    let name = claims
+        .preferred_username()
+        .map(|n| n.as_str().to_owned())
+        .or_else(|| claims.email().map(|e| e.as_str().to_owned()))
+        .unwrap_or_else(|| sub.clone());
+    let session = Session {
+        sub,
+        name,
+        exp: now() + oidc.settings.session_ttl.as_secs(),
+    };
+    tracing::info!(user = %session.sub, "signed in");
+    let jar = jar
+        .remove(Cookie::build(PENDING_COOKIE).path("/"))
+        .add(oidc.cookie(
+            SESSION_COOKIE,
+            serde_json::to_string(&session).unwrap_or_default(),
+            oidc.settings.session_ttl,
+            &headers,
+        ));
+    (jar, Redirect::to(&pending.return_to)).into_response()
+}
+
+/// `POST /auth/logout` (or GET): ends the session.
+pub(crate) async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(oidc) = state.auth.clone() else {
+        return no_oidc();
+    };
+    let jar = SignedCookieJar::from_headers(&headers, oidc.key.clone())
+        .remove(Cookie::build(SESSION_COOKIE).path("/"));
+    (jar, Redirect::to("/")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_paths_stay_on_this_server() {
+        assert_eq!(local_path(Some("/#c=1".into())), "/#c=1");
+        assert_eq!(local_path(Some("//evil.example/".into())), "/");
+        assert_eq!(local_path(Some("https://evil.example/".into())), "/");
+        assert_eq!(local_path(Some("/\\evil.example".into())), "/");
+        assert_eq!(local_path(None), "/");
+    }
+}
