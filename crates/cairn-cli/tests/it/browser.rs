@@ -44,7 +44,7 @@ async fn the_chat_ui_streams_cited_answers_keeps_conversations_and_renders_model
              [[models]]\nname = \"hostile\"\nprovider = \"openai-compatible\"\nbase_url = \"{base}\"\nmodel = \"hostile\"\n\
              [[models]]\nname = \"trickle\"\nprovider = \"openai-compatible\"\nbase_url = \"{base}\"\nmodel = \"trickle\"\n\
              [[models]]\nname = \"down\"\nprovider = \"openai-compatible\"\nbase_url = \"{base}\"\nmodel = \"down\"\n\
-             [[apps]]\nname = \"handbook\"\ndescription = \"Answers from the Cairn handbook\"\ncollections = [\"handbook\"]\nroute = \"smollm2\"\ntop_k = 3\ncontext_tokens = 600\nmax_tokens = 64\n\
+             [[apps]]\nname = \"handbook\"\ndescription = \"Answers from the Cairn handbook\"\ncollections = [\"handbook\"]\nroute = \"smollm2\"\ntop_k = 2\ncontext_tokens = 300\nmax_tokens = 64\n\
              [[apps]]\nname = \"hostile\"\ncollections = [\"handbook\"]\nroute = \"hostile\"\ntop_k = 2\n\
              [[apps]]\nname = \"slow\"\ncollections = [\"handbook\"]\nroute = \"trickle\"\ntop_k = 2\n\
              [[apps]]\nname = \"down\"\ncollections = [\"handbook\"]\nroute = \"down\"\ntop_k = 2\n",
