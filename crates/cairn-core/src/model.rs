@@ -162,6 +162,9 @@ pub struct ChatResponse {
     pub usage: Usage,
     /// The model that actually answered, as the provider names it.
     pub model: String,
+    /// What the call cost in US dollars, when the gateway knows the served model's prices.
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
 }
 
 /// One increment of a streamed answer.
@@ -172,7 +175,12 @@ pub enum ChatChunk {
     /// A tool call; streamed arguments are assembled by the adapter before this is emitted.
     ToolCall(ToolCall),
     /// The last item of a successful stream.
-    Finish { reason: FinishReason, usage: Usage },
+    Finish {
+        reason: FinishReason,
+        usage: Usage,
+        /// What the call cost in US dollars, when the gateway knows the served model's prices.
+        cost_usd: Option<f64>,
+    },
 }
 
 /// A streamed answer. It ends after `ChatChunk::Finish` or after the first error.

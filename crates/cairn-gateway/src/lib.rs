@@ -11,4 +11,4 @@ mod breaker;
 mod route;
 
 pub use breaker::{BreakerSettings, CircuitBreaker};
-pub use route::{Route, RouteSettings, Target};
+pub use route::{Pricing, Route, RouteSettings, Target};

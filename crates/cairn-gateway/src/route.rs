@@ -5,18 +5,43 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use backon::{BackoffBuilder, ExponentialBuilder};
-use cairn_core::model::{ChatModel, ChatRequest, ChatResponse, ChatStream, ModelError};
+use cairn_core::model::{
+    ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream, ModelError, Usage,
+};
 use futures_util::StreamExt;
 
 use crate::breaker::{BreakerSettings, CircuitBreaker};
 
-/// One model a route can send to, with its circuit breaker. Shared by every route that uses it, so
-/// the breaker sees all of the target's traffic.
+/// A model's prices, in US dollars per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Pricing {
+    pub input_per_mtok: f64,
+    /// Input tokens the provider served from its prompt cache.
+    pub cached_input_per_mtok: f64,
+    pub output_per_mtok: f64,
+}
+
+impl Pricing {
+    /// What a call with this usage cost. Cached input tokens are part of the input count.
+    pub fn cost(&self, usage: &Usage) -> f64 {
+        let cached = f64::from(usage.cached_input_tokens.min(usage.input_tokens));
+        let fresh = f64::from(usage.input_tokens) - cached;
+        (fresh * self.input_per_mtok
+            + cached * self.cached_input_per_mtok
+            + f64::from(usage.output_tokens) * self.output_per_mtok)
+            / 1_000_000.0
+    }
+}
+
+/// One model a route can send to, with its circuit breaker and prices. Shared by every route that
+/// uses it, so the breaker sees all of the target's traffic.
 #[derive(Debug)]
 pub struct Target {
     pub name: String,
     pub model: Arc<dyn ChatModel>,
     pub breaker: CircuitBreaker,
+    /// `None`: the cost of its calls is not known.
+    pub pricing: Option<Pricing>,
 }
 
 impl Target {
@@ -25,11 +50,39 @@ impl Target {
         model: Arc<dyn ChatModel>,
         breaker: BreakerSettings,
     ) -> Arc<Self> {
+        Target::priced(name, model, breaker, None)
+    }
+
+    pub fn priced(
+        name: impl Into<String>,
+        model: Arc<dyn ChatModel>,
+        breaker: BreakerSettings,
+        pricing: Option<Pricing>,
+    ) -> Arc<Self> {
         Arc::new(Target {
             name: name.into(),
             model,
             breaker: CircuitBreaker::new(breaker),
+            pricing,
         })
+    }
+
+    /// Records the call's tokens and cost, and returns the cost when the prices are known.
+    fn account(&self, route: &str, usage: &Usage) -> Option<f64> {
+        for (kind, tokens) in [
+            ("input", usage.input_tokens),
+            ("cached_input", usage.cached_input_tokens),
+            ("output", usage.output_tokens),
+        ] {
+            metrics::counter!("cairn_gateway_tokens_total", "route" => route.to_owned(), "target" => self.name.clone(), "kind" => kind)
+                .increment(u64::from(tokens));
+        }
+        let cost = self.pricing.map(|pricing| pricing.cost(usage));
+        if let Some(cost) = cost {
+            metrics::histogram!("cairn_gateway_request_cost_usd", "route" => route.to_owned(), "target" => self.name.clone())
+                .record(cost);
+        }
+        cost
     }
 }
 
@@ -214,8 +267,13 @@ impl Route {
 #[async_trait]
 impl ChatModel for Route {
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ModelError> {
-        self.run(|target| async move { target.model.complete(request).await })
-            .await
+        let route = self.name.as_str();
+        self.run(|target| async move {
+            let mut response = target.model.complete(request).await?;
+            response.cost_usd = target.account(route, &response.usage);
+            Ok(response)
+        })
+        .await
     }
 
     /// Falls back only until the first chunk: once text has reached the caller, switching models
@@ -225,8 +283,21 @@ impl ChatModel for Route {
             let mut stream = target.model.stream(request).await?;
             match stream.next().await {
                 Some(Ok(first)) => {
+                    let route = self.name.clone();
+                    let served = target.clone();
                     let rest: ChatStream = Box::pin(
-                        futures_util::stream::once(async move { Ok(first) }).chain(stream),
+                        futures_util::stream::once(async move { Ok(first) })
+                            .chain(stream)
+                            .map(move |item| match item {
+                                Ok(ChatChunk::Finish { reason, usage, .. }) => {
+                                    Ok(ChatChunk::Finish {
+                                        reason,
+                                        usage,
+                                        cost_usd: served.account(&route, &usage),
+                                    })
+                                }
+                                other => other,
+                            }),
                     );
                     Ok(rest)
                 }
@@ -247,7 +318,7 @@ mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use cairn_core::model::{ChatChunk, ChatMessage, FinishReason, Role, Usage};
+    use cairn_core::model::{ChatMessage, FinishReason, Role};
 
     use super::*;
 
@@ -259,6 +330,13 @@ mod tests {
         /// Streams one chunk, then fails.
         BreakMidStream,
     }
+
+    const USAGE: Usage = Usage {
+        input_tokens: 1_000,
+        cached_input_tokens: 400,
+        output_tokens: 100,
+        reasoning_tokens: 0,
+    };
 
     /// A fake model that follows a script, then repeats its last step.
     #[derive(Debug)]
@@ -299,8 +377,9 @@ mod tests {
                 Behaviour::Answer | Behaviour::BreakMidStream => Ok(ChatResponse {
                     message: ChatMessage::new(Role::Assistant, self.name),
                     finish_reason: FinishReason::Stop,
-                    usage: Usage::default(),
+                    usage: USAGE,
                     model: self.name.into(),
+                    cost_usd: None,
                 }),
                 Behaviour::Fail(error) => Err(error),
                 Behaviour::Hang => {
@@ -316,7 +395,8 @@ mod tests {
                     Ok(ChatChunk::Delta(self.name.into())),
                     Ok(ChatChunk::Finish {
                         reason: FinishReason::Stop,
-                        usage: Usage::default(),
+                        usage: USAGE,
+                        cost_usd: None,
                     }),
                 ],
                 Behaviour::BreakMidStream => {
@@ -364,6 +444,77 @@ mod tests {
             .complete(&ChatRequest::default())
             .await
             .map(|r| r.message.content)
+    }
+
+    #[test]
+    fn cached_input_is_charged_at_its_own_price() {
+        let pricing = Pricing {
+            input_per_mtok: 2.5,
+            cached_input_per_mtok: 1.25,
+            output_per_mtok: 10.0,
+        };
+        let expected = (600.0 * 2.5 + 400.0 * 1.25 + 100.0 * 10.0) / 1e6;
+        assert!((pricing.cost(&USAGE) - expected).abs() < 1e-12);
+    }
+
+    #[tokio::test]
+    async fn the_served_target_prices_the_answer_and_its_stream() {
+        let a = Scripted::new("a", vec![transient()]);
+        let b = Scripted::new("b", vec![Behaviour::Answer]);
+        let pricing = Pricing {
+            input_per_mtok: 1.0,
+            cached_input_per_mtok: 0.5,
+            output_per_mtok: 4.0,
+        };
+        let targets = vec![
+            Target::new(
+                "a",
+                a.clone() as Arc<dyn ChatModel>,
+                BreakerSettings::default(),
+            ),
+            Target::priced(
+                "b",
+                b.clone() as Arc<dyn ChatModel>,
+                BreakerSettings::default(),
+                Some(pricing),
+            ),
+        ];
+        let route = Route::new("priced", targets, settings(1));
+        let response = route
+            .complete(&ChatRequest::default())
+            .await
+            .expect("an answer from b");
+        assert_eq!(response.cost_usd, Some(pricing.cost(&USAGE)));
+        let mut stream = route
+            .stream(&ChatRequest::default())
+            .await
+            .expect("a stream from b");
+        let mut cost = None;
+        while let Some(Ok(chunk)) = stream.next().await {
+            if let ChatChunk::Finish { cost_usd, .. } = chunk {
+                cost = cost_usd;
+            }
+        }
+        assert_eq!(cost, Some(pricing.cost(&USAGE)));
+        // An unpriced target answers with an unknown cost.
+        let unpriced = route_of(&b);
+        let response = unpriced
+            .complete(&ChatRequest::default())
+            .await
+            .expect("answer");
+        assert_eq!(response.cost_usd, None);
+    }
+
+    fn route_of(model: &Arc<Scripted>) -> Route {
+        Route::new(
+            "unpriced",
+            vec![Target::new(
+                "m",
+                model.clone() as Arc<dyn ChatModel>,
+                BreakerSettings::default(),
+            )],
+            settings(1),
+        )
     }
 
     #[tokio::test]

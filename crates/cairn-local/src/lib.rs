@@ -351,6 +351,7 @@ impl ChatModel for MistralRsChatModel {
             finish_reason: finish_reason(&choice.finish_reason),
             usage: usage(&response.usage),
             model: self.name.clone(),
+            cost_usd: None,
         })
     }
 
@@ -391,6 +392,7 @@ impl ChatModel for MistralRsChatModel {
                                 items.push(Ok(ChatChunk::Finish {
                                     reason: finish_reason(reason),
                                     usage,
+                                    cost_usd: None,
                                 }));
                                 finished = true;
                             }

@@ -234,6 +234,7 @@ impl ChatModel for OpenAiChatModel {
             finish_reason: reason,
             usage: usage(response.usage.as_ref()),
             model: response.model,
+            cost_usd: None,
         })
     }
 
@@ -337,6 +338,7 @@ impl StreamState {
                             self.pending.push_back(Ok(ChatChunk::Finish {
                                 reason,
                                 usage: self.usage,
+                                cost_usd: None,
                             }));
                         }
                         None => self.pending.push_back(Err(ModelError::Transient(

@@ -317,6 +317,15 @@ pub struct ModelSection {
     /// ... for this long, after which one trial call decides.
     #[serde(default = "default_breaker_cool_down")]
     pub breaker_cool_down_secs: u64,
+    /// Prices in US dollars per million tokens, for cost accounting (lineage `cost_usd`, the
+    /// `x-cairn-cost-usd` header, metrics). Unset: the cost is not known; local models cost 0.
+    #[serde(default)]
+    pub input_price_per_mtok: Option<f64>,
+    /// Input tokens served from the provider's prompt cache; default: the input price.
+    #[serde(default)]
+    pub cached_input_price_per_mtok: Option<f64>,
+    #[serde(default)]
+    pub output_price_per_mtok: Option<f64>,
 }
 
 fn default_connect_timeout() -> u64 {
@@ -1299,6 +1308,8 @@ pub struct ModelConfig {
     pub name: String,
     pub backend: ModelBackend,
     pub breaker: cairn_gateway::BreakerSettings,
+    /// `None`: the cost of its calls is not known.
+    pub pricing: Option<cairn_gateway::Pricing>,
 }
 
 /// How a model is reached.
@@ -1336,6 +1347,7 @@ fn embedded_chat(env: &[(String, String)]) -> (Vec<ModelConfig>, Vec<AppSection>
         name: "local".into(),
         backend: ModelBackend::LocalOnFirstUse(source),
         breaker: cairn_gateway::BreakerSettings::default(),
+        pricing: Some(cairn_gateway::Pricing::default()),
     };
     let app = AppSection {
         name: "chat".into(),
@@ -1388,6 +1400,37 @@ fn model_configs(
             failure_threshold: model.breaker_failures.max(1),
             cool_down: Duration::from_secs(model.breaker_cool_down_secs),
         };
+        let pricing = match (
+            model.input_price_per_mtok,
+            model.output_price_per_mtok,
+            model.cached_input_price_per_mtok,
+        ) {
+            (None, None, None) => None,
+            (Some(input), Some(output), cached) => {
+                if [input, output, cached.unwrap_or(input)]
+                    .iter()
+                    .any(|p| !p.is_finite() || *p < 0.0)
+                {
+                    return Err(bad(
+                        &key("input_price_per_mtok"),
+                        "a price is negative or not a number".into(),
+                        "give prices in US dollars per million tokens, e.g. 2.5",
+                    ));
+                }
+                Some(cairn_gateway::Pricing {
+                    input_per_mtok: input,
+                    cached_input_per_mtok: cached.unwrap_or(input),
+                    output_per_mtok: output,
+                })
+            }
+            _ => {
+                return Err(bad(
+                    &key("output_price_per_mtok"),
+                    "only some of the prices are set".into(),
+                    "set both input_price_per_mtok and output_price_per_mtok (and optionally cached_input_price_per_mtok)",
+                ));
+            }
+        };
         if model.provider != ProviderKind::Local && model.path.is_some() {
             return Err(bad(
                 &key("path"),
@@ -1421,6 +1464,7 @@ fn model_configs(
                     name: model.name.clone(),
                     backend: ModelBackend::Local(source),
                     breaker,
+                    pricing: Some(pricing.unwrap_or_default()),
                 });
                 continue;
             }
@@ -1508,6 +1552,7 @@ fn model_configs(
                 timeouts,
             },
             breaker,
+            pricing,
         });
     }
     for (index, route) in raw.routes.iter().enumerate() {

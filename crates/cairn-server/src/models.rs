@@ -55,6 +55,9 @@ impl ChatModel for OnFirstUse {
     }
 }
 
+/// How long a local model called on its own may take to start answering.
+const LOCAL_DEADLINE: Duration = Duration::from_secs(300);
+
 /// Everything callable by name.
 #[derive(Debug, Default)]
 pub struct ModelDirectory {
@@ -69,7 +72,14 @@ impl ModelDirectory {
         routes: &[RouteSection],
     ) -> Result<Self, String> {
         let mut targets: BTreeMap<String, Arc<Target>> = BTreeMap::new();
+        let mut local: Vec<String> = Vec::new();
         for model in models {
+            if matches!(
+                model.backend,
+                ModelBackend::Local(_) | ModelBackend::LocalOnFirstUse(_)
+            ) {
+                local.push(model.name.clone());
+            }
             let adapter: Arc<dyn ChatModel> = match &model.backend {
                 ModelBackend::Remote {
                     endpoint,
@@ -98,10 +108,25 @@ impl ModelDirectory {
             };
             targets.insert(
                 model.name.clone(),
-                Target::new(&model.name, adapter, model.breaker),
+                Target::priced(&model.name, adapter, model.breaker, model.pricing),
             );
         }
-        Ok(Self::from_targets(targets, routes))
+        let mut directory = Self::from_targets(targets.clone(), routes);
+        // A model on its own is a one-target route; on a CPU, a local model can take well over a
+        // minute to read a long prompt before its first token, so it gets a longer deadline.
+        for name in local {
+            if let Some(target) = targets.get(&name) {
+                let settings = RouteSettings {
+                    deadline: LOCAL_DEADLINE,
+                    ..RouteSettings::default()
+                };
+                directory.routes.insert(
+                    name.clone(),
+                    Arc::new(Route::new(&name, vec![target.clone()], settings)),
+                );
+            }
+        }
+        Ok(directory)
     }
 
     /// Routes over already-built targets (tests give fakes or adapters pointed at a local server).

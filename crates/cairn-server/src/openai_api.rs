@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderName;
+use axum::http::{HeaderName, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use cairn_core::catalog::LineageRecord;
@@ -364,7 +364,7 @@ impl Answer {
         let started = Instant::now();
         let result = self.model.complete(&self.request).await;
         match &result {
-            Ok(response) => self.record(catalog, Ok(response.usage), started),
+            Ok(response) => self.record(catalog, Ok((response.usage, response.cost_usd)), started),
             Err(error) => self.record(catalog, Err(error), started),
         }
         result
@@ -374,14 +374,15 @@ impl Answer {
     fn record(
         &self,
         catalog: Arc<dyn Catalog>,
-        outcome: Result<Usage, &ModelError>,
+        outcome: Result<(Usage, Option<f64>), &ModelError>,
         started: Instant,
     ) {
         match outcome {
-            Ok(usage) => self.record_outcome(catalog, usage, "ok", None, started),
+            Ok((usage, cost)) => self.record_outcome(catalog, usage, cost, "ok", None, started),
             Err(error) => self.record_outcome(
                 catalog,
                 Usage::default(),
+                None,
                 error.class(),
                 Some(error.to_string()),
                 started,
@@ -395,6 +396,7 @@ impl Answer {
         &self,
         catalog: Arc<dyn Catalog>,
         usage: Usage,
+        cost_usd: Option<f64>,
         status: &str,
         error: Option<String>,
         started: Instant,
@@ -410,7 +412,7 @@ impl Answer {
             retrieval: self.retrieval.clone(),
             guard_verdicts: Value::Array(Vec::new()),
             usage,
-            cost_usd: 0.0,
+            cost_usd: cost_usd.unwrap_or(0.0),
             latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             status: status.to_owned(),
             error,
@@ -428,6 +430,7 @@ pub(crate) async fn chat_completions(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
+    let received = Instant::now();
     let model_name = request.model.clone();
     let (request, stream, include_usage) = to_core(request)?;
     let answer = match model_name.strip_prefix("app:") {
@@ -455,7 +458,7 @@ pub(crate) async fn chat_completions(
             Answer::new(model, request, model_name.clone())
         }
     };
-    respond(&state, model_name, answer, stream, include_usage).await
+    respond(&state, model_name, answer, stream, include_usage, received).await
 }
 
 fn lineage_header(id: uuid::Uuid) -> [(HeaderName, String); 1] {
@@ -471,6 +474,7 @@ async fn respond(
     answer: Answer,
     stream: bool,
     include_usage: bool,
+    received: Instant,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
@@ -482,14 +486,36 @@ async fn respond(
                "prompt": answer.prompt.as_ref().map(|(name, version)| json!({"name": name, "version": version}))}),
     );
     if !stream {
-        return match answer.model.complete(&answer.request).await {
+        let upstream_started = Instant::now();
+        let result = answer.model.complete(&answer.request).await;
+        let upstream = upstream_started.elapsed();
+        return match result {
             Ok(response) => {
-                answer.record(catalog, Ok(response.usage), started);
+                answer.record(catalog, Ok((response.usage, response.cost_usd)), started);
+                let cost = response.cost_usd;
+                if let Some(cairn) = extension.get_mut("cairn") {
+                    cairn["cost_usd"] = json!(cost);
+                }
                 let mut body = completion_json(&id, &model_name, response);
                 if let Some(object) = body.as_object_mut() {
                     object.extend(extension);
                 }
-                Ok((lineage_header(answer.lineage_id), Json(body)).into_response())
+                let mut response = (lineage_header(answer.lineage_id), Json(body)).into_response();
+                // What Cairn added to the model call: everything since the request was parsed,
+                // retrieval and prompt rendering included, minus the upstream call.
+                let overhead = received.elapsed().saturating_sub(upstream);
+                let headers = response.headers_mut();
+                if let Ok(value) =
+                    HeaderValue::from_str(&format!("{:.3}", overhead.as_secs_f64() * 1000.0))
+                {
+                    headers.insert(HeaderName::from_static("x-cairn-overhead-ms"), value);
+                }
+                if let Some(cost) = cost
+                    && let Ok(value) = HeaderValue::from_str(&format!("{cost:.8}"))
+                {
+                    headers.insert(HeaderName::from_static("x-cairn-cost-usd"), value);
+                }
+                Ok(response)
             }
             Err(error) => {
                 answer.record(catalog, Err(&error), started);
@@ -540,9 +566,9 @@ async fn respond(
             tool_index += 1;
             vec![chunk(delta, None).to_string()]
         }
-        Ok(ChatChunk::Finish { reason, usage }) => {
+        Ok(ChatChunk::Finish { reason, usage, cost_usd }) => {
             if let Some(answer) = answer.take() {
-                answer.record(catalog.clone(), Ok(usage), started);
+                answer.record(catalog.clone(), Ok((usage, cost_usd)), started);
             }
             let mut events = vec![chunk(json!({}), Some(finish_reason(reason))).to_string()];
             if include_usage {

@@ -372,6 +372,7 @@ pub(crate) async fn ask(
                 answer.record_outcome(
                     state.catalog.clone(),
                     Usage::default(),
+                    None,
                     error.class(),
                     Some(error.to_string()),
                     started,
@@ -388,6 +389,7 @@ pub(crate) async fn ask(
         };
         let mut outcome: Result<(Usage, &'static str), ModelError> =
             Ok((Usage::default(), "stopped"));
+        let mut cost: Option<f64> = None;
         let mut finished = false;
         while let Some(item) = stream.next().await {
             match item {
@@ -402,7 +404,12 @@ pub(crate) async fn ask(
                     }
                 }
                 Ok(ChatChunk::ToolCall(_)) => {}
-                Ok(ChatChunk::Finish { reason, usage }) => {
+                Ok(ChatChunk::Finish {
+                    reason,
+                    usage,
+                    cost_usd,
+                }) => {
+                    cost = cost_usd;
                     outcome = Ok((
                         usage,
                         match reason {
@@ -425,7 +432,7 @@ pub(crate) async fn ask(
             Ok((usage, _)) => (*usage, "cancelled", None),
             Err(error) => (Usage::default(), error.class(), Some(error.to_string())),
         };
-        answer.record_outcome(state.catalog.clone(), usage, status, error, started);
+        answer.record_outcome(state.catalog.clone(), usage, cost, status, error, started);
         let stored = if text.trim().is_empty() {
             None
         } else {
@@ -449,7 +456,7 @@ pub(crate) async fn ask(
         let last = match outcome {
             Ok((usage, finish_reason)) if finished => event(
                 "done",
-                json!({"message_id": stored, "lineage_id": lineage_id, "finish_reason": finish_reason,
+                json!({"message_id": stored, "lineage_id": lineage_id, "finish_reason": finish_reason, "cost_usd": cost,
                        "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}}),
             ),
             Ok(_) => return,

@@ -187,7 +187,7 @@ async fn streams_text_then_finish_with_usage() {
         ]
     );
     match &chunks[2] {
-        ChatChunk::Finish { reason, usage } => assert_eq!(
+        ChatChunk::Finish { reason, usage, .. } => assert_eq!(
             (*reason, usage.input_tokens, usage.output_tokens),
             (FinishReason::Stop, 7, 2)
         ),

@@ -567,10 +567,17 @@ mod openai_api {
                 timeouts: cairn_openai::Timeouts::default(),
             },
             breaker: cairn_gateway::BreakerSettings::default(),
+            pricing: None,
         };
+        let mut backup = model("backup", "good");
+        backup.pricing = Some(cairn_gateway::Pricing {
+            input_per_mtok: 2.5,
+            cached_input_per_mtok: 1.25,
+            output_per_mtok: 10.0,
+        });
         let models = [
             model("primary", "down"),
-            model("backup", "good"),
+            backup,
             model("small", "context"),
             model("agent", "tools"),
         ];
@@ -595,6 +602,58 @@ mod openai_api {
             body.extend(extra.clone());
         }
         body.to_string()
+    }
+
+    /// The served target's prices give the cost (header, response, lineage); the overhead header
+    /// says what Cairn added to the upstream call.
+    #[tokio::test]
+    async fn answers_carry_their_cost_and_cairns_overhead() {
+        let (app, _, _test) = app().await;
+        let request = Request::post("/v1/chat/completions")
+            .header("content-type", "application/json")
+            .body(Body::from(chat("default", json!({}))))
+            .expect("request");
+        let (status, headers, body) = send(&app, request).await;
+        assert_eq!(status, StatusCode::OK);
+        // The route fell back from `primary` (unpriced, down) to `backup`: 8 fresh input tokens at
+        // $2.50, 4 cached at $1.25 and 3 output at $10 per million.
+        let expected = (8.0 * 2.5 + 4.0 * 1.25 + 3.0 * 10.0) / 1e6;
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        assert_eq!(header("x-cairn-cost-usd"), Some(expected));
+        let overhead = header("x-cairn-overhead-ms").expect("overhead header");
+        assert!((0.0..1000.0).contains(&overhead), "{overhead}");
+        let body: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(body["cairn"]["cost_usd"].as_f64(), Some(expected));
+        let lineage = body["cairn"]["lineage_id"]
+            .as_str()
+            .expect("lineage id")
+            .to_owned();
+        let mut record = Value::Null;
+        for _ in 0..100 {
+            let (status, found) =
+                json_request(&app, "GET", &format!("/v1/lineage/{lineage}"), None).await;
+            if status == StatusCode::OK {
+                record = found;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(record["cost_usd"].as_f64(), Some(expected), "{record}");
+
+        // An unpriced model's answers carry no cost.
+        let request = Request::post("/v1/chat/completions")
+            .header("content-type", "application/json")
+            .body(Body::from(chat("agent", json!({}))))
+            .expect("request");
+        let (status, headers, _) = send(&app, request).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(headers.get("x-cairn-cost-usd").is_none());
+        assert!(headers.get("x-cairn-overhead-ms").is_some());
     }
 
     #[tokio::test]
