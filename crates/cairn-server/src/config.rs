@@ -1355,9 +1355,11 @@ fn embedded_chat(env: &[(String, String)]) -> (Vec<ModelConfig>, Vec<AppSection>
         collections: vec![ALL_COLLECTIONS.into()],
         prompt: default_app_prompt(),
         route: "local".into(),
-        top_k: default_app_top_k(),
-        context_tokens: default_app_context_tokens(),
-        max_tokens: None,
+        // The default model reads ~10 prompt tokens/s on a 2-core CPU (docs/benchmarks.md): a
+        // shorter context and answer keep a first answer to a minute or two.
+        top_k: 4,
+        context_tokens: 600,
+        max_tokens: Some(256),
     };
     (vec![model], vec![app])
 }
