@@ -69,8 +69,9 @@ pub fn router(server: CairnMcp, catalog: Arc<dyn Catalog>, options: HttpOptions)
         .merge(mcp)
 }
 
-/// The scheme and authority the client used, from the proxy headers or the request itself.
-fn origin(headers: &HeaderMap) -> String {
+/// The scheme and authority the client used (`https://cairn.example.com`), from the proxy headers
+/// (`X-Forwarded-Proto`, `X-Forwarded-Host`) or the request's `Host`.
+pub fn request_origin(headers: &HeaderMap) -> String {
     let value = |name: &str| {
         headers
             .get(name)
@@ -86,7 +87,7 @@ fn origin(headers: &HeaderMap) -> String {
 
 fn resource_url(options: &HttpOptions, headers: &HeaderMap) -> String {
     if options.resource_url.is_empty() {
-        format!("{}{MCP_PATH}", origin(headers))
+        format!("{}{MCP_PATH}", request_origin(headers))
     } else {
         options.resource_url.clone()
     }
@@ -96,7 +97,7 @@ fn metadata_url(options: &HttpOptions, headers: &HeaderMap) -> String {
     let resource = resource_url(options, headers);
     match url_origin(&resource) {
         Some(origin) => format!("{origin}{METADATA_PATH}"),
-        None => format!("{}{METADATA_PATH}", origin(headers)),
+        None => format!("{}{METADATA_PATH}", request_origin(headers)),
     }
 }
 

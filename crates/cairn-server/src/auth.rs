@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::extract::{FromRef, FromRequestParts, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, Key, SameSite, SignedCookieJar};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
@@ -179,17 +179,7 @@ impl Oidc {
         if !self.settings.redirect_url.is_empty() {
             return self.settings.redirect_url.clone();
         }
-        let value = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.split(',').next().unwrap_or(v).trim().to_owned())
-        };
-        let scheme = value("x-forwarded-proto").unwrap_or_else(|| "http".into());
-        let host = value("x-forwarded-host")
-            .or_else(|| value(header::HOST.as_str()))
-            .unwrap_or_else(|| "localhost".into());
-        format!("{scheme}://{host}/auth/callback")
+        format!("{}/auth/callback", cairn_mcp::http::request_origin(headers))
     }
 
     fn client(

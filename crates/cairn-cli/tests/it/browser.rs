@@ -3,10 +3,9 @@
 //! whose answer tries to inject markup, and a model whose upstream is down.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use crate::rag::{run, write_handbook};
-use crate::{Server, python, smollm2};
+use crate::{Server, run_python_tests, smollm2};
 
 /// Where the screenshots go: `$CAIRN_SCREENSHOTS`, else `browser-screenshots` in the cargo target
 /// directory (which CI keeps between runs).
@@ -63,32 +62,22 @@ async fn the_chat_ui_streams_cited_answers_keeps_conversations_and_renders_model
 
     let screenshots = screenshots_dir();
     std::fs::create_dir_all(&screenshots).expect("screenshot dir");
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser/test_chat_ui.py");
-    let url = server.url("");
-    let shots = screenshots.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(python())
-            .arg(script)
-            .env("CAIRN_URL", url)
-            .env("CAIRN_SCREENSHOTS", shots)
-            .env("CAIRN_APP", "handbook")
-            .env("CAIRN_HOSTILE_APP", "hostile")
-            .env("CAIRN_DOWN_APP", "down")
-            .env("CAIRN_SLOW_APP", "slow")
-            .env("CHROMEDRIVER", driver)
-            .output()
-            .expect("run python")
-    })
-    .await
-    .expect("join");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let env = [
+        ("CAIRN_URL", server.url("")),
+        ("CAIRN_SCREENSHOTS", screenshots.display().to_string()),
+        ("CAIRN_APP", "handbook".into()),
+        ("CAIRN_HOSTILE_APP", "hostile".into()),
+        ("CAIRN_DOWN_APP", "down".into()),
+        ("CAIRN_SLOW_APP", "slow".into()),
+        ("CHROMEDRIVER", driver),
+    ];
+    let (passed, report) = run_python_tests(
+        "browser/test_chat_ui.py",
+        env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+    )
+    .await;
     assert!(
-        output.status.success(),
+        passed,
         "the browser tests failed (screenshots in {}):\n{report}\n--- cairn log ---\n{}",
         screenshots.display(),
         server.logs()
@@ -116,27 +105,17 @@ async fn the_chat_ui_signs_in_through_oidc() {
     let server = Server::start(dir.path(), &[]);
     let screenshots = screenshots_dir();
     std::fs::create_dir_all(&screenshots).expect("screenshot dir");
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser/test_sign_in.py");
-    let url = server.url("");
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(python())
-            .arg(script)
-            .env("CAIRN_URL", url)
-            .env("CAIRN_SCREENSHOTS", screenshots)
-            .env("CHROMEDRIVER", driver)
-            .output()
-            .expect("run python")
-    })
-    .await
-    .expect("join");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let env = vec![
+        ("CAIRN_URL".to_owned(), server.url("")),
+        (
+            "CAIRN_SCREENSHOTS".to_owned(),
+            screenshots.display().to_string(),
+        ),
+        ("CHROMEDRIVER".to_owned(), driver),
+    ];
+    let (passed, report) = run_python_tests("browser/test_sign_in.py", env).await;
     assert!(
-        output.status.success(),
+        passed,
         "sign-in in the browser failed:\n{report}\n--- cairn log ---\n{}",
         server.logs()
     );

@@ -565,6 +565,29 @@ fn python() -> PathBuf {
     }
 }
 
+/// Runs a Python test file from `tests/` with the test environment's Python and extra
+/// variables; returns whether it passed and its stdout and stderr together.
+async fn run_python_tests(script: &str, env: Vec<(String, String)>) -> (bool, String) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests")
+        .join(script);
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python())
+            .arg(script)
+            .envs(env)
+            .output()
+            .expect("run python")
+    })
+    .await
+    .expect("join");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), report)
+}
+
 /// The official openai Python package, against `cairn serve` routed to a scripted upstream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_python_client_is_compatible() {
@@ -584,25 +607,13 @@ async fn openai_python_client_is_compatible() {
     );
     std::fs::write(dir.path().join("cairn.toml"), config).expect("write config");
     let server = Server::start(dir.path(), &[]);
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/openai_compat/test_openai_client.py");
-    let base_url = server.url("/v1");
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(python())
-            .arg(script)
-            .env("CAIRN_BASE_URL", base_url)
-            .output()
-            .expect("run python")
-    })
-    .await
-    .expect("join");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (passed, report) = run_python_tests(
+        "openai_compat/test_openai_client.py",
+        vec![("CAIRN_BASE_URL".into(), server.url("/v1"))],
+    )
+    .await;
     assert!(
-        output.status.success(),
+        passed,
         "the openai package disagreed with Cairn:\n{report}\n--- cairn log ---\n{}",
         server.logs()
     );

@@ -1,13 +1,12 @@
 //! The MCP server against the official MCP Python SDK, over streamable HTTP (with API keys) and
 //! stdio, on a real `cairn` with two ingested collections; and the `cairn key` commands.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use serde_json::{Value, json};
 
 use crate::rag::{run, search_json, write_handbook};
-use crate::{Server, python};
+use crate::{Server, run_python_tests};
 
 /// Creates a key with `cairn key create` and returns the secret it prints.
 fn create_key(dir: &Path, args: &[&str]) -> String {
@@ -22,29 +21,10 @@ fn create_key(dir: &Path, args: &[&str]) -> String {
 }
 
 /// Runs the Python SDK test file over one transport and checks that every test ran and passed.
-async fn run_client(env: Vec<(String, String)>, transport: &str, expected_tests: usize) {
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/mcp/test_mcp_client.py");
-    let transport = transport.to_owned();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(python())
-            .arg(script)
-            .envs(env)
-            .env("CAIRN_MCP_TRANSPORT", &transport)
-            .output()
-            .expect("run python")
-    })
-    .await
-    .expect("join");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.status.success(),
-        "the MCP Python SDK disagreed with Cairn:\n{report}"
-    );
+async fn run_client(mut env: Vec<(String, String)>, transport: &str, expected_tests: usize) {
+    env.push(("CAIRN_MCP_TRANSPORT".into(), transport.into()));
+    let (passed, report) = run_python_tests("mcp/test_mcp_client.py", env).await;
+    assert!(passed, "the MCP Python SDK disagreed with Cairn:\n{report}");
     assert!(
         report.contains(&format!("Ran {expected_tests} tests")) && report.contains("OK"),
         "{report}"
