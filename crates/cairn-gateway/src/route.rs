@@ -161,13 +161,31 @@ impl Route {
         self.targets.iter().map(|t| t.name.as_str())
     }
 
-    /// Runs `call` against the targets in order, with retries, fallback and the deadline.
+    /// Runs `call` against the targets in order, with retries, fallback and the deadline, and
+    /// records the route's outcome and duration (for a stream: until its first chunk).
     async fn run<T, F, Fut>(&self, call: F) -> Result<T, ModelError>
     where
         F: Fn(Arc<Target>) -> Fut,
         Fut: Future<Output = Result<T, ModelError>>,
     {
         let started = Instant::now();
+        let result = self.attempt_all(call, started).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(error) => error.class(),
+        };
+        metrics::counter!("cairn_gateway_requests_total", "route" => self.name.clone(), "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("cairn_gateway_request_duration_seconds", "route" => self.name.clone())
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn attempt_all<T, F, Fut>(&self, call: F, started: Instant) -> Result<T, ModelError>
+    where
+        F: Fn(Arc<Target>) -> Fut,
+        Fut: Future<Output = Result<T, ModelError>>,
+    {
         let deadline = started + self.settings.deadline;
         let mut last_error: Option<ModelError> = None;
         for (index, target) in self.targets.iter().enumerate() {
@@ -279,10 +297,13 @@ impl ChatModel for Route {
     /// Falls back only until the first chunk: once text has reached the caller, switching models
     /// would splice two answers.
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ModelError> {
+        let started = Instant::now();
         self.run(|target| async move {
             let mut stream = target.model.stream(request).await?;
             match stream.next().await {
                 Some(Ok(first)) => {
+                    metrics::histogram!("cairn_gateway_time_to_first_token_seconds", "route" => self.name.clone(), "target" => target.name.clone())
+                        .record(started.elapsed().as_secs_f64());
                     let route = self.name.clone();
                     let served = target.clone();
                     let rest: ChatStream = Box::pin(

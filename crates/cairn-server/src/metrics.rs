@@ -10,6 +10,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// Dollars per call, from a fraction of a cent (small models) to a dollar (long contexts).
+const COST_BUCKETS: &[f64] = &[0.000_01, 0.000_1, 0.001, 0.01, 0.1, 1.0];
+
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
@@ -21,6 +24,11 @@ pub fn handle() -> PrometheusHandle {
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .expect("the bucket list is not empty")
+                .set_buckets_for_metric(
+                    Matcher::Full("cairn_gateway_request_cost_usd".into()),
+                    COST_BUCKETS,
+                )
                 .expect("the bucket list is not empty")
                 .build_recorder();
             let handle = recorder.handle();
@@ -50,6 +58,45 @@ fn describe() {
     metrics::describe_gauge!(
         "cairn_http_requests_in_flight",
         "HTTP requests being handled now."
+    );
+    metrics::describe_counter!(
+        "cairn_gateway_requests_total",
+        "Model calls through a route, by route and outcome (ok or the error class)."
+    );
+    metrics::describe_histogram!(
+        "cairn_gateway_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "A route's model calls, retries and fallback included; for streams, until the first chunk."
+    );
+    metrics::describe_histogram!(
+        "cairn_gateway_time_to_first_token_seconds",
+        metrics::Unit::Seconds,
+        "Streamed calls: time to the first chunk, by route and the target that served it."
+    );
+    metrics::describe_counter!(
+        "cairn_gateway_attempts_total",
+        "Attempts on a target, by route, target and outcome."
+    );
+    metrics::describe_histogram!(
+        "cairn_gateway_attempt_duration_seconds",
+        metrics::Unit::Seconds,
+        "One attempt on one target."
+    );
+    metrics::describe_counter!(
+        "cairn_gateway_fallbacks_total",
+        "Calls that moved to the next target of a route, by the target fallen back to."
+    );
+    metrics::describe_counter!(
+        "cairn_gateway_circuit_open_total",
+        "Targets skipped because their circuit breaker was open."
+    );
+    metrics::describe_counter!(
+        "cairn_gateway_tokens_total",
+        "Tokens of answered calls, by route, serving target and kind (input, cached_input, output)."
+    );
+    metrics::describe_histogram!(
+        "cairn_gateway_request_cost_usd",
+        "Cost of answered calls in US dollars, by route and serving target (priced targets only)."
     );
     metrics::describe_gauge!(
         "cairn_build_info",

@@ -654,6 +654,31 @@ mod openai_api {
         assert_eq!(status, StatusCode::OK);
         assert!(headers.get("x-cairn-cost-usd").is_none());
         assert!(headers.get("x-cairn-overhead-ms").is_some());
+
+        // A streamed call records its time to first token.
+        let request = Request::post("/v1/chat/completions")
+            .header("content-type", "application/json")
+            .body(Body::from(chat("backup", json!({"stream": true}))))
+            .expect("request");
+        let (status, _, _) = send(&app, request).await;
+        assert_eq!(status, StatusCode::OK);
+
+        // Per route and target: requests by outcome, latency, TTFT, tokens, cost, fallbacks.
+        let request = Request::get("/metrics")
+            .body(Body::empty())
+            .expect("request");
+        let (_, _, body) = send(&app, request).await;
+        let metrics = String::from_utf8_lossy(&body);
+        for series in [
+            r#"cairn_gateway_requests_total{route="default",outcome="ok"}"#,
+            r#"cairn_gateway_request_duration_seconds_count{route="default"}"#,
+            r#"cairn_gateway_time_to_first_token_seconds_count{route="backup",target="backup"}"#,
+            r#"cairn_gateway_tokens_total{route="default",target="backup",kind="output"}"#,
+            r#"cairn_gateway_request_cost_usd_sum{route="default",target="backup"}"#,
+            r#"cairn_gateway_fallbacks_total{route="default",target="backup"}"#,
+        ] {
+            assert!(metrics.contains(series), "no {series} in\n{metrics}");
+        }
     }
 
     #[tokio::test]
