@@ -6,9 +6,13 @@
 //! elsewhere; rate limits, timeouts and 5xx are retried and then fall back; an authentication
 //! failure falls back without retrying. A stream falls back only before its first chunk has been
 //! passed on; after that, an error reaches the caller as the stream's last item.
+//!
+//! [`ResponseCache`] is the exact-match answer cache the server consults before calling a route.
 
 mod breaker;
+mod cache;
 mod route;
 
 pub use breaker::{BreakerSettings, CircuitBreaker};
+pub use cache::ResponseCache;
 pub use route::{Pricing, Route, RouteSettings, Target};

@@ -41,6 +41,8 @@ pub struct AppState {
     pub mcp: Arc<crate::config::McpSection>,
     /// OIDC sign-in for the web UI; `None`: one local user.
     pub auth: Option<Arc<crate::auth::Oidc>>,
+    /// The exact-match answer cache; `None` when `cache.ttl_secs` is 0.
+    pub cache: Option<Arc<cairn_gateway::ResponseCache>>,
 }
 
 /// The whole HTTP surface. Tests call it with `tower::ServiceExt::oneshot`, without a socket.

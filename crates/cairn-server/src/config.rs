@@ -38,6 +38,26 @@ pub struct RawConfig {
     pub apps: Vec<AppSection>,
     pub mcp: McpSection,
     pub auth: AuthSection,
+    pub cache: CacheSection,
+}
+
+/// The exact-match response cache of `/v1/chat/completions` (non-streamed answers).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSection {
+    /// How long an answer is served again for the same request; 0 turns the cache off.
+    pub ttl_secs: u64,
+    /// Answers kept per process; the oldest go first.
+    pub max_entries: usize,
+}
+
+impl Default for CacheSection {
+    fn default() -> Self {
+        CacheSection {
+            ttl_secs: 0,
+            max_entries: 10_000,
+        }
+    }
 }
 
 /// Sign-in for the web UI.
@@ -468,6 +488,7 @@ impl Default for RawConfig {
             apps: Vec::new(),
             mcp: McpSection::default(),
             auth: AuthSection::default(),
+            cache: CacheSection::default(),
         }
     }
 }
@@ -493,6 +514,7 @@ pub struct Config {
     pub mcp: McpSection,
     /// OIDC sign-in for the web UI; `None`: one local user.
     pub auth: Option<crate::auth::OidcSettings>,
+    pub cache: CacheSection,
     /// Where each key's value came from, for error messages at run time (a refused connection, say).
     pub origins: Origins,
 }
@@ -851,6 +873,7 @@ pub fn validate(
         apps,
         mcp: raw.mcp.clone(),
         auth: auth_config(&raw.auth, env, &bad)?,
+        cache: raw.cache.clone(),
         rerank: (!raw.rerank.model.is_empty()).then(|| {
             (
                 expand_home(&raw.rerank.model, env),

@@ -428,9 +428,11 @@ impl Answer {
 
 pub(crate) async fn chat_completions(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     ApiJson(request): ApiJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
     let received = Instant::now();
+    let use_cache = !bypasses_cache(&headers);
     let model_name = request.model.clone();
     let (request, stream, include_usage) = to_core(request)?;
     let answer = match model_name.strip_prefix("app:") {
@@ -458,7 +460,19 @@ pub(crate) async fn chat_completions(
             Answer::new(model, request, model_name.clone())
         }
     };
-    respond(&state, model_name, answer, stream, include_usage, received).await
+    let cache = state.cache.clone().filter(|_| use_cache && !stream);
+    respond(
+        &state,
+        model_name,
+        answer,
+        Reply {
+            stream,
+            include_usage,
+            received,
+            cache,
+        },
+    )
+    .await
 }
 
 fn lineage_header(id: uuid::Uuid) -> [(HeaderName, String); 1] {
@@ -468,14 +482,43 @@ fn lineage_header(id: uuid::Uuid) -> [(HeaderName, String); 1] {
     )]
 }
 
+/// `x-cairn-cache: bypass` or `Cache-Control: no-cache` / `no-store`: answer afresh.
+fn bypasses_cache(headers: &axum::http::HeaderMap) -> bool {
+    let value = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default()
+    };
+    value("x-cairn-cache") == "bypass"
+        || value("cache-control")
+            .split(',')
+            .any(|d| matches!(d.trim(), "no-cache" | "no-store"))
+}
+
+/// How to answer: streamed or not, and what the non-streamed answer may use.
+struct Reply {
+    stream: bool,
+    include_usage: bool,
+    /// When the parsed request reached the handler, for the overhead header.
+    received: Instant,
+    /// The answer cache, unless the request bypasses it or streams.
+    cache: Option<Arc<cairn_gateway::ResponseCache>>,
+}
+
 async fn respond(
     state: &AppState,
     model_name: String,
     answer: Answer,
-    stream: bool,
-    include_usage: bool,
-    received: Instant,
+    reply: Reply,
 ) -> Result<Response, ApiError> {
+    let Reply {
+        stream,
+        include_usage,
+        received,
+        cache,
+    } = reply;
     let started = Instant::now();
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let catalog = state.catalog.clone();
@@ -486,12 +529,35 @@ async fn respond(
                "prompt": answer.prompt.as_ref().map(|(name, version)| json!({"name": name, "version": version}))}),
     );
     if !stream {
+        let cached = cache
+            .as_ref()
+            .and_then(|cache| cache.get(&answer.route, &answer.request));
+        let hit = cached.is_some();
         let upstream_started = Instant::now();
-        let result = answer.model.complete(&answer.request).await;
+        let result = match cached {
+            Some(response) => Ok(response),
+            None => answer.model.complete(&answer.request).await,
+        };
         let upstream = upstream_started.elapsed();
         return match result {
-            Ok(response) => {
-                answer.record(catalog, Ok((response.usage, response.cost_usd)), started);
+            Ok(mut response) => {
+                if hit {
+                    // A cached answer costs nothing now; the lineage says where it came from.
+                    response.cost_usd = response.cost_usd.map(|_| 0.0);
+                    answer.record_outcome(
+                        catalog,
+                        response.usage,
+                        response.cost_usd,
+                        "cached",
+                        None,
+                        started,
+                    );
+                } else {
+                    if let Some(cache) = &cache {
+                        cache.put(&answer.route, &answer.request, &response);
+                    }
+                    answer.record(catalog, Ok((response.usage, response.cost_usd)), started);
+                }
                 let cost = response.cost_usd;
                 if let Some(cairn) = extension.get_mut("cairn") {
                     cairn["cost_usd"] = json!(cost);
@@ -505,6 +571,12 @@ async fn respond(
                 // retrieval and prompt rendering included, minus the upstream call.
                 let overhead = received.elapsed().saturating_sub(upstream);
                 let headers = response.headers_mut();
+                if cache.is_some() {
+                    headers.insert(
+                        HeaderName::from_static("x-cairn-cache"),
+                        HeaderValue::from_static(if hit { "hit" } else { "miss" }),
+                    );
+                }
                 if let Ok(value) =
                     HeaderValue::from_str(&format!("{:.3}", overhead.as_secs_f64() * 1000.0))
                 {

@@ -207,6 +207,12 @@ pub async fn build_state(config: &Config, catalog: &OpenCatalog) -> Result<AppSt
             )),
             None => None,
         },
+        cache: (config.cache.ttl_secs > 0).then(|| {
+            Arc::new(cairn_gateway::ResponseCache::new(
+                std::time::Duration::from_secs(config.cache.ttl_secs),
+                config.cache.max_entries,
+            ))
+        }),
     };
     Ok(state)
 }

@@ -43,6 +43,7 @@ async fn test_app(max_body_bytes: usize) -> TestApp {
         apps: std::sync::Arc::new(Vec::new()),
         mcp: std::sync::Arc::new(cairn_server::config::McpSection::default()),
         auth: None,
+        cache: None,
     };
     TestApp {
         app: router(state.clone()),
@@ -679,6 +680,89 @@ mod openai_api {
         ] {
             assert!(metrics.contains(series), "no {series} in\n{metrics}");
         }
+    }
+
+    /// The same request is answered from the cache (no upstream call, lineage `cached`); the bypass
+    /// header and any change to the request go to the model.
+    #[tokio::test]
+    async fn identical_requests_are_answered_from_the_cache_unless_bypassed() {
+        let (_, upstream, test) = app().await;
+        let mut state = test.state.clone();
+        let models = [ModelConfig {
+            name: "backup".into(),
+            backend: ModelBackend::Remote {
+                endpoint: cairn_openai::Endpoint::OpenAi {
+                    base_url: upstream.base_url(),
+                    auth: cairn_openai::Auth::None,
+                },
+                upstream_model: "good".into(),
+                timeouts: cairn_openai::Timeouts::default(),
+            },
+            breaker: cairn_gateway::BreakerSettings::default(),
+            pricing: None,
+        }];
+        state.models = Arc::new(
+            ModelDirectory::from_config(&models, &[])
+                .await
+                .expect("directory"),
+        );
+        state.cache = Some(Arc::new(cairn_gateway::ResponseCache::new(
+            std::time::Duration::from_secs(60),
+            100,
+        )));
+        let app = cairn_server::router(state);
+        let ask = |body: String, bypass: bool| {
+            let mut request =
+                Request::post("/v1/chat/completions").header("content-type", "application/json");
+            if bypass {
+                request = request.header("x-cairn-cache", "bypass");
+            }
+            request.body(Body::from(body)).expect("request")
+        };
+        let calls = || {
+            upstream
+                .requests()
+                .iter()
+                .filter(|seen| seen.path_and_query.ends_with("/chat/completions"))
+                .count()
+        };
+        let before = calls();
+        let mut lineages = Vec::new();
+        for (body, bypass, expected) in [
+            (chat("backup", json!({})), false, "miss"),
+            (chat("backup", json!({})), false, "hit"),
+            (chat("backup", json!({})), true, ""),
+            (chat("backup", json!({"temperature": 0.3})), false, "miss"),
+        ] {
+            let (status, headers, body) = send(&app, ask(body, bypass)).await;
+            assert_eq!(status, StatusCode::OK);
+            let cache = headers
+                .get("x-cairn-cache")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            assert_eq!(cache, expected);
+            let body: Value = serde_json::from_slice(&body).expect("json");
+            assert_eq!(body["choices"][0]["message"]["content"], "answer from good");
+            lineages.push(
+                body["cairn"]["lineage_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+        }
+        assert_eq!(calls() - before, 3, "the cached answer called the model");
+        let mut status = Value::Null;
+        for _ in 0..100 {
+            let (code, record) =
+                json_request(&app, "GET", &format!("/v1/lineage/{}", lineages[1]), None).await;
+            if code == StatusCode::OK {
+                status = record["status"].clone();
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(status, "cached");
     }
 
     #[tokio::test]
