@@ -136,7 +136,7 @@ class EveryTransport(unittest.TestCase):
                 answer = structured(result)
                 self.assertEqual(answer["answer"], "answer from good", target)
                 self.assertTrue(answer["citations"], target)
-                self.assertEqual(answer["citations"][0]["n"], 1)
+                self.assertEqual(answer["citations"][0]["index"], 1)
                 self.assertEqual(answer["prompt"], "rag_answer@v1")
                 self.assertTrue(answer["lineage_id"])
 

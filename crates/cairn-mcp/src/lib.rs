@@ -26,7 +26,7 @@ use cairn_rag::Retriever;
 
 pub use access::Grant;
 pub use server::CairnMcp;
-pub use tools::{AnswerCitation, AnswerOutput, TOOL_NAMES};
+pub use tools::{AnswerOutput, TOOL_NAMES};
 
 /// What the tools read.
 #[derive(Debug, Clone)]

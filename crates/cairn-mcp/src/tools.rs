@@ -125,26 +125,12 @@ pub struct AnswerArgs {
 pub struct AnswerOutput {
     /// The answer, with [n] markers.
     pub answer: String,
-    pub citations: Vec<AnswerCitation>,
+    pub citations: Vec<cairn_rag::Citation>,
     pub model: String,
     /// `name@vN` of the registered prompt that produced it.
     pub prompt: Option<String>,
     /// `GET /v1/lineage/{id}` shows how it was produced.
     pub lineage_id: Uuid,
-}
-
-/// A passage an answer cites as `[n]`.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct AnswerCitation {
-    pub n: usize,
-    pub title: String,
-    pub source: String,
-    pub url: Option<String>,
-    pub heading_path: Vec<String>,
-    pub text: String,
-    pub score: f32,
-    pub document_id: Uuid,
-    pub chunk_id: Uuid,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

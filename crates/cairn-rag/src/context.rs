@@ -6,8 +6,8 @@ use uuid::Uuid;
 
 use crate::retrieve::Passage;
 
-/// Where a numbered passage came from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Where a numbered passage came from. Its JSON schema describes it to MCP clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Citation {
     /// The marker number, from 1: the passage is cited as `[index]`.
     pub index: usize,

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use cairn_core::model::{ChatMessage, ChatRequest, Role};
-use cairn_mcp::{AnswerCitation, AnswerOutput, AnswerTarget, Answerer, CairnMcp, Knowledge};
+use cairn_mcp::{AnswerOutput, AnswerTarget, Answerer, CairnMcp, Knowledge};
 use cairn_rag::Citation;
 
 use crate::app::AppState;
@@ -84,20 +84,7 @@ impl Answerer for AppAnswerer {
             .unwrap_or_default();
         Ok(AnswerOutput {
             answer: response.message.content,
-            citations: citations
-                .into_iter()
-                .map(|c| AnswerCitation {
-                    n: c.index,
-                    title: c.title,
-                    source: c.source,
-                    url: c.url,
-                    heading_path: c.heading_path,
-                    text: c.text,
-                    score: c.score,
-                    document_id: c.document_id,
-                    chunk_id: c.chunk_id,
-                })
-                .collect(),
+            citations,
             model: answer.route.clone(),
             prompt: answer.prompt.as_ref().map(|(name, version)| match version {
                 Some(version) => format!("{name}@v{version}"),

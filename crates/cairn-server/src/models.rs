@@ -72,13 +72,19 @@ impl ModelDirectory {
         routes: &[RouteSection],
     ) -> Result<Self, String> {
         let mut targets: BTreeMap<String, Arc<Target>> = BTreeMap::new();
-        let mut local: Vec<String> = Vec::new();
+        // A model on its own is a one-target route; on a CPU, a local model can take well over a
+        // minute to read a long prompt before its first token, so its route gets a longer deadline.
+        let mut solo: BTreeMap<String, RouteSettings> = BTreeMap::new();
         for model in models {
             if matches!(
                 model.backend,
                 ModelBackend::Local(_) | ModelBackend::LocalOnFirstUse(_)
             ) {
-                local.push(model.name.clone());
+                let settings = RouteSettings {
+                    deadline: LOCAL_DEADLINE,
+                    ..RouteSettings::default()
+                };
+                solo.insert(model.name.clone(), settings);
             }
             let adapter: Arc<dyn ChatModel> = match &model.backend {
                 ModelBackend::Remote {
@@ -111,29 +117,25 @@ impl ModelDirectory {
                 Target::priced(&model.name, adapter, model.breaker, model.pricing),
             );
         }
-        let mut directory = Self::from_targets(targets.clone(), routes);
-        // A model on its own is a one-target route; on a CPU, a local model can take well over a
-        // minute to read a long prompt before its first token, so it gets a longer deadline.
-        for name in local {
-            if let Some(target) = targets.get(&name) {
-                let settings = RouteSettings {
-                    deadline: LOCAL_DEADLINE,
-                    ..RouteSettings::default()
-                };
-                directory.routes.insert(
-                    name.clone(),
-                    Arc::new(Route::new(&name, vec![target.clone()], settings)),
-                );
-            }
-        }
-        Ok(directory)
+        Ok(Self::build(targets, &solo, routes))
     }
 
     /// Routes over already-built targets (tests give fakes or adapters pointed at a local server).
     pub fn from_targets(targets: BTreeMap<String, Arc<Target>>, routes: &[RouteSection]) -> Self {
+        Self::build(targets, &BTreeMap::new(), routes)
+    }
+
+    /// One route per target (with `solo`'s settings where given, else the defaults), and the
+    /// configured routes.
+    fn build(
+        targets: BTreeMap<String, Arc<Target>>,
+        solo: &BTreeMap<String, RouteSettings>,
+        routes: &[RouteSection],
+    ) -> Self {
         let mut directory = ModelDirectory::default();
         for (name, target) in &targets {
-            let route = Route::new(name, vec![target.clone()], RouteSettings::default());
+            let settings = solo.get(name).copied().unwrap_or_default();
+            let route = Route::new(name, vec![target.clone()], settings);
             directory.routes.insert(name.clone(), Arc::new(route));
         }
         for section in routes {

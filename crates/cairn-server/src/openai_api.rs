@@ -669,18 +669,27 @@ async fn respond(
         .into_response())
 }
 
+/// No lineage record (yet): records are written in the background just after the answer.
+pub(crate) fn lineage_not_found(id: uuid::Uuid) -> ApiError {
+    ApiError::not_found(
+        "lineage_not_found",
+        format!(
+            "no answer has lineage id {id} (records are written just after the answer; retry in a moment)"
+        ),
+    )
+}
+
 /// `GET /v1/lineage/{id}`: how an answer was produced (app, prompt version, route, retrieved
 /// chunks, tokens, latency), with its feedback.
 pub(crate) async fn get_lineage(
     State(state): State<AppState>,
     axum::extract::Path(id): axum::extract::Path<uuid::Uuid>,
 ) -> Result<Json<Value>, ApiError> {
-    let record = state.catalog.get_lineage(id).await?.ok_or_else(|| {
-        ApiError::not_found(
-            "lineage_not_found",
-            format!("no answer has lineage id {id} (records are written just after the answer; retry in a moment)"),
-        )
-    })?;
+    let record = state
+        .catalog
+        .get_lineage(id)
+        .await?
+        .ok_or_else(|| lineage_not_found(id))?;
     let feedback = state.catalog.list_feedback(id).await?;
     let mut body = serde_json::to_value(&record)
         .map_err(|e| ApiError::internal(format!("cannot encode the lineage record: {e}")))?;

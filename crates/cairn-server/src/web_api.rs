@@ -195,7 +195,7 @@ pub(crate) async fn delete_conversation(
 }
 
 /// The citations of a stored answer, rebuilt from its lineage record and the cited chunks.
-async fn stored_citations(state: &AppState, lineage_id: Uuid) -> Vec<Value> {
+async fn stored_citations(state: &AppState, lineage_id: Uuid) -> Vec<cairn_rag::Citation> {
     let Ok(Some(record)) = state.catalog.get_lineage(lineage_id).await else {
         return Vec::new();
     };
@@ -216,21 +216,40 @@ async fn stored_citations(state: &AppState, lineage_id: Uuid) -> Vec<Value> {
     let Ok(chunks) = state.catalog.get_chunks(&ids).await else {
         return Vec::new();
     };
+    // Several passages often come from one document: read each document once.
+    let mut documents: std::collections::HashMap<Uuid, cairn_core::catalog::Document> =
+        std::collections::HashMap::new();
     let mut citations = Vec::new();
     for (index, chunk_id, score) in retrieved {
         let Some(chunk) = chunks.iter().find(|c| c.id == chunk_id) else {
             continue;
         };
-        let Ok(Some(document)) = state.catalog.get_document(chunk.document_id).await else {
-            continue;
+        let document = match documents.entry(chunk.document_id) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let Ok(Some(found)) = state.catalog.get_document(chunk.document_id).await else {
+                    continue;
+                };
+                entry.insert(found)
+            }
         };
-        citations.push(json!({
-            "index": index, "chunk_id": chunk.id, "document_id": document.id,
-            "title": document.title, "source": document.source,
-            "url": document.metadata.get("url").and_then(Value::as_str),
-            "heading_path": chunk.heading_path, "char_start": chunk.char_start,
-            "char_end": chunk.char_end, "score": score, "text": chunk.content,
-        }));
+        citations.push(cairn_rag::Citation {
+            index,
+            chunk_id: chunk.id,
+            document_id: document.id,
+            title: document.title.clone(),
+            source: document.source.clone(),
+            url: document
+                .metadata
+                .get("url")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            heading_path: chunk.heading_path.clone(),
+            char_start: chunk.char_start,
+            char_end: chunk.char_end,
+            score: score as f32,
+            text: chunk.content.clone(),
+        });
     }
     citations
 }
@@ -240,7 +259,7 @@ async fn message_json(state: &AppState, m: &Message) -> Value {
                            "created_at": m.created_at.to_rfc3339(), "lineage_id": m.lineage_id});
     if m.role == "assistant" {
         value["citations"] = match m.lineage_id {
-            Some(id) => Value::Array(stored_citations(state, id).await),
+            Some(id) => json!(stored_citations(state, id).await),
             None => Value::Array(Vec::new()),
         };
     }
@@ -509,12 +528,7 @@ pub(crate) async fn give_feedback(
         ));
     }
     if state.catalog.get_lineage(id).await?.is_none() {
-        return Err(ApiError::not_found(
-            "lineage_not_found",
-            format!(
-                "no answer has lineage id {id} (answers are recorded just after they finish; retry in a moment)"
-            ),
-        ));
+        return Err(crate::openai_api::lineage_not_found(id));
     }
     let feedback = state
         .catalog

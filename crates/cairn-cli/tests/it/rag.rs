@@ -531,20 +531,7 @@ async fn an_app_answers_with_citations_and_records_its_prompt_version() {
     assert!(system.contains("[1] Database"), "{system}");
     assert_eq!(sent.body["messages"][1]["content"], question);
 
-    // The lineage record is written just after the answer.
-    let mut record = Value::Null;
-    for _ in 0..50 {
-        let response = client
-            .get(server.url(&format!("/v1/lineage/{lineage_id}")))
-            .send()
-            .await
-            .expect("lineage");
-        if response.status() == 200 {
-            record = response.json().await.expect("json");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let record = crate::web::lineage(&client, &server, &lineage_id).await;
     assert_eq!(record["app"], "handbook", "{record}");
     assert_eq!(record["prompt_name"], "rag_answer");
     assert_eq!(record["prompt_version"], 1);

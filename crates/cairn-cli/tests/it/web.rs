@@ -53,7 +53,8 @@ fn setup(dir: &Path, base_url: &str) -> Server {
     Server::start(dir, &[("CAIRN__EMBEDDING__LOCAL", &model)])
 }
 
-async fn lineage(client: &reqwest::Client, server: &Server, id: &str) -> Value {
+/// The lineage record of an answer, once written (it is written just after the answer).
+pub(crate) async fn lineage(client: &reqwest::Client, server: &Server, id: &str) -> Value {
     for _ in 0..100 {
         let response = client
             .get(server.url(&format!("/v1/lineage/{id}")))
