@@ -99,6 +99,16 @@ pub struct Document {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Document {
+    /// A link to the original, when ingest recorded one (`metadata.url`).
+    pub fn url(&self) -> Option<String> {
+        self.metadata
+            .get("url")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewDocument {
     pub collection_id: Uuid,

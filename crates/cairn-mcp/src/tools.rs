@@ -249,14 +249,6 @@ fn to_filter(filters: BTreeMap<String, Value>) -> Option<Filter> {
     })
 }
 
-fn document_url(document: &Document) -> Option<String> {
-    document
-        .metadata
-        .get("url")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-}
-
 #[tool_router(vis = "pub(crate)")]
 impl CairnMcp {
     #[tool(
@@ -374,7 +366,7 @@ impl CairnMcp {
         Ok(Json(DocumentOut {
             resource: document_uri(&collection, document.id),
             id: document.id,
-            url: document_url(&document),
+            url: document.url(),
             collection,
             title: document.title,
             source: document.source,

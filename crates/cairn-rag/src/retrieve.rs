@@ -238,11 +238,7 @@ impl Retriever {
                 document_id: document.id,
                 title: document.title.clone(),
                 source: document.source.clone(),
-                url: document
-                    .metadata
-                    .get("url")
-                    .and_then(|u| u.as_str())
-                    .map(str::to_owned),
+                url: document.url(),
                 heading_path: chunk.heading_path.clone(),
                 char_start: chunk.char_start,
                 char_end: chunk.char_end,

@@ -239,11 +239,7 @@ async fn stored_citations(state: &AppState, lineage_id: Uuid) -> Vec<cairn_rag::
             document_id: document.id,
             title: document.title.clone(),
             source: document.source.clone(),
-            url: document
-                .metadata
-                .get("url")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            url: document.url(),
             heading_path: chunk.heading_path.clone(),
             char_start: chunk.char_start,
             char_end: chunk.char_end,
@@ -573,7 +569,7 @@ pub(crate) async fn document_text(
     let (slice, start, end) = cairn_rag::text_range(&text, clamp(range.start), clamp(range.end));
     Ok(Json(json!({
         "id": document.id, "title": document.title, "source": document.source,
-        "url": document.metadata.get("url").and_then(Value::as_str),
+        "url": document.url(),
         "text": slice, "start": start, "end": end, "total_chars": text.chars().count(),
     })))
 }
