@@ -15,7 +15,7 @@ pub use {async_trait, cairn_core, chrono, serde_json, sqlx, uuid};
 use cairn_core::catalog::{
     ApiKey, CatalogError, Chunk, Collection, Conversation, Document, EvalResult, EvalRun,
     EvalStatus, Feedback, LabelMove, LineageRecord, Message, PromptLabel, PromptSummary,
-    PromptVersion,
+    PromptVersion, ShadowResult, UsageDelta,
 };
 use cairn_core::model::Usage;
 use chrono::{DateTime, Utc};
@@ -431,6 +431,66 @@ impl From<ApiKeyRow> for ApiKey {
             created_at: row.created_at,
             revoked_at: row.revoked_at,
         }
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct UsageRow {
+    pub requests: i64,
+    pub tokens: i64,
+    pub cost_usd: f64,
+}
+
+impl TryFrom<UsageRow> for UsageDelta {
+    type Error = CatalogError;
+
+    fn try_from(row: UsageRow) -> Result<Self, CatalogError> {
+        Ok(UsageDelta {
+            requests: unsigned("requests", row.requests)?,
+            tokens: unsigned("tokens", row.tokens)?,
+            cost_usd: row.cost_usd,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct ShadowRow {
+    pub id: Uuid,
+    pub route: String,
+    pub primary_target: Option<String>,
+    pub shadow_target: String,
+    pub request: Json<Value>,
+    pub primary_output: Option<String>,
+    pub primary_error: Option<String>,
+    pub primary_latency_ms: i64,
+    pub shadow_output: Option<String>,
+    pub shadow_error: Option<String>,
+    pub shadow_latency_ms: i64,
+    pub shadow_usage: Json<Usage>,
+    pub shadow_cost_usd: Option<f64>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl TryFrom<ShadowRow> for ShadowResult {
+    type Error = CatalogError;
+
+    fn try_from(row: ShadowRow) -> Result<Self, CatalogError> {
+        Ok(ShadowResult {
+            id: row.id,
+            route: row.route,
+            primary_target: row.primary_target,
+            shadow_target: row.shadow_target,
+            request: row.request.0,
+            primary_output: row.primary_output,
+            primary_error: row.primary_error,
+            primary_latency_ms: unsigned("primary_latency_ms", row.primary_latency_ms)?,
+            shadow_output: row.shadow_output,
+            shadow_error: row.shadow_error,
+            shadow_latency_ms: unsigned("shadow_latency_ms", row.shadow_latency_ms)?,
+            shadow_usage: row.shadow_usage.0,
+            shadow_cost_usd: row.shadow_cost_usd,
+            created_at: row.created_at,
+        })
     }
 }
 
