@@ -247,9 +247,10 @@ fn main() -> ExitCode {
                     .filter(|r| r.name == args.model)
                     .cloned()
                     .collect();
-                let models = cairn_server::models::ModelDirectory::from_config(&models, &routes)
-                    .await
-                    .map_err(anyhow::Error::msg)?;
+                let models =
+                    cairn_server::models::ModelDirectory::from_config(&models, &routes, None)
+                        .await
+                        .map_err(anyhow::Error::msg)?;
                 let Some(model) = models.get(&args.model) else {
                     let configured: Vec<&str> = config
                         .models

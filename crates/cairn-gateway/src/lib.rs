@@ -7,12 +7,21 @@
 //! failure falls back without retrying. A stream falls back only before its first chunk has been
 //! passed on; after that, an error reaches the caller as the stream's last item.
 //!
-//! [`ResponseCache`] is the exact-match answer cache the server consults before calling a route.
+//! A route orders its targets per call by its [`Strategy`] (as configured, by weight for a canary,
+//! or lowest moving-average latency first) and may copy requests to a [`Shadow`] target whose
+//! answers go to a [`ShadowSink`] for comparison, never to the client.
+//!
+//! [`ResponseCache`] is the exact-match answer cache the server consults before calling a route,
+//! and [`Limiter`] the rate limits and budgets it checks first.
 
 mod breaker;
 mod cache;
+mod limits;
 mod route;
 
 pub use breaker::{BreakerSettings, CircuitBreaker};
 pub use cache::ResponseCache;
-pub use route::{Pricing, Route, RouteSettings, Target};
+pub use limits::{ANONYMOUS, Admission, LimitRule, Limited, Limiter, Scope};
+pub use route::{
+    Pricing, Route, RouteSettings, Shadow, ShadowComparison, ShadowSink, Strategy, Target,
+};

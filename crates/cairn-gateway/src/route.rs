@@ -1,6 +1,10 @@
-//! A route: ordered targets, retries with jittered backoff, fallback, a total deadline.
+//! A route: targets tried in an order its [`Strategy`] chooses per call (as configured, drawn by
+//! weight for a canary, or fastest first), retries with jittered backoff, fallback, a total
+//! deadline, and an optional [`Shadow`] target that gets a copy of the request.
 
+use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -19,16 +23,22 @@ pub struct Pricing {
     /// Input tokens the provider served from its prompt cache.
     pub cached_input_per_mtok: f64,
     pub output_per_mtok: f64,
+    /// Reasoning tokens (part of the output count); `None`: the output price.
+    pub reasoning_per_mtok: Option<f64>,
 }
 
 impl Pricing {
-    /// What a call with this usage cost. Cached input tokens are part of the input count.
+    /// What a call with this usage cost. Cached input tokens are part of the input count, and
+    /// reasoning tokens part of the output count, as OpenAI reports them.
     pub fn cost(&self, usage: &Usage) -> f64 {
         let cached = f64::from(usage.cached_input_tokens.min(usage.input_tokens));
         let fresh = f64::from(usage.input_tokens) - cached;
+        let reasoning = f64::from(usage.reasoning_tokens.min(usage.output_tokens));
+        let answer = f64::from(usage.output_tokens) - reasoning;
         (fresh * self.input_per_mtok
             + cached * self.cached_input_per_mtok
-            + f64::from(usage.output_tokens) * self.output_per_mtok)
+            + answer * self.output_per_mtok
+            + reasoning * self.reasoning_per_mtok.unwrap_or(self.output_per_mtok))
             / 1_000_000.0
     }
 }
@@ -42,6 +52,35 @@ pub struct Target {
     pub breaker: CircuitBreaker,
     /// `None`: the cost of its calls is not known.
     pub pricing: Option<Pricing>,
+    latency: Ewma,
+}
+
+/// An exponentially weighted moving average of a target's latency (to its answer, or to a stream's
+/// first chunk), in seconds; lock-free. No bits set: no sample yet.
+#[derive(Debug, Default)]
+struct Ewma(AtomicU64);
+
+impl Ewma {
+    /// The weight of the newest sample.
+    const ALPHA: f64 = 0.3;
+
+    fn get(&self) -> Option<f64> {
+        let bits = self.0.load(Ordering::Relaxed);
+        (bits != 0).then(|| f64::from_bits(bits))
+    }
+
+    fn record(&self, seconds: f64) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                let average = if bits == 0 {
+                    seconds
+                } else {
+                    f64::from_bits(bits) * (1.0 - Self::ALPHA) + seconds * Self::ALPHA
+                };
+                Some(average.max(f64::MIN_POSITIVE).to_bits())
+            });
+    }
 }
 
 impl Target {
@@ -64,7 +103,13 @@ impl Target {
             model,
             breaker: CircuitBreaker::new(breaker),
             pricing,
+            latency: Ewma::default(),
         })
+    }
+
+    /// The moving average of this target's latency in seconds, once it has answered.
+    pub fn latency_seconds(&self) -> Option<f64> {
+        self.latency.get()
     }
 
     /// Records the call's tokens and cost, and returns the cost when the prices are known.
@@ -83,6 +128,103 @@ impl Target {
                 .record(cost);
         }
         cost
+    }
+}
+
+/// How a route orders its targets for each call. Whatever comes first, the others follow as
+/// fallbacks in their configured order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// As configured.
+    #[default]
+    Ordered,
+    /// The first target drawn at random in proportion to its weight (one weight per target): a
+    /// canary gets a small share of the traffic.
+    Weighted(Vec<u32>),
+    /// The lowest moving-average latency first; targets not yet measured go first, and one call in
+    /// twenty draws its first target at random, so that a slow target's average can recover.
+    Latency,
+}
+
+/// A target that receives a copy of some of a route's requests. Its answer never reaches the
+/// client: it goes, next to the client's answer, to the sink.
+#[derive(Debug, Clone)]
+pub struct Shadow {
+    pub target: Arc<Target>,
+    /// The fraction of requests copied, from 0 to 1.
+    pub sample: f64,
+    pub sink: Arc<dyn ShadowSink>,
+}
+
+/// Where shadow comparisons go (the server stores them in the catalog).
+pub trait ShadowSink: Send + Sync + fmt::Debug {
+    fn record(&self, comparison: ShadowComparison);
+}
+
+/// A shadow target's answer next to the client's.
+#[derive(Debug, Clone)]
+pub struct ShadowComparison {
+    pub route: String,
+    pub request: ChatRequest,
+    /// The target that answered the client, unless every target failed.
+    pub primary_target: Option<String>,
+    /// The client's answer text (tool calls as JSON), or why there is none.
+    pub primary: Result<String, String>,
+    pub primary_latency: Duration,
+    pub shadow_target: String,
+    pub shadow: Result<ChatResponse, ModelError>,
+    pub shadow_latency: Duration,
+}
+
+/// The text of an answer as compared: its content, then its tool calls as JSON.
+fn answer_text(message: &cairn_core::model::ChatMessage) -> String {
+    let mut text = message.content.clone();
+    for call in &message.tool_calls {
+        text.push_str(
+            &serde_json::json!({"tool": call.name, "arguments": call.arguments}).to_string(),
+        );
+    }
+    text
+}
+
+/// A shadow call under way.
+struct ShadowRun {
+    route: String,
+    request: ChatRequest,
+    target: Arc<Target>,
+    sink: Arc<dyn ShadowSink>,
+    call: tokio::task::JoinHandle<(Result<ChatResponse, ModelError>, Duration)>,
+}
+
+impl ShadowRun {
+    /// Once the shadow has answered, hands both answers to the sink.
+    fn finish(
+        self,
+        primary_target: Option<String>,
+        primary: Result<String, String>,
+        primary_latency: Duration,
+    ) {
+        tokio::spawn(async move {
+            let (shadow, shadow_latency) = match self.call.await {
+                Ok(outcome) => outcome,
+                Err(e) => (
+                    Err(ModelError::Transient(format!(
+                        "the shadow call did not finish: {e}"
+                    ))),
+                    Duration::ZERO,
+                ),
+            };
+            self.sink.record(ShadowComparison {
+                route: self.route,
+                request: self.request,
+                primary_target,
+                primary,
+                primary_latency,
+                shadow_target: self.target.name.clone(),
+                shadow,
+                shadow_latency,
+            });
+        });
     }
 }
 
@@ -137,7 +279,12 @@ pub struct Route {
     name: String,
     targets: Vec<Arc<Target>>,
     settings: RouteSettings,
+    strategy: Strategy,
+    shadow: Option<Shadow>,
 }
+
+/// One call in this many draws its first target at random under [`Strategy::Latency`].
+const EXPLORE_ONE_IN: u32 = 20;
 
 impl Route {
     /// `targets` in order of preference; at least one.
@@ -150,7 +297,113 @@ impl Route {
             name: name.into(),
             targets,
             settings,
+            strategy: Strategy::Ordered,
+            shadow: None,
         }
+    }
+
+    /// How targets are ordered per call. A weighted strategy needs one weight per target.
+    pub fn with_strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    pub fn with_shadow(mut self, shadow: Shadow) -> Self {
+        self.shadow = Some(shadow);
+        self
+    }
+
+    /// The targets in the order this call tries them.
+    fn order(&self) -> Vec<Arc<Target>> {
+        let mut order = self.targets.clone();
+        let first = match &self.strategy {
+            Strategy::Ordered => None,
+            Strategy::Weighted(weights) => {
+                let total: u64 = weights.iter().map(|w| u64::from(*w)).sum();
+                (total > 0).then(|| {
+                    let mut draw = fastrand::u64(0..total);
+                    weights
+                        .iter()
+                        .position(|weight| {
+                            let weight = u64::from(*weight);
+                            if draw < weight {
+                                true
+                            } else {
+                                draw -= weight;
+                                false
+                            }
+                        })
+                        .unwrap_or(0)
+                })
+            }
+            Strategy::Latency => {
+                if fastrand::u32(0..EXPLORE_ONE_IN) == 0 {
+                    Some(fastrand::usize(0..order.len().max(1)))
+                } else {
+                    // Stable: ties (and unmeasured targets, at 0) keep the configured order.
+                    order.sort_by(|a, b| {
+                        let a = a.latency.get().unwrap_or(0.0);
+                        a.total_cmp(&b.latency.get().unwrap_or(0.0))
+                    });
+                    None
+                }
+            }
+        };
+        if let Some(index) = first.filter(|&i| i > 0 && i < order.len()) {
+            let chosen = order.remove(index);
+            order.insert(0, chosen);
+        }
+        order
+    }
+
+    /// Starts the shadow call for a sampled request whose shadow target's circuit is closed.
+    fn start_shadow(&self, request: &ChatRequest) -> Option<ShadowRun> {
+        let shadow = self.shadow.as_ref()?;
+        if fastrand::f64() >= shadow.sample || !shadow.target.breaker.allow(Instant::now()) {
+            return None;
+        }
+        let target = shadow.target.clone();
+        let copy = request.clone();
+        let route = self.name.clone();
+        let deadline = self.settings.deadline;
+        let call = tokio::spawn(async move {
+            let started = Instant::now();
+            let result = tokio::time::timeout(deadline, target.model.complete(&copy))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ModelError::Transient(format!(
+                        "no answer within the route's {} s deadline",
+                        deadline.as_secs()
+                    )))
+                });
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(error) => error.class(),
+            };
+            metrics::counter!("cairn_gateway_shadow_total", "route" => route.clone(), "target" => target.name.clone(), "outcome" => outcome)
+                .increment(1);
+            let result = match result {
+                Ok(mut response) => {
+                    target.breaker.record_success();
+                    response.cost_usd = target.account(&route, &response.usage);
+                    Ok(response)
+                }
+                Err(error) => {
+                    if counts_against_target(&error) {
+                        target.breaker.record_failure(Instant::now());
+                    }
+                    Err(error)
+                }
+            };
+            (result, started.elapsed())
+        });
+        Some(ShadowRun {
+            route: self.name.clone(),
+            request: request.clone(),
+            target: shadow.target.clone(),
+            sink: shadow.sink.clone(),
+            call,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -163,7 +416,7 @@ impl Route {
 
     /// Runs `call` against the targets in order, with retries, fallback and the deadline, and
     /// records the route's outcome and duration (for a stream: until its first chunk).
-    async fn run<T, F, Fut>(&self, call: F) -> Result<T, ModelError>
+    async fn run<T, F, Fut>(&self, call: F) -> Result<(T, Arc<Target>), ModelError>
     where
         F: Fn(Arc<Target>) -> Fut,
         Fut: Future<Output = Result<T, ModelError>>,
@@ -181,14 +434,18 @@ impl Route {
         result
     }
 
-    async fn attempt_all<T, F, Fut>(&self, call: F, started: Instant) -> Result<T, ModelError>
+    async fn attempt_all<T, F, Fut>(
+        &self,
+        call: F,
+        started: Instant,
+    ) -> Result<(T, Arc<Target>), ModelError>
     where
         F: Fn(Arc<Target>) -> Fut,
         Fut: Future<Output = Result<T, ModelError>>,
     {
         let deadline = started + self.settings.deadline;
         let mut last_error: Option<ModelError> = None;
-        for (index, target) in self.targets.iter().enumerate() {
+        for (index, target) in self.order().iter().enumerate() {
             if !target.breaker.allow(Instant::now()) {
                 metrics::counter!("cairn_gateway_circuit_open_total", "route" => self.name.clone(), "target" => target.name.clone())
                     .increment(1);
@@ -229,7 +486,8 @@ impl Route {
                 let error = match result {
                     Ok(value) => {
                         target.breaker.record_success();
-                        return Ok(value);
+                        target.latency.record(elapsed);
+                        return Ok((value, target.clone()));
                     }
                     Err(error) => error,
                 };
@@ -286,51 +544,128 @@ impl Route {
 impl ChatModel for Route {
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ModelError> {
         let route = self.name.as_str();
-        self.run(|target| async move {
-            let mut response = target.model.complete(request).await?;
-            response.cost_usd = target.account(route, &response.usage);
-            Ok(response)
-        })
-        .await
+        let shadow = self.start_shadow(request);
+        let started = Instant::now();
+        let result = self
+            .run(|target| async move {
+                let mut response = target.model.complete(request).await?;
+                response.cost_usd = target.account(route, &response.usage);
+                Ok(response)
+            })
+            .await;
+        if let Some(shadow) = shadow {
+            let (target, primary) = match &result {
+                Ok((response, target)) => (
+                    Some(target.name.clone()),
+                    Ok(answer_text(&response.message)),
+                ),
+                Err(error) => (None, Err(error.to_string())),
+            };
+            shadow.finish(target, primary, started.elapsed());
+        }
+        result.map(|(response, _)| response)
     }
 
     /// Falls back only until the first chunk: once text has reached the caller, switching models
     /// would splice two answers.
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ModelError> {
+        let shadow = self.start_shadow(request);
         let started = Instant::now();
-        self.run(|target| async move {
-            let mut stream = target.model.stream(request).await?;
-            match stream.next().await {
-                Some(Ok(first)) => {
-                    metrics::histogram!("cairn_gateway_time_to_first_token_seconds", "route" => self.name.clone(), "target" => target.name.clone())
-                        .record(started.elapsed().as_secs_f64());
-                    let route = self.name.clone();
-                    let served = target.clone();
-                    let rest: ChatStream = Box::pin(
-                        futures_util::stream::once(async move { Ok(first) })
-                            .chain(stream)
-                            .map(move |item| match item {
-                                Ok(ChatChunk::Finish { reason, usage, .. }) => {
-                                    Ok(ChatChunk::Finish {
-                                        reason,
-                                        usage,
-                                        cost_usd: served.account(&route, &usage),
-                                    })
-                                }
-                                other => other,
-                            }),
-                    );
-                    Ok(rest)
+        let result = self
+            .run(|target| async move {
+                let mut stream = target.model.stream(request).await?;
+                match stream.next().await {
+                    Some(Ok(first)) => {
+                        metrics::histogram!("cairn_gateway_time_to_first_token_seconds", "route" => self.name.clone(), "target" => target.name.clone())
+                            .record(started.elapsed().as_secs_f64());
+                        let route = self.name.clone();
+                        let served = target.clone();
+                        let rest: ChatStream = Box::pin(
+                            futures_util::stream::once(async move { Ok(first) })
+                                .chain(stream)
+                                .map(move |item| match item {
+                                    Ok(ChatChunk::Finish { reason, usage, .. }) => {
+                                        Ok(ChatChunk::Finish {
+                                            reason,
+                                            usage,
+                                            cost_usd: served.account(&route, &usage),
+                                        })
+                                    }
+                                    other => other,
+                                }),
+                        );
+                        Ok(rest)
+                    }
+                    Some(Err(error)) => Err(error),
+                    None => Err(ModelError::Transient(format!(
+                        "`{}` returned an empty stream",
+                        target.name
+                    ))),
                 }
-                Some(Err(error)) => Err(error),
-                None => Err(ModelError::Transient(format!(
-                    "`{}` returned an empty stream",
-                    target.name
-                ))),
+            })
+            .await;
+        match (result, shadow) {
+            (Ok((stream, _)), None) => Ok(stream),
+            (Ok((stream, target)), Some(shadow)) => Ok(compared_stream(
+                stream,
+                target.name.clone(),
+                shadow,
+                started,
+            )),
+            (Err(error), shadow) => {
+                if let Some(shadow) = shadow {
+                    shadow.finish(None, Err(error.to_string()), started.elapsed());
+                }
+                Err(error)
             }
-        })
-        .await
+        }
     }
+}
+
+/// Passes the stream on unchanged, collecting its text; at its end (or when the client drops it)
+/// the shadow run gets the client's answer to compare.
+fn compared_stream(
+    stream: ChatStream,
+    target: String,
+    shadow: ShadowRun,
+    started: Instant,
+) -> ChatStream {
+    struct Collect {
+        text: String,
+        pending: Option<(ShadowRun, String)>,
+        started: Instant,
+    }
+    impl Collect {
+        fn finish(&mut self, primary: Result<String, String>) {
+            if let Some((shadow, target)) = self.pending.take() {
+                shadow.finish(Some(target), primary, self.started.elapsed());
+            }
+        }
+    }
+    impl Drop for Collect {
+        fn drop(&mut self) {
+            self.finish(Err("the client stopped reading before the end".into()));
+        }
+    }
+    let mut collect = Collect {
+        text: String::new(),
+        pending: Some((shadow, target)),
+        started,
+    };
+    Box::pin(stream.map(move |item| {
+        match &item {
+            Ok(ChatChunk::Delta(text)) => collect.text.push_str(text),
+            Ok(ChatChunk::ToolCall(call)) => collect.text.push_str(
+                &serde_json::json!({"tool": call.name, "arguments": call.arguments}).to_string(),
+            ),
+            Ok(ChatChunk::Finish { .. }) => {
+                let text = std::mem::take(&mut collect.text);
+                collect.finish(Ok(text));
+            }
+            Err(error) => collect.finish(Err(error.to_string())),
+        }
+        item
+    }))
 }
 
 #[cfg(test)]
@@ -473,6 +808,7 @@ mod tests {
             input_per_mtok: 2.5,
             cached_input_per_mtok: 1.25,
             output_per_mtok: 10.0,
+            reasoning_per_mtok: None,
         };
         let expected = (600.0 * 2.5 + 400.0 * 1.25 + 100.0 * 10.0) / 1e6;
         assert!((pricing.cost(&USAGE) - expected).abs() < 1e-12);
@@ -486,6 +822,7 @@ mod tests {
             input_per_mtok: 1.0,
             cached_input_per_mtok: 0.5,
             output_per_mtok: 4.0,
+            reasoning_per_mtok: None,
         };
         let targets = vec![
             Target::new(
@@ -666,5 +1003,226 @@ mod tests {
             (1, 1),
             "the mid-stream failure is passed on, not retried"
         );
+    }
+
+    #[tokio::test]
+    async fn a_weighted_route_sends_each_target_its_share() {
+        let stable = Scripted::new("stable", vec![Behaviour::Answer]);
+        let canary = Scripted::new("canary", vec![Behaviour::Answer]);
+        let split = route(&[&stable, &canary], settings(1), BreakerSettings::default())
+            .with_strategy(Strategy::Weighted(vec![9, 1]));
+        for _ in 0..1_000 {
+            answer(&split).await.expect("answer");
+        }
+        // 100 expected; the bounds are 6 standard deviations wide.
+        assert!(
+            (40..=160).contains(&canary.calls()),
+            "canary got {} of 1000",
+            canary.calls()
+        );
+        assert_eq!(stable.calls() + canary.calls(), 1_000);
+
+        // A failing canary falls back to the stable target.
+        let stable = Scripted::new("stable", vec![Behaviour::Answer]);
+        let canary = Scripted::new("canary", vec![transient()]);
+        let route = route(&[&stable, &canary], settings(1), BreakerSettings::default())
+            .with_strategy(Strategy::Weighted(vec![0, 1]));
+        assert_eq!(answer(&route).await, Ok("stable".into()));
+        assert_eq!((canary.calls(), stable.calls()), (1, 1));
+    }
+
+    /// Answers after a fixed delay.
+    #[derive(Debug)]
+    struct Slow {
+        name: &'static str,
+        delay: Duration,
+        calls: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl ChatModel for Slow {
+        async fn complete(&self, _request: &ChatRequest) -> Result<ChatResponse, ModelError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(self.delay).await;
+            Ok(ChatResponse {
+                message: ChatMessage::new(Role::Assistant, self.name),
+                finish_reason: FinishReason::Stop,
+                usage: USAGE,
+                model: self.name.into(),
+                cost_usd: None,
+            })
+        }
+
+        async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ModelError> {
+            let response = self.complete(request).await?;
+            Ok(Box::pin(futures_util::stream::iter([
+                Ok(ChatChunk::Delta(response.message.content)),
+                Ok(ChatChunk::Finish {
+                    reason: FinishReason::Stop,
+                    usage: USAGE,
+                    cost_usd: None,
+                }),
+            ])))
+        }
+    }
+
+    fn slow(name: &'static str, millis: u64) -> Arc<Slow> {
+        Arc::new(Slow {
+            name,
+            delay: Duration::from_millis(millis),
+            calls: AtomicUsize::new(0),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_latency_route_prefers_the_fastest_target() {
+        let sluggish = slow("sluggish", 30);
+        let quick = slow("quick", 1);
+        let targets = [&sluggish, &quick]
+            .iter()
+            .map(|m| {
+                Target::new(
+                    m.name,
+                    (*m).clone() as Arc<dyn ChatModel>,
+                    BreakerSettings::default(),
+                )
+            })
+            .collect();
+        let route = Route::new("fast", targets, settings(1)).with_strategy(Strategy::Latency);
+        for _ in 0..100 {
+            route
+                .complete(&ChatRequest::default())
+                .await
+                .expect("answer");
+        }
+        // Each is measured first; after that only exploration (1 in 20, half of it to `sluggish`)
+        // reaches the slow one.
+        let to_slow = sluggish.calls.load(Ordering::SeqCst);
+        assert!((1..=15).contains(&to_slow), "sluggish got {to_slow} of 100");
+        let averages: Vec<f64> = route
+            .targets
+            .iter()
+            .filter_map(|t| t.latency_seconds())
+            .collect();
+        assert_eq!(averages.len(), 2);
+        assert!(averages[0] > averages[1], "{averages:?}");
+    }
+
+    /// Keeps every comparison it is given.
+    #[derive(Debug, Default)]
+    struct Collected(Mutex<Vec<ShadowComparison>>, tokio::sync::Notify);
+
+    impl ShadowSink for Collected {
+        fn record(&self, comparison: ShadowComparison) {
+            self.0.lock().expect("lock").push(comparison);
+            self.1.notify_one();
+        }
+    }
+
+    async fn next_comparison(sink: &Collected) -> ShadowComparison {
+        loop {
+            if let Some(found) = sink.0.lock().expect("lock").pop() {
+                return found;
+            }
+            tokio::time::timeout(Duration::from_secs(5), sink.1.notified())
+                .await
+                .expect("a comparison within 5 s");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_shadow_gets_a_copy_whose_answer_only_the_sink_sees() {
+        let primary = Scripted::new("primary", vec![Behaviour::Answer]);
+        let candidate = slow("candidate", 200);
+        let sink = Arc::new(Collected::default());
+        let shadow = Shadow {
+            target: Target::new(
+                "candidate",
+                candidate.clone() as Arc<dyn ChatModel>,
+                BreakerSettings::default(),
+            ),
+            sample: 1.0,
+            sink: sink.clone(),
+        };
+        let shadowed =
+            route(&[&primary], settings(1), BreakerSettings::default()).with_shadow(shadow);
+        let started = Instant::now();
+        assert_eq!(answer(&shadowed).await, Ok("primary".into()));
+        assert!(
+            started.elapsed() < Duration::from_millis(200),
+            "the client does not wait for the shadow"
+        );
+        let comparison = next_comparison(&sink).await;
+        assert_eq!(comparison.primary, Ok("primary".into()));
+        assert_eq!(comparison.primary_target.as_deref(), Some("primary"));
+        assert_eq!(comparison.shadow_target, "candidate");
+        assert_eq!(
+            comparison.shadow.map(|r| r.message.content),
+            Ok("candidate".into())
+        );
+        assert!(comparison.shadow_latency >= Duration::from_millis(200));
+
+        // Streams: compared once the client's stream has ended.
+        let chunks: Vec<_> = shadowed
+            .stream(&ChatRequest::default())
+            .await
+            .expect("stream")
+            .collect()
+            .await;
+        assert_eq!(chunks.len(), 2);
+        let comparison = next_comparison(&sink).await;
+        assert_eq!(comparison.primary, Ok("primary".into()));
+        assert_eq!(candidate.calls.load(Ordering::SeqCst), 2);
+
+        // A failing primary is compared too; a sample of 0 copies nothing.
+        let down = Scripted::new(
+            "down",
+            vec![Behaviour::Fail(ModelError::Permanent("401".into()))],
+        );
+        let shadow = Shadow {
+            target: Target::new(
+                "candidate",
+                candidate.clone() as Arc<dyn ChatModel>,
+                BreakerSettings::default(),
+            ),
+            sample: 1.0,
+            sink: sink.clone(),
+        };
+        let route_down =
+            route(&[&down], settings(1), BreakerSettings::default()).with_shadow(shadow.clone());
+        answer(&route_down).await.expect_err("primary fails");
+        let comparison = next_comparison(&sink).await;
+        assert_eq!(comparison.primary_target, None);
+        assert!(comparison.primary.is_err());
+        let never =
+            route(&[&primary], settings(1), BreakerSettings::default()).with_shadow(Shadow {
+                sample: 0.0,
+                ..shadow
+            });
+        answer(&never).await.expect("answer");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(candidate.calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn reasoning_tokens_have_their_own_price() {
+        let pricing = Pricing {
+            input_per_mtok: 1.0,
+            cached_input_per_mtok: 1.0,
+            output_per_mtok: 4.0,
+            reasoning_per_mtok: Some(8.0),
+        };
+        let usage = Usage {
+            input_tokens: 0,
+            cached_input_tokens: 0,
+            output_tokens: 100,
+            reasoning_tokens: 60,
+        };
+        assert!((pricing.cost(&usage) - (40.0 * 4.0 + 60.0 * 8.0) / 1e6).abs() < 1e-12);
+        let same = Pricing {
+            reasoning_per_mtok: None,
+            ..pricing
+        };
+        assert!((same.cost(&usage) - 100.0 * 4.0 / 1e6).abs() < 1e-12);
     }
 }

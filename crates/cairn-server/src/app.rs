@@ -43,6 +43,10 @@ pub struct AppState {
     pub auth: Option<Arc<crate::auth::Oidc>>,
     /// The exact-match answer cache; `None` when `cache.ttl_secs` is 0.
     pub cache: Option<Arc<cairn_gateway::ResponseCache>>,
+    /// Rate limits and budgets; `None` when none are configured.
+    pub limiter: Option<Arc<cairn_gateway::Limiter>>,
+    /// Verified API keys of `/v1/chat/completions` callers.
+    pub keys: Arc<crate::gateway::KeyCache>,
 }
 
 /// The whole HTTP surface. Tests call it with `tower::ServiceExt::oneshot`, without a socket.
@@ -76,6 +80,10 @@ pub fn router(state: AppState) -> Router {
             delete(collections::delete_document),
         )
         .route("/v1/collections/{name}/search", post(collections::search))
+        .route(
+            "/v1/routes/{name}/shadow",
+            get(crate::gateway::list_shadow_results),
+        )
         .route("/v1/prompts", get(prompts::list_prompts))
         .route("/v1/prompts/{name}", get(prompts::get_prompt))
         .route(

@@ -39,6 +39,27 @@ pub struct RawConfig {
     pub mcp: McpSection,
     pub auth: AuthSection,
     pub cache: CacheSection,
+    /// Rate limits and budgets on `/v1/chat/completions`.
+    pub limits: Vec<LimitSection>,
+}
+
+/// One rate limit or budget. `route` and `key` choose what it counts: absent, every route (or
+/// caller) together; `"*"`, each one apart; a name, that one only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSection {
+    /// What clients put in `"model"`: a route, a model or `app:NAME`.
+    #[serde(default)]
+    pub route: Option<String>,
+    /// An API key name (`cairn key create`); callers without a key count as `anonymous`.
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub requests_per_minute: Option<u64>,
+    #[serde(default)]
+    pub tokens_per_minute: Option<u64>,
+    #[serde(default)]
+    pub cost_per_day_usd: Option<f64>,
 }
 
 /// The exact-match response cache of `/v1/chat/completions` (non-streamed answers).
@@ -346,6 +367,9 @@ pub struct ModelSection {
     pub cached_input_price_per_mtok: Option<f64>,
     #[serde(default)]
     pub output_price_per_mtok: Option<f64>,
+    /// Reasoning tokens, which providers count among the output tokens; default: the output price.
+    #[serde(default)]
+    pub reasoning_price_per_mtok: Option<f64>,
 }
 
 fn default_connect_timeout() -> u64 {
@@ -368,6 +392,33 @@ pub struct RouteSection {
     /// The whole call, retries included (for streams: until the first token).
     #[serde(default = "default_deadline")]
     pub deadline_secs: u64,
+    /// Which target goes first: `ordered` (as listed), `weighted` (drawn by `weights`, for a
+    /// canary) or `latency` (the lowest moving-average latency). The others follow as fallbacks.
+    #[serde(default)]
+    pub strategy: RouteStrategy,
+    /// With `strategy = "weighted"`: one weight per target, e.g. `[95, 5]`.
+    #[serde(default)]
+    pub weights: Vec<u32>,
+    /// A model that gets a copy of the requests; its answers never reach clients and are stored
+    /// next to theirs for comparison (`GET /v1/routes/NAME/shadow`).
+    #[serde(default)]
+    pub shadow: Option<String>,
+    /// The fraction of requests copied to the shadow.
+    #[serde(default = "default_shadow_sample")]
+    pub shadow_sample: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteStrategy {
+    #[default]
+    Ordered,
+    Weighted,
+    Latency,
+}
+
+fn default_shadow_sample() -> f64 {
+    1.0
 }
 
 fn default_attempts() -> u32 {
@@ -489,6 +540,7 @@ impl Default for RawConfig {
             mcp: McpSection::default(),
             auth: AuthSection::default(),
             cache: CacheSection::default(),
+            limits: Vec::new(),
         }
     }
 }
@@ -515,6 +567,7 @@ pub struct Config {
     /// OIDC sign-in for the web UI; `None`: one local user.
     pub auth: Option<crate::auth::OidcSettings>,
     pub cache: CacheSection,
+    pub limits: Vec<cairn_gateway::LimitRule>,
     /// Where each key's value came from, for error messages at run time (a refused connection, say).
     pub origins: Origins,
 }
@@ -874,6 +927,7 @@ pub fn validate(
         mcp: raw.mcp.clone(),
         auth: auth_config(&raw.auth, env, &bad)?,
         cache: raw.cache.clone(),
+        limits: limit_rules(&raw.limits, &bad)?,
         rerank: (!raw.rerank.model.is_empty()).then(|| {
             (
                 expand_home(&raw.rerank.model, env),
@@ -882,6 +936,51 @@ pub fn validate(
         }),
         origins,
     })
+}
+
+fn limit_rules(
+    sections: &[LimitSection],
+    bad: &impl Fn(&str, String, &str) -> ConfigError,
+) -> Result<Vec<cairn_gateway::LimitRule>, ConfigError> {
+    use cairn_gateway::Scope;
+    let scope = |value: &Option<String>| match value.as_deref() {
+        None => Scope::All,
+        Some("*") => Scope::Each,
+        Some(name) => Scope::Named(name.to_owned()),
+    };
+    sections
+        .iter()
+        .enumerate()
+        .map(|(index, section)| {
+            let key = |field: &str| format!("limits[{index}].{field}");
+            if section.requests_per_minute.is_none()
+                && section.tokens_per_minute.is_none()
+                && section.cost_per_day_usd.is_none()
+            {
+                return Err(bad(
+                    &key("requests_per_minute"),
+                    "the limit sets no limit".into(),
+                    "set requests_per_minute, tokens_per_minute or cost_per_day_usd",
+                ));
+            }
+            if let Some(cost) = section.cost_per_day_usd
+                && (!cost.is_finite() || cost < 0.0)
+            {
+                return Err(bad(
+                    &key("cost_per_day_usd"),
+                    format!("{cost} is not a budget"),
+                    "give US dollars per day, e.g. 20.0",
+                ));
+            }
+            Ok(cairn_gateway::LimitRule {
+                route: scope(&section.route),
+                key: scope(&section.key),
+                requests_per_minute: section.requests_per_minute,
+                tokens_per_minute: section.tokens_per_minute,
+                cost_per_day_usd: section.cost_per_day_usd,
+            })
+        })
+        .collect()
 }
 
 fn auth_config(
@@ -1428,13 +1527,22 @@ fn model_configs(
         let pricing = match (
             model.input_price_per_mtok,
             model.output_price_per_mtok,
-            model.cached_input_price_per_mtok,
+            model
+                .cached_input_price_per_mtok
+                .or(model.reasoning_price_per_mtok),
         ) {
             (None, None, None) => None,
-            (Some(input), Some(output), cached) => {
-                if [input, output, cached.unwrap_or(input)]
-                    .iter()
-                    .any(|p| !p.is_finite() || *p < 0.0)
+            (Some(input), Some(output), _) => {
+                let cached = model.cached_input_price_per_mtok;
+                let reasoning = model.reasoning_price_per_mtok;
+                if [
+                    input,
+                    output,
+                    cached.unwrap_or(input),
+                    reasoning.unwrap_or(output),
+                ]
+                .iter()
+                .any(|p| !p.is_finite() || *p < 0.0)
                 {
                     return Err(bad(
                         &key("input_price_per_mtok"),
@@ -1446,13 +1554,14 @@ fn model_configs(
                     input_per_mtok: input,
                     cached_input_per_mtok: cached.unwrap_or(input),
                     output_per_mtok: output,
+                    reasoning_per_mtok: reasoning,
                 })
             }
             _ => {
                 return Err(bad(
                     &key("output_price_per_mtok"),
                     "only some of the prices are set".into(),
-                    "set both input_price_per_mtok and output_price_per_mtok (and optionally cached_input_price_per_mtok)",
+                    "set both input_price_per_mtok and output_price_per_mtok (and optionally cached_input_price_per_mtok and reasoning_price_per_mtok)",
                 ));
             }
         };
@@ -1621,6 +1730,43 @@ fn model_configs(
                 &key("attempts_per_target"),
                 "0 attempts would never call the model".into(),
                 "use 1 for no retries",
+            ));
+        }
+        let weighted = route.strategy == RouteStrategy::Weighted;
+        if weighted
+            && (route.weights.len() != route.targets.len() || route.weights.iter().all(|w| *w == 0))
+        {
+            return Err(bad(
+                &key("weights"),
+                format!(
+                    "{} weights for {} targets",
+                    route.weights.len(),
+                    route.targets.len()
+                ),
+                "give one weight per target, not all 0, e.g. weights = [95, 5]",
+            ));
+        }
+        if !weighted && !route.weights.is_empty() {
+            return Err(bad(
+                &key("weights"),
+                "weights are only read by the weighted strategy".into(),
+                "set strategy = \"weighted\", or remove weights",
+            ));
+        }
+        if let Some(shadow) = &route.shadow
+            && !raw.models.iter().any(|m| &m.name == shadow)
+        {
+            return Err(bad(
+                &key("shadow"),
+                format!("no model is named `{shadow}`"),
+                "name one of the [[models]]",
+            ));
+        }
+        if !(0.0..=1.0).contains(&route.shadow_sample) {
+            return Err(bad(
+                &key("shadow_sample"),
+                format!("{} is not a fraction", route.shadow_sample),
+                "use a number from 0 to 1, e.g. 0.1 for one request in ten",
             ));
         }
     }
@@ -1903,7 +2049,7 @@ mod tests {
             dotted_keys(&toml::Table::try_from(RawConfig::default()).expect("defaults serialize"));
         for key in all
             .iter()
-            .filter(|key| !["models", "routes", "apps"].contains(&key.as_str()))
+            .filter(|key| !["models", "routes", "apps", "limits"].contains(&key.as_str()))
         {
             assert!(
                 documented.contains(key),
@@ -1943,8 +2089,13 @@ mod tests {
         ];
         let config = validate(raw, Origins::default(), &env).expect("the example block validates");
         assert_eq!(
-            (config.models.len(), config.routes.len(), config.apps.len()),
-            (3, 1, 1)
+            (
+                config.models.len(),
+                config.routes.len(),
+                config.apps.len(),
+                config.limits.len()
+            ),
+            (3, 1, 1, 1)
         );
         assert!(
             matches!(&config.models[2].backend, ModelBackend::Local(cairn_local::LocalModelSource::Gguf(path)) if path.starts_with(home.path()))
@@ -1968,6 +2119,14 @@ mod tests {
             "prompt",
             "top_k",
             "context_tokens",
+            "reasoning_price_per_mtok",
+            "strategy",
+            "weights",
+            "shadow",
+            "shadow_sample",
+            "requests_per_minute",
+            "tokens_per_minute",
+            "cost_per_day_usd",
         ] {
             assert!(
                 block.contains(field),
@@ -2038,6 +2197,65 @@ mod tests {
             matches!(&config.models[0].backend, ModelBackend::Remote { upstream_model, .. } if upstream_model == "m")
         );
         assert_eq!(config.routes[0].attempts_per_target, 2);
+        assert_eq!(config.routes[0].strategy, RouteStrategy::Ordered);
+        for (route, expected) in [
+            (
+                "strategy = \"weighted\"\nweights = [1]\n",
+                &["`routes[0].weights`", "1 weights for 2 targets"][..],
+            ),
+            (
+                "weights = [1, 1]\n",
+                &["only read by the weighted strategy"][..],
+            ),
+            (
+                "strategy = \"fastest\"\n",
+                &["unknown variant `fastest`"][..],
+            ),
+            (
+                "shadow = \"gpt\"\n",
+                &["`routes[0].shadow`", "no model is named `gpt`"][..],
+            ),
+            (
+                "shadow = \"m\"\nshadow_sample = 10.0\n",
+                &["`routes[0].shadow_sample`", "from 0 to 1"][..],
+            ),
+        ] {
+            check_error(
+                Some(&format!(
+                    "{local}[[models]]\nname = \"n\"\nprovider = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:8001/v1\"\n[[routes]]\nname = \"r\"\ntargets = [\"m\", \"n\"]\n{route}"
+                )),
+                &[],
+                &[],
+                expected,
+            );
+        }
+        check_error(
+            Some("[[limits]]\nkey = \"*\"\n"),
+            &[],
+            &[],
+            &["`limits[0].requests_per_minute`", "sets no limit"],
+        );
+        check_error(
+            Some("[[limits]]\ncost_per_day_usd = -1.0\n"),
+            &[],
+            &[],
+            &["`limits[0].cost_per_day_usd`", "-1 is not a budget"],
+        );
+        let config = load_ok(
+            Some("[[limits]]\nkey = \"*\"\nroute = \"gpt\"\nrequests_per_minute = 5\n"),
+            &[],
+            &[],
+        );
+        assert_eq!(
+            config.limits,
+            [cairn_gateway::LimitRule {
+                route: cairn_gateway::Scope::Named("gpt".into()),
+                key: cairn_gateway::Scope::Each,
+                requests_per_minute: Some(5),
+                tokens_per_minute: None,
+                cost_per_day_usd: None,
+            }]
+        );
 
         check_error(
             Some("[[models]]\nname = \"l\"\nprovider = \"local\"\n"),

@@ -12,6 +12,7 @@ pub mod config;
 mod embeddings_api;
 pub mod error;
 pub mod extract;
+pub mod gateway;
 pub mod mcp;
 pub mod metrics;
 pub mod models;

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use cairn_core::ModelError;
 use cairn_core::model::{ChatModel, ChatRequest, ChatResponse, ChatStream};
-use cairn_gateway::{Route, RouteSettings, Target};
+use cairn_gateway::{Route, RouteSettings, Shadow, ShadowSink, Strategy, Target};
 
-use crate::config::{ModelBackend, ModelConfig, RouteSection};
+use crate::config::{ModelBackend, ModelConfig, RouteSection, RouteStrategy};
 
 /// A local model loaded by its first call; concurrent first calls wait for the same load, and a
 /// failed load is retried by the next call.
@@ -66,10 +66,12 @@ pub struct ModelDirectory {
 
 impl ModelDirectory {
     /// Builds adapters for the configured models (loading local ones, which takes a while) and
-    /// routes over them. The config has been validated, so names resolve.
+    /// routes over them. The config has been validated, so names resolve. Routes with a shadow
+    /// send its comparisons to `shadows` (without one, shadows are not called).
     pub async fn from_config(
         models: &[ModelConfig],
         routes: &[RouteSection],
+        shadows: Option<Arc<dyn ShadowSink>>,
     ) -> Result<Self, String> {
         let mut targets: BTreeMap<String, Arc<Target>> = BTreeMap::new();
         // A model on its own is a one-target route; on a CPU, a local model can take well over a
@@ -117,12 +119,16 @@ impl ModelDirectory {
                 Target::priced(&model.name, adapter, model.breaker, model.pricing),
             );
         }
-        Ok(Self::build(targets, &solo, routes))
+        Ok(Self::build(targets, &solo, routes, shadows))
     }
 
     /// Routes over already-built targets (tests give fakes or adapters pointed at a local server).
-    pub fn from_targets(targets: BTreeMap<String, Arc<Target>>, routes: &[RouteSection]) -> Self {
-        Self::build(targets, &BTreeMap::new(), routes)
+    pub fn from_targets(
+        targets: BTreeMap<String, Arc<Target>>,
+        routes: &[RouteSection],
+        shadows: Option<Arc<dyn ShadowSink>>,
+    ) -> Self {
+        Self::build(targets, &BTreeMap::new(), routes, shadows)
     }
 
     /// One route per target (with `solo`'s settings where given, else the defaults), and the
@@ -131,6 +137,7 @@ impl ModelDirectory {
         targets: BTreeMap<String, Arc<Target>>,
         solo: &BTreeMap<String, RouteSettings>,
         routes: &[RouteSection],
+        shadows: Option<Arc<dyn ShadowSink>>,
     ) -> Self {
         let mut directory = ModelDirectory::default();
         for (name, target) in &targets {
@@ -150,10 +157,26 @@ impl ModelDirectory {
                 deadline: Duration::from_secs(section.deadline_secs),
                 ..RouteSettings::default()
             };
-            directory.routes.insert(
-                section.name.clone(),
-                Arc::new(Route::new(&section.name, members, settings)),
-            );
+            let strategy = match section.strategy {
+                RouteStrategy::Ordered => Strategy::Ordered,
+                RouteStrategy::Weighted => Strategy::Weighted(section.weights.clone()),
+                RouteStrategy::Latency => Strategy::Latency,
+            };
+            let mut route = Route::new(&section.name, members, settings).with_strategy(strategy);
+            let shadow = section
+                .shadow
+                .as_ref()
+                .and_then(|name| targets.get(name).cloned());
+            if let (Some(target), Some(sink)) = (shadow, &shadows) {
+                route = route.with_shadow(Shadow {
+                    target,
+                    sample: section.shadow_sample,
+                    sink: sink.clone(),
+                });
+            }
+            directory
+                .routes
+                .insert(section.name.clone(), Arc::new(route));
         }
         directory
     }

@@ -286,6 +286,10 @@ fn usage_json(usage: Usage) -> Value {
     })
 }
 
+fn total_tokens(usage: &Usage) -> u64 {
+    u64::from(usage.input_tokens) + u64::from(usage.output_tokens)
+}
+
 fn tool_calls_json(calls: &[ToolCall]) -> Value {
     calls
         .iter()
@@ -435,6 +439,14 @@ pub(crate) async fn chat_completions(
     let use_cache = !bypasses_cache(&headers);
     let model_name = request.model.clone();
     let (request, stream, include_usage) = to_core(request)?;
+    let caller = state.keys.caller(state.catalog.as_ref(), &headers).await?;
+    let admission = match &state.limiter {
+        Some(limiter) => limiter
+            .admit(&model_name, caller.as_deref(), SystemTime::now())
+            .await
+            .map_err(crate::gateway::limited)?,
+        None => cairn_gateway::Admission::unlimited(),
+    };
     let answer = match model_name.strip_prefix("app:") {
         Some(app) => crate::apps::prepare(&state, app, request).await?,
         None => {
@@ -470,6 +482,7 @@ pub(crate) async fn chat_completions(
             include_usage,
             received,
             cache,
+            admission,
         },
     )
     .await
@@ -505,6 +518,8 @@ struct Reply {
     received: Instant,
     /// The answer cache, unless the request bypasses it or streams.
     cache: Option<Arc<cairn_gateway::ResponseCache>>,
+    /// Where the answer's tokens and cost count against rate limits and budgets.
+    admission: cairn_gateway::Admission,
 }
 
 async fn respond(
@@ -518,6 +533,7 @@ async fn respond(
         include_usage,
         received,
         cache,
+        admission,
     } = reply;
     let started = Instant::now();
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
@@ -557,6 +573,10 @@ async fn respond(
                         cache.put(&answer.route, &answer.request, &response);
                     }
                     answer.record(catalog, Ok((response.usage, response.cost_usd)), started);
+                    admission.charge(
+                        total_tokens(&response.usage),
+                        response.cost_usd.unwrap_or(0.0),
+                    );
                 }
                 let cost = response.cost_usd;
                 if let Some(cairn) = extension.get_mut("cairn") {
@@ -630,6 +650,7 @@ async fn respond(
     });
     let mut tool_index = 0usize;
     let mut answer = Some(answer);
+    let mut admission = Some(admission);
     let body = upstream.map(move |item| match item {
         Ok(ChatChunk::Delta(text)) => vec![chunk(json!({"content": text}), None).to_string()],
         Ok(ChatChunk::ToolCall(call)) => {
@@ -641,6 +662,9 @@ async fn respond(
         Ok(ChatChunk::Finish { reason, usage, cost_usd }) => {
             if let Some(answer) = answer.take() {
                 answer.record(catalog.clone(), Ok((usage, cost_usd)), started);
+            }
+            if let Some(admission) = admission.take() {
+                admission.charge(total_tokens(&usage), cost_usd.unwrap_or(0.0));
             }
             let mut events = vec![chunk(json!({}), Some(finish_reason(reason))).to_string()];
             if include_usage {

@@ -172,9 +172,11 @@ pub async fn build_state(config: &Config, catalog: &OpenCatalog) -> Result<AppSt
         Err(e) => tracing::warn!(error = %e, "could not publish the built-in prompts"),
     }
     tokio::spawn(prompts.clone().follow_label_moves());
-    let models = crate::models::ModelDirectory::from_config(&config.models, &config.routes)
-        .await
-        .map_err(ServeError::Models)?;
+    let shadows = crate::gateway::CatalogShadows::new(catalog.as_dyn());
+    let models =
+        crate::models::ModelDirectory::from_config(&config.models, &config.routes, Some(shadows))
+            .await
+            .map_err(ServeError::Models)?;
     let rag = match crate::rag::build(config, catalog).await {
         Ok(rag) => {
             tracing::info!(
@@ -213,6 +215,13 @@ pub async fn build_state(config: &Config, catalog: &OpenCatalog) -> Result<AppSt
                 config.cache.max_entries,
             ))
         }),
+        limiter: (!config.limits.is_empty()).then(|| {
+            Arc::new(cairn_gateway::Limiter::new(
+                config.limits.clone(),
+                catalog.as_dyn(),
+            ))
+        }),
+        keys: Arc::default(),
     };
     Ok(state)
 }

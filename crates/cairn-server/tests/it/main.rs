@@ -44,6 +44,8 @@ async fn test_app(max_body_bytes: usize) -> TestApp {
         mcp: std::sync::Arc::new(cairn_server::config::McpSection::default()),
         auth: None,
         cache: None,
+        limiter: None,
+        keys: std::sync::Arc::default(),
     };
     TestApp {
         app: router(state.clone()),
@@ -547,7 +549,7 @@ mod openai_api {
     use axum::Router;
     use axum::body::Body;
     use axum::http::{Request, StatusCode, header};
-    use cairn_server::config::{ModelBackend, ModelConfig, RouteSection};
+    use cairn_server::config::{ModelBackend, ModelConfig, RouteSection, RouteStrategy};
     use cairn_server::models::ModelDirectory;
     use cairn_testkit::ScriptedUpstream;
     use serde_json::{Value, json};
@@ -555,6 +557,11 @@ mod openai_api {
     use super::{check_error, json_request, send};
 
     async fn app() -> (Router, ScriptedUpstream, super::TestApp) {
+        let (state, upstream, test) = app_state().await;
+        (cairn_server::router(state), upstream, test)
+    }
+
+    async fn app_state() -> (cairn_server::AppState, ScriptedUpstream, super::TestApp) {
         let upstream = ScriptedUpstream::start().await;
         let base = upstream.base_url();
         let model = |name: &str, upstream_model: &str| ModelConfig {
@@ -575,26 +582,45 @@ mod openai_api {
             input_per_mtok: 2.5,
             cached_input_per_mtok: 1.25,
             output_per_mtok: 10.0,
+            reasoning_per_mtok: None,
         });
         let models = [
             model("primary", "down"),
             backup,
             model("small", "context"),
             model("agent", "tools"),
+            model("small-talk", "slow-50"),
         ];
-        let routes = [RouteSection {
-            name: "default".into(),
-            targets: vec!["primary".into(), "backup".into()],
+        let route = |name: &str, targets: &[&str]| RouteSection {
+            name: name.into(),
+            targets: targets.iter().map(|t| (*t).to_owned()).collect(),
             attempts_per_target: 2,
             deadline_secs: 10,
-        }];
-        let directory = ModelDirectory::from_config(&models, &routes)
+            strategy: RouteStrategy::Ordered,
+            weights: Vec::new(),
+            shadow: None,
+            shadow_sample: 1.0,
+        };
+        let routes = [
+            route("default", &["primary", "backup"]),
+            RouteSection {
+                strategy: RouteStrategy::Weighted,
+                weights: vec![3, 1],
+                ..route("canary", &["backup", "agent"])
+            },
+            RouteSection {
+                shadow: Some("small-talk".into()),
+                ..route("shadowed", &["backup"])
+            },
+        ];
+        let test = super::test_app(1 << 20).await;
+        let shadows = cairn_server::gateway::CatalogShadows::new(test.state.catalog.clone());
+        let directory = ModelDirectory::from_config(&models, &routes, Some(shadows))
             .await
             .expect("directory");
-        let test = super::test_app(1 << 20).await;
         let mut state = test.state.clone();
         state.models = Arc::new(directory);
-        (cairn_server::router(state), upstream, test)
+        (state, upstream, test)
     }
 
     fn chat(model: &str, extra: Value) -> String {
@@ -702,7 +728,7 @@ mod openai_api {
             pricing: None,
         }];
         state.models = Arc::new(
-            ModelDirectory::from_config(&models, &[])
+            ModelDirectory::from_config(&models, &[], None)
                 .await
                 .expect("directory"),
         );
@@ -776,7 +802,19 @@ mod openai_api {
             .iter()
             .filter_map(|m| m["id"].as_str())
             .collect();
-        assert_eq!(ids, ["agent", "backup", "default", "primary", "small"]);
+        assert_eq!(
+            ids,
+            [
+                "agent",
+                "backup",
+                "canary",
+                "default",
+                "primary",
+                "shadowed",
+                "small",
+                "small-talk"
+            ]
+        );
     }
 
     #[tokio::test]
@@ -863,7 +901,7 @@ mod openai_api {
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert!(
             check_error(&body, "not_found_error", "model_not_found")
-                .contains("models: agent, backup, default, primary, small")
+                .contains("models: agent, backup, canary, default, primary, shadowed, small")
         );
     }
 
@@ -975,5 +1013,173 @@ mod openai_api {
                 .iter()
                 .all(|e| e["object"] == "chat.completion.chunk" && e["model"] == "default")
         );
+    }
+
+    fn post_chat(body: String, key: Option<&str>) -> Request<Body> {
+        let mut request =
+            Request::post("/v1/chat/completions").header("content-type", "application/json");
+        if let Some(key) = key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        request.body(Body::from(body)).expect("request")
+    }
+
+    async fn with_limits(rules: Vec<cairn_gateway::LimitRule>) -> (Router, super::TestApp) {
+        let (mut state, _upstream, test) = app_state().await;
+        state.limiter = Some(Arc::new(cairn_gateway::Limiter::new(
+            rules,
+            test.state.catalog.clone(),
+        )));
+        (cairn_server::router(state), test)
+    }
+
+    fn rule(key: cairn_gateway::Scope) -> cairn_gateway::LimitRule {
+        cairn_gateway::LimitRule {
+            route: cairn_gateway::Scope::Each,
+            key,
+            requests_per_minute: None,
+            tokens_per_minute: None,
+            cost_per_day_usd: None,
+        }
+    }
+
+    /// Requests per minute per key: the third call of a key gets 429 with `Retry-After`; other keys
+    /// and anonymous callers count apart; an unknown Cairn key is refused; other bearer tokens
+    /// (what OpenAI clients send) are anonymous.
+    #[tokio::test]
+    async fn rate_limits_refuse_with_retry_after_per_key() {
+        let (app, test) = with_limits(vec![cairn_gateway::LimitRule {
+            requests_per_minute: Some(2),
+            ..rule(cairn_gateway::Scope::Each)
+        }])
+        .await;
+        let mut keys = Vec::new();
+        for name in ["ci", "web"] {
+            let key = cairn_mcp::keys::generate(name, Vec::new(), Vec::new());
+            cairn_core::catalog::ApiKeyRepo::create_api_key(&test.catalog, key.record)
+                .await
+                .expect("key");
+            keys.push(key.secret);
+        }
+        for _ in 0..2 {
+            let (status, _, _) =
+                send(&app, post_chat(chat("backup", json!({})), Some(&keys[0]))).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        let (status, headers, body) =
+            send(&app, post_chat(chat("backup", json!({})), Some(&keys[0]))).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        let retry: u64 = headers
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After in seconds");
+        assert!((1..=60).contains(&retry), "{retry}");
+        let body: Value = serde_json::from_slice(&body).expect("json");
+        let message = check_error(&body, "rate_limit_error", "rate_limit_exceeded");
+        assert!(
+            message.contains("key `ci` on `backup`") && message.contains("2 requests per minute"),
+            "{message}"
+        );
+        // Another route is counted apart (route = "*").
+        let (status, _, _) =
+            send(&app, post_chat(chat("default", json!({})), Some(&keys[0]))).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _, _) = send(&app, post_chat(chat("backup", json!({})), Some(&keys[1]))).await;
+        assert_eq!(status, StatusCode::OK, "another key has its own count");
+        let (status, _, _) = send(
+            &app,
+            post_chat(chat("backup", json!({})), Some("sk-openai-style")),
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "a non-Cairn bearer token is anonymous"
+        );
+        let (status, _, body) = send(
+            &app,
+            post_chat(chat("backup", json!({})), Some("cairn_0000000000000000")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let body: Value = serde_json::from_slice(&body).expect("json");
+        check_error(&body, "invalid_request_error", "invalid_api_key");
+    }
+
+    /// Tokens are counted when the answer is done (the upstream reports 15 per call), then the
+    /// tokens-per-minute limit refuses; streamed answers count too.
+    #[tokio::test]
+    async fn token_limits_count_answered_tokens() {
+        let (app, _test) = with_limits(vec![cairn_gateway::LimitRule {
+            tokens_per_minute: Some(20),
+            ..rule(cairn_gateway::Scope::All)
+        }])
+        .await;
+        let (status, _, _) = send(
+            &app,
+            post_chat(chat("backup", json!({"stream": true})), None),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "9 tokens streamed");
+        let (status, _, _) = send(&app, post_chat(chat("backup", json!({})), None)).await;
+        assert_eq!(status, StatusCode::OK, "the first 9 are under 20");
+        let mut refused = None;
+        for _ in 0..100 {
+            let (status, _, body) = send(&app, post_chat(chat("backup", json!({})), None)).await;
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                refused = Some(body);
+                break;
+            }
+            // The charge of the last answer is written in the background.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let body: Value =
+            serde_json::from_slice(&refused.expect("refused once 24 tokens are counted"))
+                .expect("json");
+        let message = check_error(&body, "rate_limit_error", "rate_limit_exceeded");
+        assert!(message.contains("20 tokens per minute"), "{message}");
+    }
+
+    /// A weighted route sends a share to its canary; a shadowed route answers from its target and
+    /// stores the shadow's answer next to it.
+    #[tokio::test]
+    async fn canary_and_shadow_traffic() {
+        let (app, upstream, _test) = app().await;
+        for _ in 0..80 {
+            let (status, _, _) = send(&app, post_chat(chat("canary", json!({})), None)).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        let called = upstream.models_called();
+        let canary = called.iter().filter(|m| *m == "tools").count();
+        // 20 expected of 80 (weights 3:1); the bounds are over 4 standard deviations wide.
+        assert!((5..=40).contains(&canary), "canary got {canary} of 80");
+        assert_eq!(canary + called.iter().filter(|m| *m == "good").count(), 80);
+
+        upstream.clear();
+        let (status, _, body) = send(&app, post_chat(chat("shadowed", json!({})), None)).await;
+        assert_eq!(status, StatusCode::OK);
+        let body: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(body["choices"][0]["message"]["content"], "answer from good");
+        let mut stored = Value::Null;
+        for _ in 0..100 {
+            let (status, found) =
+                json_request(&app, "GET", "/v1/routes/shadowed/shadow", None).await;
+            assert_eq!(status, StatusCode::OK);
+            if found["data"].as_array().is_some_and(|d| !d.is_empty()) {
+                stored = found["data"][0].clone();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(stored["primary_target"], "backup", "{stored}");
+        assert_eq!(stored["primary_output"], "answer from good");
+        assert_eq!(stored["shadow_target"], "small-talk");
+        assert_eq!(stored["shadow_output"], "answer from slow-50");
+        assert!(stored["shadow_latency_ms"].as_u64() >= Some(50), "{stored}");
+        assert_eq!(stored["request"][1]["content"], "Hello?");
+        let mut models = upstream.models_called();
+        models.sort();
+        assert_eq!(models, ["good", "slow-50"], "one call each");
     }
 }

@@ -1,0 +1,165 @@
+//! What the OpenAI-compatible API adds around a route: who is calling (an optional Cairn API key),
+//! their rate limits and budgets, and where shadow comparisons are stored.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::http::StatusCode;
+use cairn_core::Catalog;
+use cairn_core::catalog::ShadowResult;
+use cairn_gateway::{ShadowComparison, ShadowSink};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// Stores shadow comparisons in the catalog, in the background.
+#[derive(Debug)]
+pub struct CatalogShadows {
+    catalog: Arc<dyn Catalog>,
+}
+
+impl CatalogShadows {
+    pub fn new(catalog: Arc<dyn Catalog>) -> Arc<Self> {
+        Arc::new(CatalogShadows { catalog })
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl ShadowSink for CatalogShadows {
+    fn record(&self, comparison: ShadowComparison) {
+        let (shadow_output, shadow_error, shadow_usage, shadow_cost_usd) = match comparison.shadow {
+            Ok(response) => {
+                let mut text = response.message.content;
+                for call in &response.message.tool_calls {
+                    text.push_str(
+                        &json!({"tool": call.name, "arguments": call.arguments}).to_string(),
+                    );
+                }
+                (Some(text), None, response.usage, response.cost_usd)
+            }
+            Err(error) => (None, Some(error.to_string()), Default::default(), None),
+        };
+        let (primary_output, primary_error) = match comparison.primary {
+            Ok(text) => (Some(text), None),
+            Err(error) => (None, Some(error)),
+        };
+        let result = ShadowResult {
+            id: uuid::Uuid::now_v7(),
+            route: comparison.route,
+            primary_target: comparison.primary_target,
+            shadow_target: comparison.shadow_target,
+            request: serde_json::to_value(&comparison.request.messages).unwrap_or(Value::Null),
+            primary_output,
+            primary_error,
+            primary_latency_ms: millis(comparison.primary_latency),
+            shadow_output,
+            shadow_error,
+            shadow_latency_ms: millis(comparison.shadow_latency),
+            shadow_usage,
+            shadow_cost_usd,
+            created_at: chrono::Utc::now(),
+        };
+        let catalog = self.catalog.clone();
+        tokio::spawn(async move {
+            if let Err(e) = catalog.record_shadow(result).await {
+                tracing::warn!(error = %e, "could not store a shadow comparison");
+            }
+        });
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ShadowQuery {
+    #[serde(default = "default_limit")]
+    limit: u32,
+}
+
+fn default_limit() -> u32 {
+    50
+}
+
+/// `GET /v1/routes/{name}/shadow?limit=N`: a route's shadow comparisons, newest first.
+pub(crate) async fn list_shadow_results(
+    State(state): State<AppState>,
+    Path(route): Path<String>,
+    Query(query): Query<ShadowQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let results = state
+        .catalog
+        .list_shadow_results(&route, query.limit.clamp(1, 500))
+        .await?;
+    Ok(Json(json!({"object": "list", "data": results})))
+}
+
+/// How long a verified key is trusted before the catalog is asked again (so a revoked key stops
+/// working within this time on every replica).
+const KEY_TTL: Duration = Duration::from_secs(30);
+
+/// Verified API keys by hash, so that a call with a key does not wait for the catalog each time.
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    verified: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+impl KeyCache {
+    /// The caller's key name, from `Authorization: Bearer cairn_…`. Other bearer tokens (OpenAI
+    /// clients always send one) are not Cairn's and mean an anonymous caller.
+    pub(crate) async fn caller(
+        &self,
+        catalog: &dyn Catalog,
+        headers: &HeaderMap,
+    ) -> Result<Option<String>, ApiError> {
+        let Some(secret) = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|token| token.starts_with(cairn_mcp::keys::KEY_PREFIX))
+        else {
+            return Ok(None);
+        };
+        let hash = cairn_mcp::keys::hash(secret);
+        if let Ok(verified) = self.verified.lock()
+            && let Some((name, at)) = verified.get(&hash)
+            && at.elapsed() < KEY_TTL
+        {
+            return Ok(Some(name.clone()));
+        }
+        let Some(key) = catalog.find_active_api_key(&hash).await? else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                "invalid_api_key",
+                "the API key is not known or has been revoked; create one with `cairn key create`",
+            ));
+        };
+        if let Ok(mut verified) = self.verified.lock() {
+            if verified.len() > 10_000 {
+                verified.retain(|_, (_, at)| at.elapsed() < KEY_TTL);
+            }
+            verified.insert(hash, (key.name.clone(), Instant::now()));
+        }
+        Ok(Some(key.name))
+    }
+}
+
+/// The 429 for a refused call, with `Retry-After`.
+pub(crate) fn limited(refused: cairn_gateway::Limited) -> ApiError {
+    let mut error = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limit_error",
+        "rate_limit_exceeded",
+        refused.message,
+    );
+    error.retry_after = Some(refused.retry_after.as_secs().max(1));
+    error
+}
