@@ -172,6 +172,41 @@ fn finish_reason(reason: WireFinishReason) -> FinishReason {
     }
 }
 
+/// Token counts for a call whose server reported none (some OpenAI-compatible servers omit usage,
+/// or do not honour `include_usage` on streams): counted with OpenAI's `o200k_base` encoding, and
+/// OpenAI's framing of 3 tokens per message plus 3 to prime the answer. Exact for recent OpenAI
+/// models; an estimate for others, whose own tokenizers differ.
+pub fn estimate_usage(messages: &[ChatMessage], output: &str) -> Usage {
+    let bpe = tiktoken_rs::o200k_base_singleton();
+    let count = |text: &str| u32::try_from(bpe.encode_ordinary(text).len()).unwrap_or(u32::MAX);
+    let input = messages.iter().fold(3u32, |total, message| {
+        let calls: u32 = message
+            .tool_calls
+            .iter()
+            .map(|call| count(&call.name).saturating_add(count(&call.arguments)))
+            .sum();
+        total
+            .saturating_add(3)
+            .saturating_add(count(&message.content))
+            .saturating_add(calls)
+    });
+    Usage {
+        input_tokens: input,
+        cached_input_tokens: 0,
+        output_tokens: count(output),
+        reasoning_tokens: 0,
+    }
+}
+
+fn answer_text(message: &ChatMessage) -> String {
+    let mut text = message.content.clone();
+    for call in &message.tool_calls {
+        text.push_str(&call.name);
+        text.push_str(&call.arguments);
+    }
+    text
+}
+
 fn usage(usage: Option<&CompletionUsage>) -> Usage {
     usage.map_or_else(Usage::default, |u| Usage {
         input_tokens: u.prompt_tokens,
@@ -229,10 +264,14 @@ impl ChatModel for OpenAiChatModel {
             },
             finish_reason,
         );
+        let usage = match response.usage.as_ref() {
+            Some(reported) => usage(Some(reported)),
+            None => estimate_usage(&request.messages, &answer_text(&message)),
+        };
         Ok(ChatResponse {
             message,
             finish_reason: reason,
-            usage: usage(response.usage.as_ref()),
+            usage,
             model: response.model,
             cost_usd: None,
         })
@@ -254,7 +293,9 @@ impl ChatModel for OpenAiChatModel {
             upstream,
             calls: BTreeMap::new(),
             finish: None,
-            usage: Usage::default(),
+            usage: None,
+            messages: request.messages.clone(),
+            text: String::new(),
             pending: VecDeque::new(),
             done: false,
         };
@@ -280,7 +321,11 @@ struct StreamState {
     upstream: ChatCompletionResponseStream,
     calls: BTreeMap<u32, PartialCall>,
     finish: Option<FinishReason>,
-    usage: Usage,
+    /// As the server reported it, if it did.
+    usage: Option<Usage>,
+    /// The request's messages and the answer so far, to count tokens when the server does not.
+    messages: Vec<ChatMessage>,
+    text: String,
     pending: VecDeque<Result<ChatChunk, ModelError>>,
     done: bool,
 }
@@ -297,10 +342,13 @@ impl StreamState {
             match self.upstream.next().await {
                 Some(Ok(chunk)) => {
                     if chunk.usage.is_some() {
-                        self.usage = usage(chunk.usage.as_ref());
+                        self.usage = Some(usage(chunk.usage.as_ref()));
                     }
                     for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
                         if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
+                            if self.usage.is_none() {
+                                self.text.push_str(&text);
+                            }
                             self.pending.push_back(Ok(ChatChunk::Delta(text)));
                         }
                         for delta in choice.delta.tool_calls.into_iter().flatten() {
@@ -328,6 +376,16 @@ impl StreamState {
                     self.done = true;
                     match self.finish {
                         Some(reason) => {
+                            let usage = match self.usage {
+                                Some(usage) => usage,
+                                None => {
+                                    for call in self.calls.values() {
+                                        self.text.push_str(&call.name);
+                                        self.text.push_str(&call.arguments);
+                                    }
+                                    estimate_usage(&self.messages, &self.text)
+                                }
+                            };
                             for (_, call) in std::mem::take(&mut self.calls) {
                                 self.pending.push_back(Ok(ChatChunk::ToolCall(ToolCall {
                                     id: call.id,
@@ -337,7 +395,7 @@ impl StreamState {
                             }
                             self.pending.push_back(Ok(ChatChunk::Finish {
                                 reason,
-                                usage: self.usage,
+                                usage,
                                 cost_usd: None,
                             }));
                         }

@@ -10,6 +10,6 @@ mod embedding;
 mod endpoint;
 mod errors;
 
-pub use chat::OpenAiChatModel;
+pub use chat::{OpenAiChatModel, estimate_usage};
 pub use embedding::OpenAiEmbeddingModel;
 pub use endpoint::{Auth, Endpoint, EndpointError, Timeouts};

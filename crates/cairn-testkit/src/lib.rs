@@ -20,6 +20,7 @@
 //! | `hostile` | a stream of markup that tries to run script or load from elsewhere ([`HOSTILE`]) |
 //! | `trickle` | a stream of a word every 100 ms for 10 s |
 //! | `slow-N` | waits N milliseconds, then answers normally |
+//! | `unmetered` | answers normally but reports no usage (streamed: no usage chunk) |
 //! | anything else | `answer from MODEL` (streamed as `Hi`, ` there`), with usage |
 //!
 //! Embedding requests get one vector per input, `[i, i, i]`, returned out of order; the model
@@ -206,15 +207,18 @@ fn completion(model: &str) -> Response {
             "stop",
         )
     };
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "id": "chatcmpl-upstream", "object": "chat.completion", "created": 1, "model": format!("{model}-2026"),
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15,
-                      "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens_details": {"reasoning_tokens": 1}}
-        }),
-    )
+    let mut body = json!({
+        "id": "chatcmpl-upstream", "object": "chat.completion", "created": 1, "model": format!("{model}-2026"),
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15,
+                  "prompt_tokens_details": {"cached_tokens": 4}, "completion_tokens_details": {"reasoning_tokens": 1}}
+    });
+    if model == "unmetered"
+        && let Some(body) = body.as_object_mut()
+    {
+        body.remove("usage");
+    }
+    json_response(StatusCode::OK, &body)
 }
 
 /// The streamed pieces of the `hostile` model's answer: a script, an image with an error handler,
@@ -284,8 +288,10 @@ fn stream(model: &str) -> Response {
                 chunk(model, json!({"content": "Hi"}), None),
                 chunk(model, json!({"content": " there"}), None),
                 chunk(model, json!({}), Some("stop")),
-                usage,
-            ],
+            ]
+            .into_iter()
+            .chain((model != "unmetered").then_some(usage))
+            .collect(),
             true,
         ),
     };

@@ -203,6 +203,30 @@ async fn streams_text_then_finish_with_usage() {
     );
 }
 
+/// A server that reports no usage: tokens are counted with the o200k tokenizer, in both modes.
+#[tokio::test]
+async fn missing_usage_is_counted_with_a_tokenizer() {
+    let (base, _log) = start().await;
+    let request = ask("What is the capital of Norway?");
+    let expected = cairn_openai::estimate_usage(&request.messages, "answer from unmetered");
+    // "Be brief." is 3 tokens and the question 7, each message framed by 3, plus 3 for the reply.
+    assert_eq!(expected.input_tokens, 3 + (3 + 3) + (3 + 7));
+    assert!((3..=8).contains(&expected.output_tokens), "{expected:?}");
+    let response = model(&base, "unmetered")
+        .complete(&request)
+        .await
+        .expect("complete");
+    assert_eq!(response.usage, expected);
+    let chunks = collect(&model(&base, "unmetered"), &request).await;
+    match chunks.last() {
+        Some(Ok(ChatChunk::Finish { usage, .. })) => assert_eq!(
+            *usage,
+            cairn_openai::estimate_usage(&request.messages, "Hi there")
+        ),
+        other => panic!("expected Finish, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn streamed_tool_calls_are_assembled() {
     let (base, _log) = start().await;
