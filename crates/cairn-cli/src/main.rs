@@ -8,6 +8,7 @@ use cairn_server::config::{self, Sources};
 use clap::{Args, Parser, Subcommand};
 
 mod bench;
+mod bench_gateway;
 mod bench_rag;
 mod key;
 mod prompt;
@@ -34,7 +35,7 @@ enum Command {
     Serve(ServeArgs),
     /// Apply catalog migrations and exit.
     Migrate(StorageArgs),
-    /// Measure speed: `cairn bench generate --model NAME`, `bench embed`, `bench index`, `bench ingest PATH`.
+    /// Measure speed: `cairn bench generate --model NAME`, `bench embed`, `bench index`, `bench ingest PATH`, `bench gateway`.
     Bench {
         #[command(flatten)]
         storage: StorageArgs,
@@ -83,6 +84,11 @@ enum BenchCommand {
     Index(bench_rag::IndexArgs),
     /// End-to-end ingest throughput and peak memory.
     Ingest(bench_rag::IngestBenchArgs),
+    /// Gateway overhead over a fixed-latency mock upstream, optionally beside the LiteLLM proxy.
+    Gateway(bench_gateway::GatewayArgs),
+    /// The fixed-latency OpenAI-compatible upstream `bench gateway` runs.
+    #[command(hide = true)]
+    MockUpstream(bench_gateway::MockArgs),
 }
 
 #[derive(Debug, Args)]
@@ -225,6 +231,14 @@ fn main() -> ExitCode {
                 command: BenchCommand::Ingest(args),
                 ..
             } => bench_rag::ingest(&config, &args).await,
+            Command::Bench {
+                command: BenchCommand::Gateway(args),
+                ..
+            } => bench_gateway::gateway(&args).await,
+            Command::Bench {
+                command: BenchCommand::MockUpstream(args),
+                ..
+            } => bench_gateway::mock_upstream(&args).await,
             Command::Bench {
                 command: BenchCommand::Generate(args),
                 ..

@@ -418,6 +418,46 @@ fn migrate_creates_the_embedded_catalog() {
 }
 
 /// Runs `cairn ARGS` in `dir` and returns (success, stdout, stderr).
+/// `cairn bench gateway` starts its mock upstream and a `cairn serve`, loads both and reports
+/// latency, overhead and memory (figures are for docs/benchmarks.md, not checked here).
+#[test]
+fn the_gateway_benchmark_runs_against_its_mock_upstream() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (ok, stdout, stderr) = run_cairn(
+        dir.path(),
+        &[
+            "bench",
+            "gateway",
+            "--rates",
+            "20",
+            "--seconds",
+            "1",
+            "--upstream-latency-ms",
+            "5",
+            "--json",
+        ],
+    );
+    assert!(ok, "{stdout}\n{stderr}");
+    let rows: Vec<Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON row"))
+        .collect();
+    let targets: Vec<&str> = rows.iter().filter_map(|r| r["target"].as_str()).collect();
+    assert_eq!(targets, ["direct", "cairn"]);
+    for row in &rows {
+        assert_eq!(row["errors"], 0, "{row}");
+        assert!(row["p50_ms"].as_f64() >= Some(5.0), "{row}");
+    }
+    let cairn = &rows[1];
+    assert!(cairn["overhead_p99_ms"].is_f64(), "{cairn}");
+    assert!(cairn["reported_overhead_ms"]["p99"].is_f64(), "{cairn}");
+    assert!(cairn["peak_rss_mib"].as_f64() > Some(1.0), "{cairn}");
+    assert!(
+        !dir.path().join(".cairn").exists(),
+        "the benchmark keeps its data in a temporary directory"
+    );
+}
+
 fn run_cairn(dir: &Path, args: &[&str]) -> (bool, String, String) {
     let output = cairn(dir, args, &[]).output().expect("run cairn");
     (
