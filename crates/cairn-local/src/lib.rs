@@ -15,9 +15,9 @@ use cairn_core::model::{
     ResponseFormat, Role, ToolCall, ToolChoice, Usage,
 };
 use mistralrs::{
-    CalledFunction, Constraint, Function, GgufModelBuilder, Model, RequestBuilder, Response,
-    SamplingParams, StopTokens, TextMessageRole, TextModelBuilder, TokenSource, Tool,
-    ToolCallResponse, ToolCallType, ToolType,
+    CalledFunction, Constraint, Function, Model, RequestBuilder, Response, SamplingParams,
+    StopTokens, TextMessageRole, TextModelBuilder, TokenSource, Tool, ToolCallResponse,
+    ToolCallType, ToolType,
 };
 
 /// Where a local model's weights are.
@@ -115,17 +115,9 @@ impl MistralRsChatModel {
                     .file_name()
                     .map(|f| f.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                let mut builder =
-                    GgufModelBuilder::new(dir.display().to_string(), vec![file.clone()])
-                        .with_token_source(TokenSource::None)
-                        .with_max_num_seqs(options.max_num_seqs.max(1));
-                if options.force_cpu {
-                    builder = builder.with_force_cpu();
-                }
-                let model = builder
-                    .build()
+                let model = load_gguf(dir, &file, options)
                     .await
-                    .map_err(|e| load_error(&file, format!("{e:#}")))?;
+                    .map_err(|reason| load_error(&file, reason))?;
                 (file, model)
             }
             LocalModelSource::Safetensors(dir) => {
@@ -300,6 +292,70 @@ fn classify(error: mistralrs::error::Error) -> ModelError {
         mistralrs::error::Error::RequestValidation(message) => validation_error(message),
         other => ModelError::Permanent(format!("local model failed: {other}")),
     }
+}
+
+/// Loads a GGUF file. mistral.rs's `GgufModelBuilder` always lets the engine choose the activation
+/// dtype, which on a CPU is F16 (its first half precision whose test matmul succeeds) and so runs
+/// every matmul through software half-precision conversion. On a CPU this builds the same pipeline
+/// with F32 activations (the quantized weights stay as they are); on a GPU, with the engine's
+/// choice.
+async fn load_gguf(dir: &Path, file: &str, options: LocalOptions) -> Result<Model, String> {
+    use mistralrs::core::{
+        AddModelConfig, AutoDeviceMapParams, DefaultSchedulerMethod, DeviceMapSetting,
+        EngineConfig, GGUFLoaderBuilder, GGUFSpecificConfig, ModelDType, SchedulerConfig,
+    };
+    let device = mistralrs::best_device(options.force_cpu).map_err(|e| format!("{e:#}"))?;
+    let dtype = if device.is_cpu() {
+        ModelDType::F32
+    } else {
+        ModelDType::Auto
+    };
+    let loader = GGUFLoaderBuilder::new(
+        None,
+        None,
+        dir.display().to_string(),
+        vec![file.to_owned()],
+        GGUFSpecificConfig { topology: None },
+        false,
+        None,
+    )
+    .build();
+    let pipeline = loader
+        .load_model_from_hf(
+            None,
+            TokenSource::None,
+            &dtype,
+            &device,
+            true,
+            DeviceMapSetting::Auto(AutoDeviceMapParams::default_text()),
+            None,
+            None,
+        )
+        .map_err(|e| format!("{e:#}"))?;
+    let max_num_seqs = options
+        .max_num_seqs
+        .max(1)
+        .try_into()
+        .map_err(|e| format!("max_num_seqs: {e}"))?;
+    let scheduler = SchedulerConfig::DefaultScheduler {
+        method: DefaultSchedulerMethod::Fixed(max_num_seqs),
+    };
+    // The builder's defaults: KV cache on, prefix cache of 16 sequences, no throughput logging.
+    let config = AddModelConfig {
+        engine_config: EngineConfig {
+            no_kv_cache: false,
+            no_prefix_cache: false,
+            prefix_cache_n: 16,
+            throughput_logging_enabled: false,
+            ..EngineConfig::default()
+        },
+        mcp_client_config: None,
+        loader_config: None,
+    };
+    Ok(
+        mistralrs::model_builder_trait::build_model_from_pipeline(pipeline, scheduler, config)
+            .await,
+    )
 }
 
 /// Loads a safetensors model from a directory (`local`: no token lookup, no hub) or a hub id.
