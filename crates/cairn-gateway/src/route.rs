@@ -1145,7 +1145,7 @@ mod tests {
             sink: sink.clone(),
         };
         let shadowed =
-            route(&[&primary], settings(1), BreakerSettings::default()).with_shadow(shadow);
+            route(&[&primary], settings(1), BreakerSettings::default()).with_shadow(shadow.clone());
         let started = Instant::now();
         assert_eq!(answer(&shadowed).await, Ok("primary".into()));
         assert!(
@@ -1179,15 +1179,6 @@ mod tests {
             "down",
             vec![Behaviour::Fail(ModelError::Permanent("401".into()))],
         );
-        let shadow = Shadow {
-            target: Target::new(
-                "candidate",
-                candidate.clone() as Arc<dyn ChatModel>,
-                BreakerSettings::default(),
-            ),
-            sample: 1.0,
-            sink: sink.clone(),
-        };
         let route_down =
             route(&[&down], settings(1), BreakerSettings::default()).with_shadow(shadow.clone());
         answer(&route_down).await.expect_err("primary fails");
