@@ -35,6 +35,23 @@ pub struct GatewayArgs {
     /// Print one JSON object per row instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Run the proxies (Cairn, LiteLLM) on these CPUs only, e.g. `1`, through `taskset`; run the
+    /// benchmark itself under `taskset -c 0` so that the load generator and the mock keep to
+    /// the others.
+    #[arg(long, value_name = "LIST")]
+    pub proxy_cpus: Option<String>,
+}
+
+/// A command for a proxy, pinned to `cpus` through `taskset` when given.
+fn proxy_command(program: &Path, cpus: Option<&str>) -> Command {
+    match cpus {
+        Some(cpus) => {
+            let mut command = Command::new("taskset");
+            command.arg("-c").arg(cpus).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -168,6 +185,7 @@ async fn start_cairn(
     dir: &Path,
     upstream: &str,
     client: &reqwest::Client,
+    cpus: Option<&str>,
 ) -> Result<(Process, String)> {
     let port = free_port()?;
     let config = dir.join("cairn.toml");
@@ -181,7 +199,7 @@ async fn start_cairn(
             data = dir.join("data").display().to_string(),
         ),
     )?;
-    let child = Command::new(std::env::current_exe()?)
+    let child = proxy_command(&std::env::current_exe()?, cpus)
         .arg("--config")
         .arg(&config)
         .arg("serve")
@@ -204,6 +222,7 @@ async fn start_litellm(
     dir: &Path,
     upstream: &str,
     client: &reqwest::Client,
+    cpus: Option<&str>,
 ) -> Result<(Process, String)> {
     let port = free_port()?;
     let config = dir.join("litellm.yaml");
@@ -215,7 +234,7 @@ async fn start_litellm(
              output_cost_per_token: 0.00001\nlitellm_settings:\n  callbacks: [\"prometheus\"]\n"
         ),
     )?;
-    let child = Command::new(litellm)
+    let child = proxy_command(litellm, cpus)
         // The proxy refuses to start without a master key; clients send it as their bearer token.
         .env("LITELLM_MASTER_KEY", BEARER)
         // No internet here: use the bundled price map instead of fetching it at startup.
@@ -335,11 +354,13 @@ pub async fn gateway(args: &GatewayArgs) -> Result<()> {
     // Each proxy runs only while it is measured, so that one's background work (LiteLLM keeps
     // busy after a backlog) does not slow the other.
     {
-        let (cairn, base) = start_cairn(&dir, &upstream, &client).await?;
+        let (cairn, base) =
+            start_cairn(&dir, &upstream, &client, args.proxy_cpus.as_deref()).await?;
         rows.extend(measure(args, &client, "cairn", &base, Some(&cairn)).await);
     }
     if let Some(path) = &args.litellm {
-        let (litellm, base) = start_litellm(path, &dir, &upstream, &client).await?;
+        let (litellm, base) =
+            start_litellm(path, &dir, &upstream, &client, args.proxy_cpus.as_deref()).await?;
         rows.extend(measure(args, &client, "litellm", &base, Some(&litellm)).await);
     }
     if args.json {
