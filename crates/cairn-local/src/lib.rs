@@ -294,6 +294,22 @@ fn classify(error: mistralrs::error::Error) -> ModelError {
     }
 }
 
+/// The device the model runs on, and the activation dtype to ask for there: F32 on a CPU (the
+/// engine's own choice there is F16, through software conversion, about three times slower), the
+/// engine's choice on a GPU.
+fn device_and_dtype(
+    options: LocalOptions,
+) -> Result<(mistralrs::Device, mistralrs::core::ModelDType), String> {
+    use mistralrs::core::ModelDType;
+    let device = mistralrs::best_device(options.force_cpu).map_err(|e| format!("{e:#}"))?;
+    let dtype = if device.is_cpu() {
+        ModelDType::F32
+    } else {
+        ModelDType::Auto
+    };
+    Ok((device, dtype))
+}
+
 /// Loads a GGUF file. mistral.rs's `GgufModelBuilder` always lets the engine choose the activation
 /// dtype, which on a CPU is F16 (its first half precision whose test matmul succeeds) and so runs
 /// every matmul through software half-precision conversion. On a CPU this builds the same pipeline
@@ -302,14 +318,9 @@ fn classify(error: mistralrs::error::Error) -> ModelError {
 async fn load_gguf(dir: &Path, file: &str, options: LocalOptions) -> Result<Model, String> {
     use mistralrs::core::{
         AddModelConfig, AutoDeviceMapParams, DefaultSchedulerMethod, DeviceMapSetting,
-        EngineConfig, GGUFLoaderBuilder, GGUFSpecificConfig, ModelDType, SchedulerConfig,
+        EngineConfig, GGUFLoaderBuilder, GGUFSpecificConfig, SchedulerConfig,
     };
-    let device = mistralrs::best_device(options.force_cpu).map_err(|e| format!("{e:#}"))?;
-    let dtype = if device.is_cpu() {
-        ModelDType::F32
-    } else {
-        ModelDType::Auto
-    };
+    let (device, dtype) = device_and_dtype(options)?;
     let loader = GGUFLoaderBuilder::new(
         None,
         None,
@@ -365,8 +376,13 @@ async fn load_text_model(
     local: bool,
     options: LocalOptions,
 ) -> Result<Model, LocalError> {
-    let mut builder =
-        TextModelBuilder::new(model_id).with_max_num_seqs(options.max_num_seqs.max(1));
+    let (_, dtype) = device_and_dtype(options).map_err(|reason| LocalError::Load {
+        source_name: name.to_owned(),
+        reason,
+    })?;
+    let mut builder = TextModelBuilder::new(model_id)
+        .with_max_num_seqs(options.max_num_seqs.max(1))
+        .with_dtype(dtype);
     if local {
         builder = builder.with_token_source(TokenSource::None);
     }

@@ -168,3 +168,110 @@ fn sources_are_recognised() {
         LocalModelSource::Safetensors(dir)
     );
 }
+
+/// GPT-2's byte-to-character map, which byte-level BPE vocabularies are written in.
+fn byte_chars() -> Vec<char> {
+    let mut printable: Vec<u32> = (u32::from(b'!')..=u32::from(b'~'))
+        .chain(0xA1..=0xAC)
+        .chain(0xAE..=0xFF)
+        .collect();
+    let mut chars: Vec<u32> = printable.clone();
+    let mut extra = 0;
+    for byte in 0..256u32 {
+        if !printable.contains(&byte) {
+            printable.push(byte);
+            chars.push(256 + extra);
+            extra += 1;
+        }
+    }
+    let mut map = vec!['?'; 256];
+    for (byte, ch) in printable.iter().zip(chars) {
+        map[*byte as usize] = char::from_u32(ch).expect("a char");
+    }
+    map
+}
+
+/// A tiny random Llama in a safetensors directory: one layer, 16 wide, a byte-level vocabulary.
+fn tiny_llama(dir: &std::path::Path) {
+    use candle_core::{DType, Device, Tensor};
+    let vocab: serde_json::Map<String, serde_json::Value> = byte_chars()
+        .into_iter()
+        .enumerate()
+        .map(|(id, ch)| (ch.to_string(), serde_json::json!(id)))
+        .collect();
+    let special = |id: u32, content: &str| {
+        serde_json::json!({"id": id, "content": content, "single_word": false, "lstrip": false,
+                           "rstrip": false, "normalized": false, "special": true})
+    };
+    let byte_level = serde_json::json!({"type": "ByteLevel", "add_prefix_space": false,
+                                        "trim_offsets": true, "use_regex": true});
+    let tokenizer = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null,
+        "added_tokens": [special(256, "<s>"), special(257, "</s>")],
+        "normalizer": null, "pre_tokenizer": byte_level, "post_processor": null, "decoder": byte_level,
+        "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+                  "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false,
+                  "vocab": vocab, "merges": []}
+    });
+    let config = serde_json::json!({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 16,
+        "intermediate_size": 32, "num_attention_heads": 2, "num_key_value_heads": 2,
+        "num_hidden_layers": 1, "vocab_size": 258, "max_position_embeddings": 512,
+        "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": false,
+        "bos_token_id": 256, "eos_token_id": 257, "hidden_act": "silu", "torch_dtype": "bfloat16"
+    });
+    let tokenizer_config = serde_json::json!({
+        "bos_token": "<s>", "eos_token": "</s>", "add_bos_token": false,
+        "chat_template": "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}"
+    });
+    for (name, value) in [
+        ("tokenizer.json", tokenizer),
+        ("config.json", config),
+        ("tokenizer_config.json", tokenizer_config),
+    ] {
+        std::fs::write(dir.join(name), value.to_string()).expect("write");
+    }
+    let device = Device::Cpu;
+    let random = |shape: &[usize]| {
+        Tensor::randn(0f32, 0.2, shape, &device)
+            .and_then(|t| t.to_dtype(DType::BF16))
+            .expect("tensor")
+    };
+    let ones = |n: usize| Tensor::ones(n, DType::BF16, &device).expect("tensor");
+    let layer = "model.layers.0";
+    let mut tensors = std::collections::HashMap::new();
+    tensors.insert("model.embed_tokens.weight".to_owned(), random(&[258, 16]));
+    tensors.insert("lm_head.weight".to_owned(), random(&[258, 16]));
+    tensors.insert("model.norm.weight".to_owned(), ones(16));
+    for proj in ["q_proj", "k_proj", "v_proj", "o_proj"] {
+        tensors.insert(
+            format!("{layer}.self_attn.{proj}.weight"),
+            random(&[16, 16]),
+        );
+    }
+    tensors.insert(format!("{layer}.mlp.gate_proj.weight"), random(&[32, 16]));
+    tensors.insert(format!("{layer}.mlp.up_proj.weight"), random(&[32, 16]));
+    tensors.insert(format!("{layer}.mlp.down_proj.weight"), random(&[16, 32]));
+    tensors.insert(format!("{layer}.input_layernorm.weight"), ones(16));
+    tensors.insert(format!("{layer}.post_attention_layernorm.weight"), ones(16));
+    candle_core::safetensors::save(&tensors, dir.join("model.safetensors")).expect("save");
+}
+
+/// A safetensors directory loads (with F32 activations on the CPU) and answers.
+#[tokio::test]
+async fn a_safetensors_directory_loads_and_answers() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    tiny_llama(dir.path());
+    let model = MistralRsChatModel::load(
+        &LocalModelSource::from_path_or_id(&dir.path().display().to_string()),
+        LocalOptions {
+            force_cpu: true,
+            max_num_seqs: 1,
+        },
+    )
+    .await
+    .expect("the tiny model loads");
+    let response = model.complete(&ask("Hi?", 4)).await.expect("an answer");
+    assert_eq!(response.usage.output_tokens, 4, "{response:?}");
+    assert_eq!(response.finish_reason, FinishReason::Length);
+}
