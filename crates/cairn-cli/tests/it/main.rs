@@ -118,6 +118,17 @@ async fn get_json(url: &str) -> (u16, Value) {
     (status, response.json().await.expect("JSON body"))
 }
 
+/// Sends the request and reads its JSON body.
+async fn json_body(request: reqwest::RequestBuilder) -> Value {
+    request
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("a JSON body")
+}
+
 fn promtool() -> PathBuf {
     if let Ok(path) = std::env::var("CAIRN_PROMTOOL") {
         return PathBuf::from(path);

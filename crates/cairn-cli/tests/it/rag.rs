@@ -173,15 +173,12 @@ async fn ingest_and_search(env: &[(&str, &str)]) {
         stdout.contains("1 added, 0 updated, 3 unchanged"),
         "{stdout}"
     );
-    let hits: Value = client
-        .post(server.url("/v1/collections/handbook/search"))
-        .json(&json!({"query": "when do backups run and where do snapshots go?", "top_k": 1}))
-        .send()
-        .await
-        .expect("search")
-        .json()
-        .await
-        .expect("json");
+    let hits: Value = super::json_body(
+        client
+            .post(server.url("/v1/collections/handbook/search"))
+            .json(&json!({"query": "when do backups run and where do snapshots go?", "top_k": 1})),
+    )
+    .await;
     assert!(
         hits["data"][0]["source"]
             .as_str()
@@ -214,15 +211,12 @@ async fn ingest_and_search(env: &[(&str, &str)]) {
     assert_eq!(response.status(), 201);
     let report: Value = response.json().await.expect("json");
     assert_eq!(report["added"], 1, "{report}");
-    let hits: Value = client
-        .post(server.url("/v1/collections/handbook/search"))
-        .json(&json!({"query": "how often should keys rotate", "top_k": 1}))
-        .send()
-        .await
-        .expect("search")
-        .json()
-        .await
-        .expect("json");
+    let hits: Value = super::json_body(
+        client
+            .post(server.url("/v1/collections/handbook/search"))
+            .json(&json!({"query": "how often should keys rotate", "top_k": 1})),
+    )
+    .await;
     assert_eq!(hits["data"][0]["source"], "upload:keys.md", "{hits}");
     let document_id = hits["data"][0]["document_id"]
         .as_str()
@@ -234,14 +228,8 @@ async fn ingest_and_search(env: &[(&str, &str)]) {
         .await
         .expect("delete");
     assert_eq!(response.status(), 204);
-    let documents: Value = client
-        .get(server.url("/v1/collections/handbook/documents"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let documents: Value =
+        super::json_body(client.get(server.url("/v1/collections/handbook/documents"))).await;
     assert_eq!(
         documents["data"].as_array().map(Vec::len),
         Some(3),
@@ -327,15 +315,12 @@ async fn an_upload_over_the_limit_is_refused_and_nothing_is_lost() {
         "{error}"
     );
     // The server closes a connection whose oversized body it did not read: ask on a new one.
-    let hits: Value = reqwest::Client::new()
-        .post(server.url("/v1/collections/kb/search"))
-        .json(&json!({"query": "glaciers"}))
-        .send()
-        .await
-        .expect("search")
-        .json()
-        .await
-        .expect("json");
+    let hits: Value = super::json_body(
+        reqwest::Client::new()
+            .post(server.url("/v1/collections/kb/search"))
+            .json(&json!({"query": "glaciers"})),
+    )
+    .await;
     assert_eq!(hits["data"][0]["source"], "upload:small.md", "{hits}");
 }
 

@@ -76,14 +76,7 @@ async fn conversations_store_streamed_cited_answers_feedback_and_stopped_answers
     let server = setup(dir.path(), &upstream.base_url());
     let client = reqwest::Client::new();
 
-    let apps: Value = client
-        .get(server.url("/v1/apps"))
-        .send()
-        .await
-        .expect("apps")
-        .json()
-        .await
-        .expect("json");
+    let apps: Value = super::json_body(client.get(server.url("/v1/apps"))).await;
     let names: Vec<&str> = apps["data"]
         .as_array()
         .expect("list")
@@ -130,14 +123,8 @@ async fn conversations_store_streamed_cited_answers_feedback_and_stopped_answers
     let lineage_id = done["lineage_id"].as_str().expect("lineage id").to_owned();
     assert_eq!(start["lineage_id"], lineage_id.as_str());
 
-    let stored: Value = client
-        .get(server.url(&format!("/v1/conversations/{id}")))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let stored: Value =
+        super::json_body(client.get(server.url(&format!("/v1/conversations/{id}")))).await;
     assert_eq!(
         stored["title"], question,
         "the first question names the conversation"
@@ -213,14 +200,8 @@ async fn conversations_store_streamed_cited_answers_feedback_and_stopped_answers
     let mut partial = Value::Null;
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let stored: Value = client
-            .get(server.url(&format!("/v1/conversations/{id}")))
-            .send()
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("json");
+        let stored: Value =
+            super::json_body(client.get(server.url(&format!("/v1/conversations/{id}")))).await;
         let messages = stored["messages"].as_array().cloned().unwrap_or_default();
         if messages.len() == 5 {
             partial = messages[4].clone();
@@ -270,33 +251,20 @@ async fn conversations_store_streamed_cited_answers_feedback_and_stopped_answers
         .await
         .expect("rename");
     assert_eq!(renamed.status(), 200);
-    let listed: Value = client
-        .get(server.url("/v1/conversations"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let listed: Value = super::json_body(client.get(server.url("/v1/conversations"))).await;
     assert_eq!(listed["data"][0]["title"], "Catalog");
     let citation = &start["citations"][0];
     let (from, to) = (
         citation["char_start"].as_i64().unwrap_or(0),
         citation["char_end"].as_i64().unwrap_or(0),
     );
-    let text: Value = client
-        .get(server.url(&format!(
-            "/v1/documents/{}/text?start={}&end={}",
-            citation["document_id"].as_str().unwrap_or_default(),
-            from - 1000,
-            to
-        )))
-        .send()
-        .await
-        .expect("text")
-        .json()
-        .await
-        .expect("json");
+    let text: Value = super::json_body(client.get(server.url(&format!(
+        "/v1/documents/{}/text?start={}&end={}",
+        citation["document_id"].as_str().unwrap_or_default(),
+        from - 1000,
+        to
+    ))))
+    .await;
     assert_eq!(text["start"], 0);
     assert!(
         text["text"]
@@ -463,15 +431,8 @@ async fn sign_in_through_oidc_with_pkce_and_conversations_belong_to_the_user() {
 
     let alice = sign_in(&client, &server).await;
     assert_eq!(provider.pkce_rejections(), 0);
-    let me: Value = client
-        .get(server.url("/v1/me"))
-        .header("cookie", &alice)
-        .send()
-        .await
-        .expect("me")
-        .json()
-        .await
-        .expect("json");
+    let me: Value =
+        super::json_body(client.get(server.url("/v1/me")).header("cookie", &alice)).await;
     assert_eq!(
         (
             me["user"].as_str(),
@@ -480,29 +441,23 @@ async fn sign_in_through_oidc_with_pkce_and_conversations_belong_to_the_user() {
         ),
         (Some("sub-alice"), Some("alice"), Some("oidc"))
     );
-    let created: Value = client
-        .post(server.url("/v1/conversations"))
-        .header("cookie", &alice)
-        .json(&json!({"title": "Alice's"}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
+    let created: Value = super::json_body(
+        client
+            .post(server.url("/v1/conversations"))
+            .header("cookie", &alice)
+            .json(&json!({"title": "Alice's"})),
+    )
+    .await;
     let id = created["id"].as_str().expect("id").to_owned();
 
     provider.set_user("bob");
     let bob = sign_in(&client, &server).await;
-    let theirs: Value = client
-        .get(server.url("/v1/conversations"))
-        .header("cookie", &bob)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let theirs: Value = super::json_body(
+        client
+            .get(server.url("/v1/conversations"))
+            .header("cookie", &bob),
+    )
+    .await;
     assert_eq!(theirs["data"], json!([]), "bob sees alice's conversations");
     for request in [
         client.get(server.url(&format!("/v1/conversations/{id}"))),
@@ -518,15 +473,12 @@ async fn sign_in_through_oidc_with_pkce_and_conversations_belong_to_the_user() {
             .expect("request");
         assert_eq!(response.status(), 404);
     }
-    let mine: Value = client
-        .get(server.url("/v1/conversations"))
-        .header("cookie", &alice)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let mine: Value = super::json_body(
+        client
+            .get(server.url("/v1/conversations"))
+            .header("cookie", &alice),
+    )
+    .await;
     assert_eq!(mine["data"][0]["title"], "Alice's");
 
     // A tampered session, a callback without its sign-in, and a replayed code are refused.
