@@ -94,7 +94,6 @@ const BEARER: &str = "sk-cairn-bench";
 /// A child process, killed when dropped.
 struct Process {
     child: Child,
-    name: &'static str,
 }
 
 impl Process {
@@ -138,23 +137,40 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-async fn wait_until_up(client: &reqwest::Client, url: &str, process: &mut Process) -> Result<()> {
+/// Starts a proxy listening on `port` and waits until `health_path` answers; returns it with its
+/// OpenAI base URL.
+async fn start_proxy(
+    mut command: Command,
+    name: &'static str,
+    port: u16,
+    health_path: &str,
+    client: &reqwest::Client,
+) -> Result<(Process, String)> {
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    let mut process = Process { child };
+    let base = format!("http://127.0.0.1:{port}");
+    let url = format!("{base}{health_path}");
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(120) {
         if let Some(status) = process.child.try_wait()? {
-            bail!("{} exited during startup ({status})", process.name);
+            bail!("{name} exited during startup ({status})");
         }
         if client
-            .get(url)
+            .get(&url)
             .send()
             .await
             .is_ok_and(|r| r.status().is_success())
         {
-            return Ok(());
+            return Ok((process, format!("{base}/v1")));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    bail!("{} did not answer {url} within 120 s", process.name)
+    bail!("{name} did not answer {url} within 120 s")
 }
 
 async fn start_mock(latency_ms: u64) -> Result<(Process, String)> {
@@ -172,13 +188,7 @@ async fn start_mock(latency_ms: u64) -> Result<(Process, String)> {
     if addr.is_empty() {
         bail!("the mock upstream printed no address");
     }
-    Ok((
-        Process {
-            child,
-            name: "the mock upstream",
-        },
-        format!("http://{addr}/v1"),
-    ))
+    Ok((Process { child }, format!("http://{addr}/v1")))
 }
 
 async fn start_cairn(
@@ -199,22 +209,9 @@ async fn start_cairn(
             data = dir.join("data").display().to_string(),
         ),
     )?;
-    let child = proxy_command(&std::env::current_exe()?, cpus)
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting cairn serve")?;
-    let mut process = Process {
-        child,
-        name: "cairn serve",
-    };
-    let base = format!("http://127.0.0.1:{port}");
-    wait_until_up(client, &format!("{base}/healthz"), &mut process).await?;
-    Ok((process, format!("{base}/v1")))
+    let mut command = proxy_command(&std::env::current_exe()?, cpus);
+    command.arg("--config").arg(&config).arg("serve");
+    start_proxy(command, "cairn serve", port, "/healthz", client).await
 }
 
 async fn start_litellm(
@@ -234,7 +231,8 @@ async fn start_litellm(
              output_cost_per_token: 0.00001\nlitellm_settings:\n  callbacks: [\"prometheus\"]\n"
         ),
     )?;
-    let child = proxy_command(litellm, cpus)
+    let mut command = proxy_command(litellm, cpus);
+    command
         // The proxy refuses to start without a master key; clients send it as their bearer token.
         .env("LITELLM_MASTER_KEY", BEARER)
         // No internet here: use the bundled price map instead of fetching it at startup.
@@ -242,19 +240,15 @@ async fn start_litellm(
         .arg("--config")
         .arg(&config)
         .args(["--host", "127.0.0.1", "--port"])
-        .arg(port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {}", litellm.display()))?;
-    let mut process = Process {
-        child,
-        name: "the LiteLLM proxy",
-    };
-    let base = format!("http://127.0.0.1:{port}");
-    wait_until_up(client, &format!("{base}/health/liveliness"), &mut process).await?;
-    Ok((process, format!("{base}/v1")))
+        .arg(port.to_string());
+    start_proxy(
+        command,
+        "the LiteLLM proxy",
+        port,
+        "/health/liveliness",
+        client,
+    )
+    .await
 }
 
 /// Latencies of one run, in milliseconds, and what failed.

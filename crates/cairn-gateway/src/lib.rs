@@ -24,4 +24,5 @@ pub use cache::ResponseCache;
 pub use limits::{ANONYMOUS, Admission, LimitRule, Limited, Limiter, Scope};
 pub use route::{
     Pricing, Route, RouteSettings, Shadow, ShadowComparison, ShadowSink, Strategy, Target,
+    answer_text,
 };

@@ -83,11 +83,16 @@ impl fmt::Debug for Limiter {
 /// The caller's name when it gives no API key.
 pub const ANONYMOUS: &str = "anonymous";
 
-/// One count the call belongs to, and the rules that read it.
+/// One count the call belongs to, and what its rules limit.
 #[derive(Debug)]
 struct Bucket {
     name: String,
-    rules: Vec<LimitRule>,
+    /// Indices into the limiter's rules.
+    rules: Vec<usize>,
+    /// Some rule limits tokens per minute: the call's tokens are added once known.
+    counts_tokens: bool,
+    /// Some rule limits cost per day: the call's cost is added once known.
+    counts_cost: bool,
 }
 
 /// An admitted call: where its tokens and cost go once known.
@@ -142,21 +147,24 @@ impl Limiter {
         let seconds = unix_seconds(now);
         let minute = seconds - seconds.rem_euclid(MINUTE);
         let day = seconds - seconds.rem_euclid(DAY);
-        let mut buckets: BTreeMap<String, Vec<LimitRule>> = BTreeMap::new();
-        for rule in &self.rules {
+        let mut buckets: BTreeMap<String, Bucket> = BTreeMap::new();
+        for (index, rule) in self.rules.iter().enumerate() {
             if let (Some(r), Some(k)) = (rule.route.part(route), rule.key.part(key)) {
-                buckets
-                    .entry(format!("route={r};key={k}"))
-                    .or_default()
-                    .push(rule.clone());
+                let name = format!("route={r};key={k}");
+                let bucket = buckets.entry(name.clone()).or_insert_with(|| Bucket {
+                    name,
+                    rules: Vec::new(),
+                    counts_tokens: false,
+                    counts_cost: false,
+                });
+                bucket.rules.push(index);
+                bucket.counts_tokens |= rule.tokens_per_minute.is_some();
+                bucket.counts_cost |= rule.cost_per_day_usd.is_some();
             }
         }
         let admission = Admission {
             store: Some(self.store.clone()),
-            buckets: buckets
-                .into_iter()
-                .map(|(name, rules)| Bucket { name, rules })
-                .collect(),
+            buckets: buckets.into_values().collect(),
             minute,
             day,
         };
@@ -176,8 +184,7 @@ impl Limiter {
                     },
                 )
                 .await;
-            let needs_day = bucket.rules.iter().any(|r| r.cost_per_day_usd.is_some());
-            let day_totals = if needs_day {
+            let day_totals = if bucket.counts_cost {
                 Some(
                     self.store
                         .add_usage(&day_bucket(&bucket.name), day, UsageDelta::default())
@@ -196,7 +203,7 @@ impl Limiter {
             };
             let to_next_minute = Duration::from_secs((minute + MINUTE - seconds).max(1) as u64);
             let to_next_day = Duration::from_secs((day + DAY - seconds).max(1) as u64);
-            for rule in &bucket.rules {
+            for rule in bucket.rules.iter().map(|&index| &self.rules[index]) {
                 let refusal = if let Some(limit) = rule
                     .requests_per_minute
                     .filter(|limit| minute_totals.requests > *limit)
@@ -296,10 +303,8 @@ impl Admission {
         }
         tokio::spawn(async move {
             for bucket in &buckets {
-                let tokens_limited = bucket.rules.iter().any(|r| r.tokens_per_minute.is_some());
-                let cost_limited = bucket.rules.iter().any(|r| r.cost_per_day_usd.is_some());
                 let mut result = Ok(());
-                if tokens_limited && tokens > 0 {
+                if bucket.counts_tokens && tokens > 0 {
                     let delta = UsageDelta {
                         tokens,
                         ..UsageDelta::default()
@@ -309,7 +314,7 @@ impl Admission {
                         .await
                         .map(drop);
                 }
-                if cost_limited && cost_usd > 0.0 && result.is_ok() {
+                if bucket.counts_cost && cost_usd > 0.0 && result.is_ok() {
                     let delta = UsageDelta {
                         cost_usd,
                         ..UsageDelta::default()

@@ -165,7 +165,7 @@ pub trait ShadowSink: Send + Sync + fmt::Debug {
 #[derive(Debug, Clone)]
 pub struct ShadowComparison {
     pub route: String,
-    pub request: ChatRequest,
+    pub request: Arc<ChatRequest>,
     /// The target that answered the client, unless every target failed.
     pub primary_target: Option<String>,
     /// The client's answer text (tool calls as JSON), or why there is none.
@@ -176,21 +176,24 @@ pub struct ShadowComparison {
     pub shadow_latency: Duration,
 }
 
-/// The text of an answer as compared: its content, then its tool calls as JSON.
-fn answer_text(message: &cairn_core::model::ChatMessage) -> String {
+/// The text of an answer as shadow comparisons hold it: its content, then its tool calls as JSON.
+pub fn answer_text(message: &cairn_core::model::ChatMessage) -> String {
     let mut text = message.content.clone();
     for call in &message.tool_calls {
-        text.push_str(
-            &serde_json::json!({"tool": call.name, "arguments": call.arguments}).to_string(),
-        );
+        text.push_str(&tool_call_text(call));
     }
     text
+}
+
+fn tool_call_text(call: &cairn_core::model::ToolCall) -> String {
+    serde_json::json!({"tool": call.name, "arguments": call.arguments}).to_string()
 }
 
 /// A shadow call under way.
 struct ShadowRun {
     route: String,
-    request: ChatRequest,
+    /// Shared with the shadow call: the request is copied once.
+    request: Arc<ChatRequest>,
     target: Arc<Target>,
     sink: Arc<dyn ShadowSink>,
     call: tokio::task::JoinHandle<(Result<ChatResponse, ModelError>, Duration)>,
@@ -363,7 +366,8 @@ impl Route {
             return None;
         }
         let target = shadow.target.clone();
-        let copy = request.clone();
+        let copy = Arc::new(request.clone());
+        let request = copy.clone();
         let route = self.name.clone();
         let deadline = self.settings.deadline;
         let call = tokio::spawn(async move {
@@ -399,7 +403,7 @@ impl Route {
         });
         Some(ShadowRun {
             route: self.name.clone(),
-            request: request.clone(),
+            request,
             target: shadow.target.clone(),
             sink: shadow.sink.clone(),
             call,
@@ -655,9 +659,7 @@ fn compared_stream(
     Box::pin(stream.map(move |item| {
         match &item {
             Ok(ChatChunk::Delta(text)) => collect.text.push_str(text),
-            Ok(ChatChunk::ToolCall(call)) => collect.text.push_str(
-                &serde_json::json!({"tool": call.name, "arguments": call.arguments}).to_string(),
-            ),
+            Ok(ChatChunk::ToolCall(call)) => collect.text.push_str(&tool_call_text(call)),
             Ok(ChatChunk::Finish { .. }) => {
                 let text = std::mem::take(&mut collect.text);
                 collect.finish(Ok(text));

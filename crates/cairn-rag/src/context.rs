@@ -24,6 +24,25 @@ pub struct Citation {
     pub text: String,
 }
 
+impl Citation {
+    /// The citation of `passage` as the `index`th source.
+    pub fn of(index: usize, passage: &Passage) -> Self {
+        Citation {
+            index,
+            chunk_id: passage.chunk_id,
+            document_id: passage.document_id,
+            title: passage.title.clone(),
+            source: passage.source.clone(),
+            url: passage.url.clone(),
+            heading_path: passage.heading_path.clone(),
+            char_start: passage.char_start,
+            char_end: passage.char_end,
+            score: passage.score,
+            text: passage.content.clone(),
+        }
+    }
+}
+
 /// Passages ready for a prompt, and their citations.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct CitedContext {
@@ -62,19 +81,7 @@ pub fn assemble(
         context.tokens += cost;
         context.text.push_str(&block);
         taken.push(passage);
-        context.citations.push(Citation {
-            index,
-            chunk_id: passage.chunk_id,
-            document_id: passage.document_id,
-            title: passage.title.clone(),
-            source: passage.source.clone(),
-            url: passage.url.clone(),
-            heading_path: passage.heading_path.clone(),
-            char_start: passage.char_start,
-            char_end: passage.char_end,
-            score: passage.score,
-            text: passage.content.clone(),
-        });
+        context.citations.push(Citation::of(index, passage));
     }
     context
 }

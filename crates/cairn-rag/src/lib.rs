@@ -19,7 +19,7 @@ pub use ingest::{
     DocumentFailure, DocumentOutcome, IngestOptions, IngestReport, Ingestor, NoProgress, Progress,
     Source,
 };
-pub use retrieve::{Passage, Retriever, SearchMode, SearchRequest};
+pub use retrieve::{Passage, Retriever, SearchMode, SearchRequest, load_passages};
 
 /// A pipeline failure.
 #[derive(Debug, thiserror::Error)]

@@ -208,48 +208,67 @@ impl Retriever {
             .await?)
     }
 
-    /// Loads chunks and documents for the candidates, keeping their order; candidates whose chunk
-    /// is gone (deleted since it was indexed) are dropped.
+    /// The candidates as passages, in their order, with their ranks; candidates whose chunk is
+    /// gone (deleted since it was indexed) are dropped.
     async fn resolve(&self, candidates: &[Candidate]) -> Result<Vec<Passage>, RagError> {
-        let ids: Vec<Uuid> = candidates.iter().map(|c| c.chunk_id).collect();
-        let chunks: HashMap<Uuid, _> = self
-            .catalog
-            .get_chunks(&ids)
-            .await?
-            .into_iter()
-            .map(|c| (c.id, c))
+        let hits: Vec<(Uuid, f32)> = candidates.iter().map(|c| (c.chunk_id, c.score)).collect();
+        let mut passages = load_passages(self.catalog.as_ref(), &hits).await?;
+        let ranks: HashMap<Uuid, (Option<usize>, Option<usize>)> = candidates
+            .iter()
+            .map(|c| (c.chunk_id, (c.dense_rank, c.lexical_rank)))
             .collect();
-        let mut documents = HashMap::new();
-        let mut passages = Vec::with_capacity(candidates.len());
-        for candidate in candidates {
-            let Some(chunk) = chunks.get(&candidate.chunk_id) else {
-                continue;
-            };
-            if let std::collections::hash_map::Entry::Vacant(slot) =
-                documents.entry(chunk.document_id)
-            {
-                slot.insert(self.catalog.get_document(chunk.document_id).await?);
+        for passage in &mut passages {
+            if let Some((dense, lexical)) = ranks.get(&passage.chunk_id) {
+                (passage.dense_rank, passage.lexical_rank) = (*dense, *lexical);
             }
-            let Some(Some(document)) = documents.get(&chunk.document_id) else {
-                continue;
-            };
-            passages.push(Passage {
-                chunk_id: chunk.id,
-                document_id: document.id,
-                title: document.title.clone(),
-                source: document.source.clone(),
-                url: document.url(),
-                heading_path: chunk.heading_path.clone(),
-                char_start: chunk.char_start,
-                char_end: chunk.char_end,
-                content: chunk.content.clone(),
-                score: candidate.score,
-                dense_rank: candidate.dense_rank,
-                lexical_rank: candidate.lexical_rank,
-            });
         }
         Ok(passages)
     }
+}
+
+/// Chunks by id with their scores, as passages with their documents' titles and sources, in the
+/// given order (no ranks). Ids whose chunk or document is gone are dropped. Each document is read
+/// once, however many of its chunks there are.
+pub async fn load_passages(
+    catalog: &dyn Catalog,
+    hits: &[(Uuid, f32)],
+) -> Result<Vec<Passage>, RagError> {
+    let ids: Vec<Uuid> = hits.iter().map(|(id, _)| *id).collect();
+    let chunks: HashMap<Uuid, _> = catalog
+        .get_chunks(&ids)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect();
+    let mut documents = HashMap::new();
+    let mut passages = Vec::with_capacity(hits.len());
+    for (chunk_id, score) in hits {
+        let Some(chunk) = chunks.get(chunk_id) else {
+            continue;
+        };
+        if let std::collections::hash_map::Entry::Vacant(slot) = documents.entry(chunk.document_id)
+        {
+            slot.insert(catalog.get_document(chunk.document_id).await?);
+        }
+        let Some(Some(document)) = documents.get(&chunk.document_id) else {
+            continue;
+        };
+        passages.push(Passage {
+            chunk_id: chunk.id,
+            document_id: document.id,
+            title: document.title.clone(),
+            source: document.source.clone(),
+            url: document.url(),
+            heading_path: chunk.heading_path.clone(),
+            char_start: chunk.char_start,
+            char_end: chunk.char_end,
+            content: chunk.content.clone(),
+            score: *score,
+            dense_rank: None,
+            lexical_rank: None,
+        });
+    }
+    Ok(passages)
 }
 
 fn ranked(points: Vec<ScoredPoint>, dense: bool) -> Vec<Candidate> {

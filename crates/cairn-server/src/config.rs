@@ -1708,22 +1708,30 @@ fn model_configs(
                 "list model names, best first",
             ));
         }
-        for target in &route.targets {
-            if !raw.models.iter().any(|m| &m.name == target) {
-                let known: Vec<&str> = raw.models.iter().map(|m| m.name.as_str()).collect();
-                return Err(bad(
-                    &key("targets"),
-                    format!("no model is named `{target}`"),
-                    &format!(
-                        "use one of: {}",
-                        if known.is_empty() {
-                            "(no models defined)".to_owned()
-                        } else {
-                            known.join(", ")
-                        }
-                    ),
-                ));
+        // Targets and the shadow name models; a name that is none gets the list of models.
+        let model_named = |field: &str, name: &str| {
+            if raw.models.iter().any(|m| m.name == name) {
+                return Ok(());
             }
+            let known: Vec<&str> = raw.models.iter().map(|m| m.name.as_str()).collect();
+            Err(bad(
+                &key(field),
+                format!("no model is named `{name}`"),
+                &format!(
+                    "use one of: {}",
+                    if known.is_empty() {
+                        "(no models defined)".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ))
+        };
+        for target in &route.targets {
+            model_named("targets", target)?;
+        }
+        if let Some(shadow) = &route.shadow {
+            model_named("shadow", shadow)?;
         }
         if route.attempts_per_target == 0 {
             return Err(bad(
@@ -1751,15 +1759,6 @@ fn model_configs(
                 &key("weights"),
                 "weights are only read by the weighted strategy".into(),
                 "set strategy = \"weighted\", or remove weights",
-            ));
-        }
-        if let Some(shadow) = &route.shadow
-            && !raw.models.iter().any(|m| &m.name == shadow)
-        {
-            return Err(bad(
-                &key("shadow"),
-                format!("no model is named `{shadow}`"),
-                "name one of the [[models]]",
             ));
         }
         if !(0.0..=1.0).contains(&route.shadow_sample) {

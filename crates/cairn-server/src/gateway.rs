@@ -37,15 +37,12 @@ fn millis(duration: Duration) -> u64 {
 impl ShadowSink for CatalogShadows {
     fn record(&self, comparison: ShadowComparison) {
         let (shadow_output, shadow_error, shadow_usage, shadow_cost_usd) = match comparison.shadow {
-            Ok(response) => {
-                let mut text = response.message.content;
-                for call in &response.message.tool_calls {
-                    text.push_str(
-                        &json!({"tool": call.name, "arguments": call.arguments}).to_string(),
-                    );
-                }
-                (Some(text), None, response.usage, response.cost_usd)
-            }
+            Ok(response) => (
+                Some(cairn_gateway::answer_text(&response.message)),
+                None,
+                response.usage,
+                response.cost_usd,
+            ),
             Err(error) => (None, Some(error.to_string()), Default::default(), None),
         };
         let (primary_output, primary_error) = match comparison.primary {

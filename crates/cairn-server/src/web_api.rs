@@ -199,7 +199,7 @@ async fn stored_citations(state: &AppState, lineage_id: Uuid) -> Vec<cairn_rag::
     let Ok(Some(record)) = state.catalog.get_lineage(lineage_id).await else {
         return Vec::new();
     };
-    let retrieved: Vec<(usize, Uuid, f64)> = record
+    let retrieved: Vec<(usize, Uuid, f32)> = record
         .retrieval
         .as_array()
         .into_iter()
@@ -208,46 +208,28 @@ async fn stored_citations(state: &AppState, lineage_id: Uuid) -> Vec<cairn_rag::
             Some((
                 usize::try_from(r["index"].as_u64()?).ok()?,
                 r["chunk_id"].as_str()?.parse().ok()?,
-                r["score"].as_f64().unwrap_or_default(),
+                r["score"].as_f64().unwrap_or_default() as f32,
             ))
         })
         .collect();
-    let ids: Vec<Uuid> = retrieved.iter().map(|(_, id, _)| *id).collect();
-    let Ok(chunks) = state.catalog.get_chunks(&ids).await else {
+    let hits: Vec<(Uuid, f32)> = retrieved
+        .iter()
+        .map(|(_, id, score)| (*id, *score))
+        .collect();
+    let Ok(passages) = cairn_rag::load_passages(state.catalog.as_ref(), &hits).await else {
         return Vec::new();
     };
-    // Several passages often come from one document: read each document once.
-    let mut documents: std::collections::HashMap<Uuid, cairn_core::catalog::Document> =
-        std::collections::HashMap::new();
-    let mut citations = Vec::new();
-    for (index, chunk_id, score) in retrieved {
-        let Some(chunk) = chunks.iter().find(|c| c.id == chunk_id) else {
-            continue;
-        };
-        let document = match documents.entry(chunk.document_id) {
-            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
-            std::collections::hash_map::Entry::Vacant(entry) => {
-                let Ok(Some(found)) = state.catalog.get_document(chunk.document_id).await else {
-                    continue;
-                };
-                entry.insert(found)
-            }
-        };
-        citations.push(cairn_rag::Citation {
-            index,
-            chunk_id: chunk.id,
-            document_id: document.id,
-            title: document.title.clone(),
-            source: document.source.clone(),
-            url: document.url(),
-            heading_path: chunk.heading_path.clone(),
-            char_start: chunk.char_start,
-            char_end: chunk.char_end,
-            score: score as f32,
-            text: chunk.content.clone(),
-        });
-    }
-    citations
+    let index_of: std::collections::HashMap<Uuid, usize> = retrieved
+        .iter()
+        .map(|(index, id, _)| (*id, *index))
+        .collect();
+    passages
+        .iter()
+        .filter_map(|passage| {
+            let index = *index_of.get(&passage.chunk_id)?;
+            Some(cairn_rag::Citation::of(index, passage))
+        })
+        .collect()
 }
 
 async fn message_json(state: &AppState, m: &Message) -> Value {
