@@ -92,17 +92,7 @@ async fn the_chat_ui_streams_cited_answers_keeps_conversations_and_renders_model
 async fn the_chat_ui_signs_in_through_oidc() {
     let driver = chromedriver();
     let provider = cairn_testkit::oidc::FakeOidc::start().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(
-        dir.path().join("cairn.toml"),
-        format!(
-            "[auth]\noidc_issuer = \"{}\"\noidc_client_id = \"{}\"\n",
-            provider.issuer(),
-            cairn_testkit::oidc::CLIENT_ID
-        ),
-    )
-    .expect("config");
-    let server = Server::start(dir.path(), &[]);
+    let (_dir, server) = super::serve_with_oidc(&provider);
     let screenshots = screenshots_dir();
     std::fs::create_dir_all(&screenshots).expect("screenshot dir");
     let env = vec![

@@ -118,6 +118,22 @@ async fn get_json(url: &str) -> (u16, Value) {
     (status, response.json().await.expect("JSON body"))
 }
 
+/// `cairn serve` in a fresh directory with sign-in through `provider`.
+fn serve_with_oidc(provider: &cairn_testkit::oidc::FakeOidc) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("cairn.toml"),
+        format!(
+            "[auth]\noidc_issuer = \"{}\"\noidc_client_id = \"{}\"\n",
+            provider.issuer(),
+            cairn_testkit::oidc::CLIENT_ID
+        ),
+    )
+    .expect("config");
+    let server = Server::start(dir.path(), &[]);
+    (dir, server)
+}
+
 /// Sends the request and reads its JSON body.
 async fn json_body(request: reqwest::RequestBuilder) -> Value {
     request

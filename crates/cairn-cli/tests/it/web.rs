@@ -402,17 +402,7 @@ async fn sign_in(client: &reqwest::Client, server: &Server) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_through_oidc_with_pkce_and_conversations_belong_to_the_user() {
     let provider = cairn_testkit::oidc::FakeOidc::start().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(
-        dir.path().join("cairn.toml"),
-        format!(
-            "[auth]\noidc_issuer = \"{}\"\noidc_client_id = \"{}\"\n",
-            provider.issuer(),
-            cairn_testkit::oidc::CLIENT_ID
-        ),
-    )
-    .expect("config");
-    let server = Server::start(dir.path(), &[]);
+    let (_dir, server) = super::serve_with_oidc(&provider);
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
