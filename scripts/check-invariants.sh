@@ -14,6 +14,31 @@ if [ -n "$bad" ]; then
   fail=1
 fi
 
+# Only the binary depends on the HTTP server crate.
+server_users=$(cargo tree -i cairn-server -e normal --prefix none --format '{p}' --locked 2>/dev/null | awk '{print $1}' | sort -u | grep -vxE 'cairn-(server|cli)' || true)
+if [ -n "$server_users" ]; then
+  echo "invariant broken: $(tr '\n' ' ' <<<"$server_users")depend(s) on cairn-server (only the binary may)" >&2
+  fail=1
+fi
+
+# The application layer speaks no HTTP: no server framework and no front door in its graph.
+http_server='^(axum|axum-core|axum-extra|actix-web|warp|poem|rmcp|cairn-server|cairn-mcp|cairn-cli)$'
+app_http=$(cargo tree -p cairn-app -e normal --prefix none --format '{p}' --locked 2>/dev/null | awk '{print $1}' | sort -u | grep -E "$http_server" || true)
+if [ -n "$app_http" ]; then
+  echo "invariant broken: cairn-app depends on $(tr '\n' ' ' <<<"$app_http")(the pipeline must not know HTTP)" >&2
+  fail=1
+fi
+
+# Adapters depend inward only: on cairn-core (and the catalog crates on cairn-sqlx), on no other
+# crate of ours.
+for adapter in cairn-openai cairn-local cairn-candle cairn-qdrant cairn-postgres cairn-sqlite cairn-sqlx cairn-gateway cairn-prompts; do
+  ours=$(cargo tree -p "$adapter" -e normal --depth 1 --prefix none --format '{p}' --locked 2>/dev/null | awk '{print $1}' | grep '^cairn-' | sort -u | grep -vxE "$adapter|cairn-core|cairn-sqlx" || true)
+  if [ -n "$ours" ]; then
+    echo "invariant broken: adapter $adapter depends on $(tr '\n' ' ' <<<"$ours")(adapters depend on cairn-core only)" >&2
+    fail=1
+  fi
+done
+
 # Only the catalog crates contain SQL (cairn-sqlx holds what SQLite and PostgreSQL share).
 sql=$(grep -rlE 'sqlx::(query|query_as|query_scalar|QueryBuilder)' crates/*/src | grep -vE '^crates/cairn-(postgres|sqlite|sqlx)/' || true)
 if [ -n "$sql" ]; then
@@ -38,5 +63,5 @@ if [ -n "$undocumented" ]; then
   fail=1
 fi
 
-[ "$fail" = 0 ] && echo "invariants: cairn-core has no I/O dependencies; SQL only in the catalog crates; status codes only in the HTTP crates; every module documented"
+[ "$fail" = 0 ] && echo "invariants: cairn-core has no I/O dependencies; only the binary depends on cairn-server; cairn-app knows no HTTP; adapters depend on cairn-core only; SQL only in the catalog crates; status codes only in the HTTP crates; every module documented"
 exit "$fail"

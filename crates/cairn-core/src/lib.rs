@@ -8,8 +8,10 @@ pub mod catalog;
 pub mod guard;
 pub mod index;
 pub mod model;
+pub mod request;
 
 pub use catalog::{Catalog, CatalogError};
 pub use guard::Guardrail;
 pub use index::VectorIndex;
 pub use model::{ChatModel, EmbeddingModel, ModelError, Reranker};
+pub use request::{Principal, PrincipalKind, RequestContext};

@@ -17,6 +17,8 @@ pub struct Grant {
     tools: Option<BTreeSet<String>>,
     /// `None`: every collection.
     collections: Option<BTreeSet<String>>,
+    /// The local user over stdio, not an API key.
+    local: bool,
 }
 
 impl Grant {
@@ -26,6 +28,7 @@ impl Grant {
             principal: "local".into(),
             tools: None,
             collections: None,
+            local: true,
         }
     }
 
@@ -35,6 +38,7 @@ impl Grant {
             principal: "anonymous".into(),
             tools: Some(BTreeSet::new()),
             collections: Some(BTreeSet::new()),
+            local: false,
         }
     }
 
@@ -49,7 +53,18 @@ impl Grant {
             } else {
                 Some(key.collections.iter().cloned().collect())
             },
+            local: false,
         }
+    }
+
+    /// Whether this is the local user's grant (stdio), not a key's.
+    pub fn is_local(&self) -> bool {
+        self.local
+    }
+
+    /// The collections this caller may read; `None`: every collection.
+    pub fn readable_collections(&self) -> Option<&BTreeSet<String>> {
+        self.collections.as_ref()
     }
 
     pub fn may_call(&self, tool: &str) -> bool {

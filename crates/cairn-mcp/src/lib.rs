@@ -53,5 +53,11 @@ pub trait Answerer: Send + Sync + fmt::Debug {
     /// The collections an app reads, or `None` when no app has this name.
     fn app_collections(&self, app: &str) -> Option<Vec<String>>;
     /// Answers `question` from the target's collections. The error is a message for the caller.
-    async fn answer(&self, target: &AnswerTarget, question: &str) -> Result<AnswerOutput, String>;
+    /// `grant` is the caller's, so limits and lineage count the same caller as every other door.
+    async fn answer(
+        &self,
+        grant: &Grant,
+        target: &AnswerTarget,
+        question: &str,
+    ) -> Result<AnswerOutput, String>;
 }

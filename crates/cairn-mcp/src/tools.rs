@@ -312,7 +312,10 @@ impl CairnMcp {
         if args.question.trim().is_empty() {
             return Err("`question` is empty".into());
         }
-        answerer.answer(&target, &args.question).await.map(Json)
+        answerer
+            .answer(&grant, &target, &args.question)
+            .await
+            .map(Json)
     }
 
     #[tool(

@@ -29,22 +29,17 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct AppState {
     pub catalog: Arc<dyn Catalog>,
     pub prompts: Arc<cairn_prompts::PromptRegistry>,
-    pub models: Arc<crate::models::ModelDirectory>,
+    /// The one answer pipeline every front door calls (models, apps, limits, cache, guards).
+    pub pipeline: cairn_app::Pipeline,
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,
     /// The RAG pipeline, or why it could not be set up (ingest and search then answer 503).
     pub rag: Arc<Result<Arc<crate::rag::Rag>, crate::rag::RagSetupError>>,
     pub max_upload_bytes: usize,
-    /// RAG apps, callable as `"model": "app:NAME"`.
-    pub apps: Arc<Vec<crate::config::AppSection>>,
     /// The MCP endpoint's settings.
     pub mcp: Arc<crate::config::McpSection>,
     /// OIDC sign-in for the web UI; `None`: one local user.
     pub auth: Option<Arc<crate::auth::Oidc>>,
-    /// The exact-match answer cache; `None` when `cache.ttl_secs` is 0.
-    pub cache: Option<Arc<cairn_gateway::ResponseCache>>,
-    /// Rate limits and budgets; `None` when none are configured.
-    pub limiter: Option<Arc<cairn_gateway::Limiter>>,
     /// Verified API keys of `/v1/chat/completions` callers.
     pub keys: Arc<crate::gateway::KeyCache>,
 }

@@ -133,43 +133,8 @@ pub struct McpSection {
     pub answer_route: String,
 }
 
-/// A RAG app: retrieval from collections, a registered prompt, and a model or route.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AppSection {
-    /// Clients call it as `"model": "app:NAME"`.
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
-    /// The collections it retrieves from.
-    pub collections: Vec<String>,
-    /// The registered prompt that turns the question and passages into messages:
-    /// `name@label`, `name@VERSION` or `name` (latest).
-    #[serde(default = "default_app_prompt")]
-    pub prompt: String,
-    /// The model or route that answers.
-    pub route: String,
-    /// Passages retrieved per collection, and the token budget of the assembled context.
-    #[serde(default = "default_app_top_k")]
-    pub top_k: usize,
-    #[serde(default = "default_app_context_tokens")]
-    pub context_tokens: usize,
-    /// Caps the answer's length in tokens; default: the prompt's `max_tokens`.
-    #[serde(default)]
-    pub max_tokens: Option<u32>,
-}
-
-pub(crate) fn default_app_prompt() -> String {
-    "rag_answer@production".into()
-}
-
-pub(crate) fn default_app_top_k() -> usize {
-    6
-}
-
-pub(crate) fn default_app_context_tokens() -> usize {
-    1500
-}
+pub use cairn_app::AppSection;
+use cairn_app::apps::default_app_prompt;
 
 /// The optional cross-encoder that reorders search candidates.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -1487,7 +1452,7 @@ fn embedded_chat(env: &[(String, String)]) -> (Vec<ModelConfig>, Vec<AppSection>
 }
 
 /// In an app's `collections`: every collection there is when the question is asked.
-pub const ALL_COLLECTIONS: &str = "*";
+pub use cairn_app::ALL_COLLECTIONS;
 
 fn model_configs(
     raw: &RawConfig,

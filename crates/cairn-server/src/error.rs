@@ -236,3 +236,35 @@ impl From<cairn_rag::RagError> for ApiError {
         }
     }
 }
+
+impl From<cairn_app::AnswerError> for ApiError {
+    fn from(error: cairn_app::AnswerError) -> Self {
+        use cairn_app::AnswerError;
+        // Exhaustive on purpose, as above: every front door's errors are mapped here, once.
+        match error {
+            AnswerError::UnknownTarget(message) => ApiError::not_found("model_not_found", message),
+            AnswerError::Invalid { code, message } => ApiError::bad_request(code, message),
+            AnswerError::Limited(refused) => crate::gateway::limited(refused),
+            error @ AnswerError::Blocked { .. } => {
+                ApiError::bad_request("blocked_by_guardrail", error.to_string())
+            }
+            AnswerError::RetrievalUnavailable(reason) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "retrieval_unavailable",
+                format!("ingest and search are unavailable: {reason}"),
+            ),
+            AnswerError::Prompt(e) => e.into(),
+            AnswerError::Rag(e) => e.into(),
+            AnswerError::Catalog(e) => e.into(),
+            AnswerError::Model(e) => e.into(),
+            error @ AnswerError::DeadlineExceeded => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "server_error",
+                "deadline_exceeded",
+                error.to_string(),
+            ),
+            AnswerError::Internal(message) => ApiError::internal(message),
+        }
+    }
+}

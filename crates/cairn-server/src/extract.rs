@@ -55,3 +55,23 @@ pub(crate) fn body_too_large(setting: &str) -> ApiError {
         format!("request body is larger than the server accepts; send less, or raise {setting}"),
     )
 }
+
+/// The pipeline's view of an HTTP request: its caller, its `x-request-id` (set by the middleware
+/// before any handler runs) and the caller's `traceparent`.
+pub(crate) fn request_context(
+    headers: &axum::http::HeaderMap,
+    principal: cairn_core::Principal,
+) -> cairn_core::RequestContext {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let mut context = cairn_core::RequestContext::new(
+        principal,
+        header("x-request-id").unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+    );
+    context.traceparent = header("traceparent");
+    context
+}

@@ -1,5 +1,5 @@
-//! What the OpenAI-compatible API adds around a route: who is calling (an optional Cairn API key),
-//! their rate limits and budgets, and where shadow comparisons are stored.
+//! What the OpenAI-compatible API adds around the pipeline: who is calling (an optional Cairn API
+//! key), the 429 of a refused call, and where shadow comparisons are stored.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -146,6 +146,18 @@ impl KeyCache {
             verified.insert(hash, (key.name.clone(), Instant::now()));
         }
         Ok(Some(key.name))
+    }
+
+    /// The caller as the answer pipeline sees it: the key's principal, or an anonymous one.
+    pub(crate) async fn principal(
+        &self,
+        catalog: &dyn Catalog,
+        headers: &HeaderMap,
+    ) -> Result<cairn_core::Principal, ApiError> {
+        Ok(match self.caller(catalog, headers).await? {
+            Some(name) => cairn_core::Principal::api_key(name),
+            None => cairn_core::Principal::anonymous(),
+        })
     }
 }
 

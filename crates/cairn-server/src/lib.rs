@@ -1,11 +1,12 @@
 //! Cairn's HTTP server and composition root.
 //!
-//! Reads a validated [`config::Config`], builds the adapters it names (SQLite or PostgreSQL catalog
-//! the vector index and embedding model of the RAG pipeline; chat models and routes), and serves the axum app from [`app::router`]. This is
-//! the only crate that knows HTTP status codes; it knows no SQL.
+//! Reads a validated [`config::Config`], builds the adapters it names (SQLite or PostgreSQL catalog,
+//! the vector index and embedding model of the RAG pipeline; chat models and routes) into the
+//! answer pipeline of `cairn-app`, and serves the axum app from [`app::router`], whose handlers
+//! translate HTTP to pipeline calls and back. This is the only crate that knows HTTP status codes;
+//! it knows no SQL.
 
 pub mod app;
-mod apps;
 pub mod auth;
 pub mod collections;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod models;
 mod openai_api;
+mod openai_wire;
 pub mod prompts;
 pub mod rag;
 pub mod serve;

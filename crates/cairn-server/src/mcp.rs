@@ -1,96 +1,96 @@
 //! The MCP server's wiring: its knowledge (catalog, retrieval, prompt registry) from the app state,
-//! and the [`Answerer`] that answers through the configured apps and routes, recording lineage as
-//! the chat API does.
+//! and the [`Answerer`] that answers through the answer pipeline, as the chat API and the web UI do.
 
 use async_trait::async_trait;
+use cairn_app::{AnswerRequest, Pipeline, Target};
 use cairn_core::model::{ChatMessage, ChatRequest, Role};
-use cairn_mcp::{AnswerOutput, AnswerTarget, Answerer, CairnMcp, Knowledge};
-use cairn_rag::Citation;
+use cairn_core::{Principal, RequestContext};
+use cairn_mcp::{AnswerOutput, AnswerTarget, Answerer, CairnMcp, Grant, Knowledge};
 
 use crate::app::AppState;
-use crate::config::AppSection;
 
-/// Answers through the server's apps and routes.
+/// Answers through the pipeline.
 #[derive(Debug, Clone)]
-struct AppAnswerer {
-    state: AppState,
+struct PipelineAnswerer {
+    pipeline: Pipeline,
+    /// `mcp.answer_route`: the route for questions about a bare collection.
+    answer_route: String,
 }
 
-impl AppAnswerer {
+impl PipelineAnswerer {
     /// The route for questions about a bare collection: `mcp.answer_route`, else the first app's
     /// route, else the first model.
     fn collection_route(&self) -> Option<String> {
-        let configured = &self.state.mcp.answer_route;
-        if !configured.is_empty() {
-            return Some(configured.clone());
+        if !self.answer_route.is_empty() {
+            return Some(self.answer_route.clone());
         }
-        self.state
-            .apps
+        self.pipeline
+            .apps()
             .first()
             .map(|app| app.route.clone())
-            .or_else(|| self.state.models.names().next().map(str::to_owned))
+            .or_else(|| self.pipeline.models().names().into_iter().next())
     }
 }
 
+/// The caller of an MCP tool, as the pipeline sees it.
+fn principal(grant: &Grant) -> Principal {
+    let mut principal = if grant.is_local() {
+        Principal::local()
+    } else {
+        Principal::api_key(grant.principal.clone())
+    };
+    principal.readable = grant.readable_collections().cloned();
+    principal
+}
+
 #[async_trait]
-impl Answerer for AppAnswerer {
+impl Answerer for PipelineAnswerer {
     fn app_collections(&self, app: &str) -> Option<Vec<String>> {
-        self.state
-            .apps
-            .iter()
-            .find(|a| a.name == app)
-            .map(|a| a.collections.clone())
+        self.pipeline.app(app).map(|a| a.collections.clone())
     }
 
-    async fn answer(&self, target: &AnswerTarget, question: &str) -> Result<AnswerOutput, String> {
-        let request = ChatRequest {
-            messages: vec![ChatMessage::new(Role::User, question)],
-            ..ChatRequest::default()
-        };
-        let answer = match target {
-            AnswerTarget::App(name) => crate::apps::prepare(&self.state, name, request).await,
-            AnswerTarget::Collection(collection) => {
-                let route = self.collection_route().ok_or(
+    async fn answer(
+        &self,
+        grant: &Grant,
+        target: &AnswerTarget,
+        question: &str,
+    ) -> Result<AnswerOutput, String> {
+        let target = match target {
+            AnswerTarget::App(name) => Target::App(name.clone()),
+            AnswerTarget::Collection(collection) => Target::Collection {
+                collection: collection.clone(),
+                route: self.collection_route().ok_or(
                     "no model is configured to answer with; add [[models]] (or set mcp.answer_route)",
-                )?;
-                let app = AppSection {
-                    name: format!("collection:{collection}"),
-                    description: String::new(),
-                    collections: vec![collection.clone()],
-                    prompt: crate::config::default_app_prompt(),
-                    route,
-                    top_k: crate::config::default_app_top_k(),
-                    context_tokens: crate::config::default_app_context_tokens(),
-                    max_tokens: None,
-                };
-                crate::apps::prepare_app(&self.state, &app, request)
-                    .await
-                    .map(|mut answer| {
-                        answer.app = None;
-                        answer
-                    })
-            }
-        }
-        .map_err(|e| e.message)?;
-        let response = answer
-            .complete(self.state.catalog.clone())
+                )?,
+            },
+        };
+        let request = AnswerRequest::new(
+            target,
+            ChatRequest {
+                messages: vec![ChatMessage::new(Role::User, question)],
+                ..ChatRequest::default()
+            },
+        );
+        let context = RequestContext::new(principal(grant), uuid::Uuid::new_v4().to_string());
+        let answer = self
+            .pipeline
+            .answer(&context, request)
             .await
             .map_err(|e| e.to_string())?;
-        let citations: Vec<Citation> = answer
-            .extension
-            .get("citations")
-            .cloned()
-            .and_then(|value| serde_json::from_value(value).ok())
-            .unwrap_or_default();
+        let citations = answer.citations().to_vec();
+        let model = answer.route().to_owned();
+        let prompt = answer.prompt().map(|(name, version)| match version {
+            Some(version) => format!("{name}@v{version}"),
+            None => name.to_owned(),
+        });
+        let lineage_id = answer.lineage_id();
+        let completed = answer.complete().await.map_err(|e| e.to_string())?;
         Ok(AnswerOutput {
-            answer: response.message.content,
+            answer: completed.response.message.content,
             citations,
-            model: answer.route.clone(),
-            prompt: answer.prompt.as_ref().map(|(name, version)| match version {
-                Some(version) => format!("{name}@v{version}"),
-                None => name.clone(),
-            }),
-            lineage_id: answer.lineage_id,
+            model,
+            prompt,
+            lineage_id,
         })
     }
 }
@@ -104,8 +104,9 @@ pub fn knowledge(state: &AppState) -> Knowledge {
             Err(e) => Err(format!("search is unavailable: {e}")),
         },
         prompts: state.prompts.clone(),
-        answerer: std::sync::Arc::new(AppAnswerer {
-            state: state.clone(),
+        answerer: std::sync::Arc::new(PipelineAnswerer {
+            pipeline: state.pipeline.clone(),
+            answer_route: state.mcp.answer_route.clone(),
         }),
     }
 }

@@ -192,3 +192,13 @@ impl ModelDirectory {
         self.routes.keys().map(String::as_str)
     }
 }
+
+impl cairn_app::ModelLookup for ModelDirectory {
+    fn get(&self, name: &str) -> Option<Arc<dyn ChatModel>> {
+        ModelDirectory::get(self, name)
+    }
+
+    fn names(&self) -> Vec<String> {
+        ModelDirectory::names(self).map(str::to_owned).collect()
+    }
+}

@@ -18,38 +18,7 @@ use secrecy::ExposeSecret;
 use crate::config::{Config, EmbeddingConfig, IndexConfig, IngestSection};
 use crate::serve::OpenCatalog;
 
-/// The pipeline's parts, built once per process.
-#[derive(Debug, Clone)]
-pub struct Rag {
-    pub ingestor: Ingestor,
-    pub retriever: Retriever,
-    pub chunker: Chunker,
-    pub embedder: Arc<dyn EmbeddingModel>,
-    pub index: Arc<dyn VectorIndex>,
-}
-
-impl Rag {
-    /// Tokens in `text`, as chunks are measured (for context budgets).
-    pub fn count_tokens(&self, text: &str) -> usize {
-        self.chunker.count_tokens(text)
-    }
-}
-
-/// Why the pipeline could not be set up; the message names the setting to fix.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum RagSetupError {
-    #[error("cannot load the embedding model `{source_name}` (embedding.local): {reason}")]
-    Embedding { source_name: String, reason: String },
-    #[error("cannot load the cross-encoder `{model}` (rerank.model): {reason}")]
-    Reranker { model: String, reason: String },
-    #[error("cannot set up the remote embedding model (embedding.remote): {0}")]
-    RemoteEmbedding(String),
-    #[error("cannot open the vector index ({backend}): {reason}")]
-    Index {
-        backend: &'static str,
-        reason: String,
-    },
-}
+pub use cairn_app::{Rag, RagSetupError};
 
 /// The embedding model from config, with the chunk sizer that matches it and the longest input it
 /// reads.

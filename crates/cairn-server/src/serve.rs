@@ -191,24 +191,13 @@ pub async fn build_state(config: &Config, catalog: &OpenCatalog) -> Result<AppSt
             Err(e)
         }
     };
-    let state = AppState {
+    let rag = Arc::new(rag);
+    let pipeline = cairn_app::Pipeline::new(cairn_app::PipelineParts {
         catalog: catalog.as_dyn(),
-        prompts,
+        prompts: prompts.clone(),
         models: Arc::new(models),
-        metrics,
-        max_body_bytes: config.max_body_bytes,
-        rag: Arc::new(rag),
-        max_upload_bytes: usize::try_from(config.ingest.max_upload_bytes).unwrap_or(usize::MAX),
+        rag: rag.clone(),
         apps: Arc::new(config.apps.clone()),
-        mcp: Arc::new(config.mcp.clone()),
-        auth: match &config.auth {
-            Some(settings) => Some(Arc::new(
-                crate::auth::Oidc::discover(settings.clone())
-                    .await
-                    .map_err(ServeError::Auth)?,
-            )),
-            None => None,
-        },
         cache: (config.cache.ttl_secs > 0).then(|| {
             Arc::new(cairn_gateway::ResponseCache::new(
                 std::time::Duration::from_secs(config.cache.ttl_secs),
@@ -221,6 +210,25 @@ pub async fn build_state(config: &Config, catalog: &OpenCatalog) -> Result<AppSt
                 catalog.as_dyn(),
             ))
         }),
+        guards: cairn_app::Guards::default(),
+    });
+    let state = AppState {
+        catalog: catalog.as_dyn(),
+        prompts,
+        pipeline,
+        metrics,
+        max_body_bytes: config.max_body_bytes,
+        rag,
+        max_upload_bytes: usize::try_from(config.ingest.max_upload_bytes).unwrap_or(usize::MAX),
+        mcp: Arc::new(config.mcp.clone()),
+        auth: match &config.auth {
+            Some(settings) => Some(Arc::new(
+                crate::auth::Oidc::discover(settings.clone())
+                    .await
+                    .map_err(ServeError::Auth)?,
+            )),
+            None => None,
+        },
         keys: Arc::default(),
     };
     Ok(state)

@@ -4,14 +4,14 @@
 //! citation panel.
 
 use std::convert::Infallible;
-use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use cairn_core::ModelError;
+use cairn_app::{Answer, AnswerError, AnswerRequest, CachePolicy, Target};
+use cairn_core::Principal;
 use cairn_core::catalog::{Conversation, Message, NewFeedback, NewMessage};
 use cairn_core::model::{ChatChunk, ChatMessage, ChatRequest, Role, Usage};
 use futures_util::StreamExt;
@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, request_context};
 
 /// Longest question the UI may send, in characters.
 const MAX_QUESTION_CHARS: usize = 8_000;
@@ -94,7 +94,8 @@ pub(crate) async fn asset(Path(path): Path<String>) -> Response {
 
 pub(crate) async fn list_apps(State(state): State<AppState>, _user: CurrentUser) -> Json<Value> {
     let apps: Vec<Value> = state
-        .apps
+        .pipeline
+        .apps()
         .iter()
         .map(
             |a| json!({"name": a.name, "description": a.description, "collections": a.collections}),
@@ -280,6 +281,7 @@ fn event(name: &str, data: Value) -> Event {
 pub(crate) async fn ask(
     State(state): State<AppState>,
     user: CurrentUser,
+    headers: axum::http::HeaderMap,
     Path(id): Path<Uuid>,
     ApiJson(body): ApiJson<AskBody>,
 ) -> Result<Response, ApiError> {
@@ -317,13 +319,29 @@ pub(crate) async fn ask(
         }
         content
     };
-    let request = ChatRequest {
-        messages: vec![ChatMessage::new(Role::User, question.clone())],
-        ..ChatRequest::default()
+    let request = AnswerRequest {
+        conversation_id: Some(id),
+        // Regenerate asks for a new answer, not the one already given.
+        cache: if body.regenerate {
+            CachePolicy::Bypass
+        } else {
+            CachePolicy::Use
+        },
+        ..AnswerRequest::new(
+            Target::App(body.app.clone()),
+            ChatRequest {
+                messages: vec![ChatMessage::new(Role::User, question.clone())],
+                ..ChatRequest::default()
+            },
+        )
     };
-    // Preparing the answer checks the app and retrieves before anything is stored.
-    let mut answer = crate::apps::prepare(&state, &body.app, request).await?;
-    answer.conversation_id = Some(id);
+    let principal = match state.auth {
+        Some(_) => Principal::user(user.id.clone()),
+        None => Principal::local(),
+    };
+    let context = request_context(&headers, principal);
+    // Preparing the answer checks limits and the app and retrieves before anything is stored.
+    let answer = state.pipeline.answer(&context, request).await?;
     let user_message_id = if body.regenerate {
         None
     } else {
@@ -347,126 +365,8 @@ pub(crate) async fn ask(
         }
         Some(stored.id)
     };
-    let citations = answer
-        .extension
-        .get("citations")
-        .cloned()
-        .unwrap_or(Value::Array(Vec::new()));
-    let lineage_id = answer.lineage_id;
     let (sender, receiver) = tokio::sync::mpsc::channel::<Event>(64);
-    tokio::spawn(async move {
-        let started = Instant::now();
-        let _ = sender
-            .send(event(
-                "start",
-                json!({"user_message_id": user_message_id, "lineage_id": lineage_id, "citations": citations}),
-            ))
-            .await;
-        let mut text = String::new();
-        let mut stream = match answer.model.stream(&answer.request).await {
-            Ok(stream) => stream,
-            Err(error) => {
-                answer.record_outcome(
-                    state.catalog.clone(),
-                    Usage::default(),
-                    None,
-                    error.class(),
-                    Some(error.to_string()),
-                    started,
-                );
-                let error = ApiError::from(error);
-                let _ = sender
-                    .send(event(
-                        "error",
-                        json!({"message": error.message, "code": error.code}),
-                    ))
-                    .await;
-                return;
-            }
-        };
-        let mut outcome: Result<(Usage, &'static str), ModelError> =
-            Ok((Usage::default(), "stopped"));
-        let mut cost: Option<f64> = None;
-        let mut finished = false;
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(ChatChunk::Delta(delta)) => {
-                    text.push_str(&delta);
-                    if sender
-                        .send(event("delta", json!({"text": delta})))
-                        .await
-                        .is_err()
-                    {
-                        break; // The client went away: stop generating, keep what there is.
-                    }
-                }
-                Ok(ChatChunk::ToolCall(_)) => {}
-                Ok(ChatChunk::Finish {
-                    reason,
-                    usage,
-                    cost_usd,
-                }) => {
-                    cost = cost_usd;
-                    outcome = Ok((
-                        usage,
-                        match reason {
-                            cairn_core::model::FinishReason::Length => "length",
-                            _ => "stop",
-                        },
-                    ));
-                    finished = true;
-                    break;
-                }
-                Err(error) => {
-                    outcome = Err(error);
-                    break;
-                }
-            }
-        }
-        drop(stream);
-        let (usage, status, error) = match &outcome {
-            Ok((usage, _)) if finished => (*usage, "ok", None),
-            Ok((usage, _)) => (*usage, "cancelled", None),
-            Err(error) => (Usage::default(), error.class(), Some(error.to_string())),
-        };
-        answer.record_outcome(state.catalog.clone(), usage, cost, status, error, started);
-        let stored = if text.trim().is_empty() {
-            None
-        } else {
-            match state
-                .catalog
-                .append_message(NewMessage {
-                    conversation_id: id,
-                    role: "assistant".into(),
-                    content: text,
-                    lineage_id: Some(lineage_id),
-                })
-                .await
-            {
-                Ok(message) => Some(message.id),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not store an answer");
-                    None
-                }
-            }
-        };
-        let last = match outcome {
-            Ok((usage, finish_reason)) if finished => event(
-                "done",
-                json!({"message_id": stored, "lineage_id": lineage_id, "finish_reason": finish_reason, "cost_usd": cost,
-                       "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}}),
-            ),
-            Ok(_) => return,
-            Err(error) => {
-                let error = ApiError::from(error);
-                event(
-                    "error",
-                    json!({"message": error.message, "code": error.code, "message_id": stored}),
-                )
-            }
-        };
-        let _ = sender.send(last).await;
-    });
+    tokio::spawn(stream_answer(state, answer, id, user_message_id, sender));
     let events = futures_util::stream::unfold(receiver, |mut receiver| async move {
         receiver
             .recv()
@@ -476,6 +376,123 @@ pub(crate) async fn ask(
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// How a streamed answer ended, for the `done` event.
+struct Finished {
+    usage: Usage,
+    cost_usd: Option<f64>,
+    finish_reason: &'static str,
+}
+
+/// Streams an answer to the UI as events, then stores what was generated: all of it, or as far as
+/// it got when the client went away (the pipeline records lineage either way).
+async fn stream_answer(
+    state: AppState,
+    answer: Answer,
+    conversation_id: Uuid,
+    user_message_id: Option<Uuid>,
+    sender: tokio::sync::mpsc::Sender<Event>,
+) {
+    let lineage_id = answer.lineage_id();
+    let _ = sender
+        .send(event(
+            "start",
+            json!({"user_message_id": user_message_id, "lineage_id": lineage_id,
+                   "citations": answer.citations()}),
+        ))
+        .await;
+    let mut stream = match answer.stream().await {
+        Ok(stream) => stream,
+        Err(error) => {
+            let error = ApiError::from(error);
+            let _ = sender
+                .send(event(
+                    "error",
+                    json!({"message": error.message, "code": error.code}),
+                ))
+                .await;
+            return;
+        }
+    };
+    let mut text = String::new();
+    let mut outcome: Option<Result<Finished, AnswerError>> = None;
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(ChatChunk::Delta(delta)) => {
+                text.push_str(&delta);
+                if sender
+                    .send(event("delta", json!({"text": delta})))
+                    .await
+                    .is_err()
+                {
+                    break; // The client went away: stop generating, keep what there is.
+                }
+            }
+            Ok(ChatChunk::ToolCall(_)) => {}
+            Ok(ChatChunk::Finish {
+                reason,
+                usage,
+                cost_usd,
+            }) => {
+                let finish_reason = match reason {
+                    cairn_core::model::FinishReason::Length => "length",
+                    _ => "stop",
+                };
+                outcome = Some(Ok(Finished {
+                    usage,
+                    cost_usd,
+                    finish_reason,
+                }));
+                break;
+            }
+            Err(error) => {
+                outcome = Some(Err(error));
+                break;
+            }
+        }
+    }
+    drop(stream);
+    let stored = if text.trim().is_empty() {
+        None
+    } else {
+        match state
+            .catalog
+            .append_message(NewMessage {
+                conversation_id,
+                role: "assistant".into(),
+                content: text,
+                lineage_id: Some(lineage_id),
+            })
+            .await
+        {
+            Ok(message) => Some(message.id),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not store an answer");
+                None
+            }
+        }
+    };
+    let last = match outcome {
+        Some(Ok(Finished {
+            usage,
+            cost_usd,
+            finish_reason,
+        })) => event(
+            "done",
+            json!({"message_id": stored, "lineage_id": lineage_id, "finish_reason": finish_reason, "cost_usd": cost_usd,
+                   "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}}),
+        ),
+        None => return,
+        Some(Err(error)) => {
+            let error = ApiError::from(error);
+            event(
+                "error",
+                json!({"message": error.message, "code": error.code, "message_id": stored}),
+            )
+        }
+    };
+    let _ = sender.send(last).await;
 }
 
 #[derive(Debug, Deserialize)]

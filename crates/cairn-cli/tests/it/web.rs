@@ -16,7 +16,7 @@ async fn events(response: reqwest::Response) -> Vec<(String, Value)> {
     parse_events(&text)
 }
 
-fn parse_events(text: &str) -> Vec<(String, Value)> {
+pub(crate) fn parse_events(text: &str) -> Vec<(String, Value)> {
     text.split("\n\n")
         .filter_map(|block| {
             let mut name = "message".to_owned();

@@ -29,22 +29,30 @@ async fn test_app(max_body_bytes: usize) -> TestApp {
         cairn_prompts::RenderLimits::default(),
         std::time::Duration::from_secs(60),
     );
+    let rag = std::sync::Arc::new(Err(cairn_server::rag::RagSetupError::Index {
+        backend: "none",
+        reason: "this test app has no index".into(),
+    }));
+    let pipeline = cairn_app::Pipeline::new(cairn_app::PipelineParts {
+        catalog: shared.clone(),
+        prompts: prompts.clone(),
+        models: std::sync::Arc::new(cairn_server::models::ModelDirectory::default()),
+        rag: rag.clone(),
+        apps: std::sync::Arc::new(Vec::new()),
+        cache: None,
+        limiter: None,
+        guards: cairn_app::Guards::default(),
+    });
     let state = AppState {
         catalog: shared,
         prompts,
-        models: std::sync::Arc::new(cairn_server::models::ModelDirectory::default()),
+        pipeline,
         metrics: cairn_server::metrics::handle(),
         max_body_bytes,
-        rag: std::sync::Arc::new(Err(cairn_server::rag::RagSetupError::Index {
-            backend: "none",
-            reason: "this test app has no index".into(),
-        })),
+        rag,
         max_upload_bytes: max_body_bytes,
-        apps: std::sync::Arc::new(Vec::new()),
         mcp: std::sync::Arc::new(cairn_server::config::McpSection::default()),
         auth: None,
-        cache: None,
-        limiter: None,
         keys: std::sync::Arc::default(),
     };
     TestApp {
@@ -619,7 +627,10 @@ mod openai_api {
             .await
             .expect("directory");
         let mut state = test.state.clone();
-        state.models = Arc::new(directory);
+        state.pipeline = cairn_app::Pipeline::new(cairn_app::PipelineParts {
+            models: Arc::new(directory),
+            ..state.pipeline.parts().clone()
+        });
         (state, upstream, test)
     }
 
@@ -727,15 +738,18 @@ mod openai_api {
             breaker: cairn_gateway::BreakerSettings::default(),
             pricing: None,
         }];
-        state.models = Arc::new(
-            ModelDirectory::from_config(&models, &[], None)
-                .await
-                .expect("directory"),
-        );
-        state.cache = Some(Arc::new(cairn_gateway::ResponseCache::new(
-            std::time::Duration::from_secs(60),
-            100,
-        )));
+        state.pipeline = cairn_app::Pipeline::new(cairn_app::PipelineParts {
+            models: Arc::new(
+                ModelDirectory::from_config(&models, &[], None)
+                    .await
+                    .expect("directory"),
+            ),
+            cache: Some(Arc::new(cairn_gateway::ResponseCache::new(
+                std::time::Duration::from_secs(60),
+                100,
+            ))),
+            ..state.pipeline.parts().clone()
+        });
         let app = cairn_server::router(state);
         let ask = |body: String, bypass: bool| {
             let mut request =
@@ -1026,10 +1040,13 @@ mod openai_api {
 
     async fn with_limits(rules: Vec<cairn_gateway::LimitRule>) -> (Router, super::TestApp) {
         let (mut state, _upstream, test) = app_state().await;
-        state.limiter = Some(Arc::new(cairn_gateway::Limiter::new(
-            rules,
-            test.state.catalog.clone(),
-        )));
+        state.pipeline = cairn_app::Pipeline::new(cairn_app::PipelineParts {
+            limiter: Some(Arc::new(cairn_gateway::Limiter::new(
+                rules,
+                test.state.catalog.clone(),
+            ))),
+            ..state.pipeline.parts().clone()
+        });
         (cairn_server::router(state), test)
     }
 

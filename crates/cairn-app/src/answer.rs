@@ -1,0 +1,392 @@
+//! The second half of the pipeline: an [`Answer`] prepared by [`crate::Pipeline::answer`] is
+//! completed or streamed through its route (answer cache, the route's own retries and fallback),
+//! output guards, the charge against rate limits and budgets, and its lineage record.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use cairn_core::guard::GuardStage;
+use cairn_core::model::{
+    ChatChunk, ChatMessage, ChatModel, ChatRequest, ChatResponse, ChatStream, FinishReason, Role,
+    ToolCall, Usage,
+};
+use cairn_gateway::{Admission, ResponseCache};
+use cairn_rag::Citation;
+use futures_util::{Stream, StreamExt};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::error::AnswerError;
+use crate::lineage::{Lineage, Outcome};
+use crate::pipeline::Pipeline;
+
+/// A prepared answer: admitted, checked, retrieved and rendered; not yet sent to the model.
+#[derive(Debug)]
+pub struct Answer {
+    pipeline: Pipeline,
+    model: Arc<dyn ChatModel>,
+    request: ChatRequest,
+    lineage: Lineage,
+    admission: Admission,
+    cache: Option<Arc<ResponseCache>>,
+    deadline: Option<Instant>,
+    // Copies of what lineage records, for the front doors to show.
+    id: Uuid,
+    route: String,
+    app: Option<String>,
+    prompt: Option<(String, Option<i64>)>,
+    citations: Vec<Citation>,
+}
+
+/// A completed answer.
+#[derive(Debug, Clone)]
+pub struct Completed {
+    pub response: ChatResponse,
+    /// Whether the answer cache gave it (then `cost_usd` is 0: it cost nothing now).
+    pub cached: bool,
+    /// The time spent in the route (model calls, retries, fallbacks); zero for a cached answer.
+    pub upstream: Duration,
+}
+
+impl Answer {
+    pub(crate) fn new(
+        pipeline: Pipeline,
+        model: Arc<dyn ChatModel>,
+        request: ChatRequest,
+        mut lineage: Lineage,
+        admission: Admission,
+        cache: Option<Arc<ResponseCache>>,
+        deadline: Option<Instant>,
+    ) -> Answer {
+        let draft = lineage.draft_mut().map(|d| {
+            (
+                d.id,
+                d.route.clone(),
+                d.app.clone(),
+                d.prompt.clone(),
+                d.citations.clone(),
+            )
+        });
+        let (id, route, app, prompt, citations) = draft.unwrap_or_default();
+        Answer {
+            pipeline,
+            model,
+            request,
+            lineage,
+            admission,
+            cache,
+            deadline,
+            id,
+            route,
+            app,
+            prompt,
+            citations,
+        }
+    }
+
+    /// The id of the answer's lineage record (`GET /v1/lineage/{id}`).
+    pub fn lineage_id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The route or model that answers.
+    pub fn route(&self) -> &str {
+        &self.route
+    }
+
+    pub fn app(&self) -> Option<&str> {
+        self.app.as_deref()
+    }
+
+    /// The registered prompt and version that produced the model's messages.
+    pub fn prompt(&self) -> Option<(&str, Option<i64>)> {
+        self.prompt
+            .as_ref()
+            .map(|(name, version)| (name.as_str(), *version))
+    }
+
+    /// The passages the answer may cite, numbered as the prompt numbers them.
+    pub fn citations(&self) -> &[Citation] {
+        &self.citations
+    }
+
+    /// Whether the answer cache would be consulted.
+    pub fn uses_cache(&self) -> bool {
+        self.cache.is_some()
+    }
+
+    /// Runs the model without streaming (or takes the cached answer), checks the output, charges
+    /// the call and records lineage.
+    pub async fn complete(mut self) -> Result<Completed, AnswerError> {
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|cache| cache.get(&self.route, &self.request));
+        if let Some(mut response) = cached {
+            response.cost_usd = response.cost_usd.map(|_| 0.0);
+            let response = self.check_output(response).await?;
+            self.lineage
+                .write(Outcome::ok(response.usage, response.cost_usd, "cached"));
+            return Ok(Completed {
+                response,
+                cached: true,
+                upstream: Duration::ZERO,
+            });
+        }
+        let upstream_started = Instant::now();
+        let call = self
+            .model
+            .complete(&self.request)
+            .instrument(tracing::info_span!("cairn.route", route = %self.route));
+        let result = match self.deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline.into(), call).await {
+                Ok(result) => result,
+                Err(_) => {
+                    self.lineage.write(Outcome::failed(
+                        "timeout",
+                        AnswerError::DeadlineExceeded.to_string(),
+                    ));
+                    return Err(AnswerError::DeadlineExceeded);
+                }
+            },
+            None => call.await,
+        };
+        let upstream = upstream_started.elapsed();
+        let response = match result {
+            Ok(response) => response,
+            Err(error) => {
+                self.lineage
+                    .write(Outcome::failed(error.class(), error.to_string()));
+                return Err(error.into());
+            }
+        };
+        if let Some(cache) = &self.cache {
+            cache.put(&self.route, &self.request, &response);
+        }
+        self.admission_charge(&response.usage, response.cost_usd);
+        let response = self.check_output(response).await?;
+        self.lineage
+            .write(Outcome::ok(response.usage, response.cost_usd, "ok"));
+        Ok(Completed {
+            response,
+            cached: false,
+            upstream,
+        })
+    }
+
+    /// Streams the answer (a cached one as one delta). Errors before the first chunk are returned
+    /// here; later ones end the stream. Lineage is written when the stream finishes, fails, or is
+    /// dropped unfinished (`cancelled`).
+    pub async fn stream(mut self) -> Result<AnswerStream, AnswerError> {
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|cache| cache.get(&self.route, &self.request));
+        if let Some(mut response) = cached {
+            response.cost_usd = response.cost_usd.map(|_| 0.0);
+            return Ok(AnswerStream::new(self, replay(response), true));
+        }
+        let call = self
+            .model
+            .stream(&self.request)
+            .instrument(tracing::info_span!("cairn.route", route = %self.route));
+        let result = match self.deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline.into(), call).await {
+                Ok(result) => result,
+                Err(_) => {
+                    self.lineage.write(Outcome::failed(
+                        "timeout",
+                        AnswerError::DeadlineExceeded.to_string(),
+                    ));
+                    return Err(AnswerError::DeadlineExceeded);
+                }
+            },
+            None => call.await,
+        };
+        match result {
+            Ok(upstream) => Ok(AnswerStream::new(self, upstream, false)),
+            Err(error) => {
+                self.lineage
+                    .write(Outcome::failed(error.class(), error.to_string()));
+                Err(error.into())
+            }
+        }
+    }
+
+    fn admission_charge(&mut self, usage: &Usage, cost_usd: Option<f64>) {
+        let admission = std::mem::replace(&mut self.admission, Admission::unlimited());
+        admission.charge(
+            u64::from(usage.input_tokens) + u64::from(usage.output_tokens),
+            cost_usd.unwrap_or(0.0),
+        );
+    }
+
+    /// Output guards over a whole answer's text.
+    async fn check_output(
+        &mut self,
+        mut response: ChatResponse,
+    ) -> Result<ChatResponse, AnswerError> {
+        let text = std::mem::take(&mut response.message.content);
+        let mut verdicts = Vec::new();
+        let checked = self
+            .pipeline
+            .guards()
+            .require(GuardStage::Output, text, &mut verdicts)
+            .instrument(tracing::info_span!("cairn.guard.output"))
+            .await;
+        if let Some(draft) = self.lineage.draft_mut() {
+            draft.verdicts.extend(verdicts);
+        }
+        match checked {
+            Ok(text) => {
+                response.message.content = text;
+                Ok(response)
+            }
+            Err(error) => {
+                self.lineage
+                    .write(Outcome::failed("blocked", error.to_string()));
+                Err(error)
+            }
+        }
+    }
+}
+
+/// A cached answer as a stream: its text as one delta, its tool calls, and the finish.
+fn replay(response: ChatResponse) -> ChatStream {
+    let mut chunks = Vec::new();
+    if !response.message.content.is_empty() {
+        chunks.push(Ok(ChatChunk::Delta(response.message.content)));
+    }
+    for call in response.message.tool_calls {
+        chunks.push(Ok(ChatChunk::ToolCall(call)));
+    }
+    chunks.push(Ok(ChatChunk::Finish {
+        reason: response.finish_reason,
+        usage: response.usage,
+        cost_usd: response.cost_usd,
+    }));
+    Box::pin(futures_util::stream::iter(chunks))
+}
+
+/// A streamed answer. It ends after `ChatChunk::Finish` or after the first error; what it had
+/// streamed is checked by the output guards at the finish, stored in the answer cache, charged,
+/// and recorded in lineage.
+pub struct AnswerStream {
+    inner: Pin<Box<dyn Stream<Item = Result<ChatChunk, AnswerError>> + Send>>,
+}
+
+impl std::fmt::Debug for AnswerStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AnswerStream")
+    }
+}
+
+/// What a stream accumulates for the finish.
+struct Streaming {
+    answer: Answer,
+    upstream: ChatStream,
+    cached: bool,
+    text: String,
+    tool_calls: Vec<ToolCall>,
+    done: bool,
+}
+
+impl AnswerStream {
+    fn new(answer: Answer, upstream: ChatStream, cached: bool) -> AnswerStream {
+        let state = Streaming {
+            answer,
+            upstream,
+            cached,
+            text: String::new(),
+            tool_calls: Vec::new(),
+            done: false,
+        };
+        let inner = futures_util::stream::unfold(state, |mut state| async move {
+            if state.done {
+                return None;
+            }
+            let item = state.upstream.next().await;
+            let item = match item {
+                Some(Ok(ChatChunk::Delta(text))) => {
+                    state.text.push_str(&text);
+                    Ok(ChatChunk::Delta(text))
+                }
+                Some(Ok(ChatChunk::ToolCall(call))) => {
+                    state.tool_calls.push(call.clone());
+                    Ok(ChatChunk::ToolCall(call))
+                }
+                Some(Ok(ChatChunk::Finish {
+                    reason,
+                    usage,
+                    cost_usd,
+                })) => {
+                    state.done = true;
+                    state.finish(reason, usage, cost_usd).await
+                }
+                Some(Err(error)) => {
+                    state.done = true;
+                    state
+                        .answer
+                        .lineage
+                        .write(Outcome::failed(error.class(), error.to_string()));
+                    Err(error.into())
+                }
+                // Ended without a finish: lineage says `cancelled` when the answer drops.
+                None => return None,
+            };
+            Some((item, state))
+        });
+        AnswerStream {
+            inner: Box::pin(inner),
+        }
+    }
+}
+
+impl Streaming {
+    async fn finish(
+        &mut self,
+        reason: FinishReason,
+        usage: Usage,
+        cost_usd: Option<f64>,
+    ) -> Result<ChatChunk, AnswerError> {
+        let response = ChatResponse {
+            message: ChatMessage {
+                tool_calls: std::mem::take(&mut self.tool_calls),
+                ..ChatMessage::new(Role::Assistant, std::mem::take(&mut self.text))
+            },
+            finish_reason: reason,
+            usage,
+            model: self.answer.route.clone(),
+            cost_usd,
+        };
+        if !self.cached {
+            if let Some(cache) = &self.answer.cache {
+                cache.put(&self.answer.route, &self.answer.request, &response);
+            }
+            self.answer.admission_charge(&usage, cost_usd);
+        }
+        // The text has been sent already: a block here ends the stream with an error instead of a
+        // finish, and lineage records it. Streaming-safe checks belong to the guards themselves.
+        self.answer.check_output(response).await?;
+        self.answer.lineage.write(Outcome::ok(
+            usage,
+            cost_usd,
+            if self.cached { "cached" } else { "ok" },
+        ));
+        Ok(ChatChunk::Finish {
+            reason,
+            usage,
+            cost_usd,
+        })
+    }
+}
+
+impl Stream for AnswerStream {
+    type Item = Result<ChatChunk, AnswerError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}

@@ -1,0 +1,384 @@
+//! The one answer pipeline. Every front door (the OpenAI-compatible API, the web UI, MCP, and in
+//! process the eval harness and agents) builds a [`RequestContext`] and an [`AnswerRequest`] and
+//! calls [`Pipeline::answer`]; the request then goes, hop by hop:
+//!
+//! limits → input guards → retrieval (per app) → context guards → prompt render → [`Answer`]
+//!
+//! and the [`Answer`] is completed or streamed through the route (cache, fallback, cost), output
+//! guards and lineage (`answer.rs`). Each hop is a `tracing` span named `cairn.*`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use cairn_core::guard::GuardStage;
+use cairn_core::model::{ChatModel, ChatRequest, Role};
+use cairn_core::{Catalog, RequestContext};
+use cairn_gateway::{Admission, Limiter, ResponseCache};
+use cairn_prompts::PromptRegistry;
+use cairn_rag::Citation;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::answer::Answer;
+use crate::apps::{self, AppSection};
+use crate::error::AnswerError;
+use crate::guards::{Checked, Guards, VerdictRecord};
+use crate::lineage::{Draft, Lineage};
+use crate::rag::{Rag, RagSetupError};
+
+/// Every model and route a caller may name, by name.
+pub trait ModelLookup: Send + Sync + fmt::Debug {
+    fn get(&self, name: &str) -> Option<Arc<dyn ChatModel>>;
+    fn names(&self) -> Vec<String>;
+}
+
+/// What is being asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A model or route, with the caller's own messages.
+    Model(String),
+    /// A configured RAG app.
+    App(String),
+    /// One collection, answered like an app with the default prompt through `route`.
+    Collection { collection: String, route: String },
+}
+
+impl Target {
+    /// What an OpenAI client puts in `"model"`: `app:NAME`, or a model or route.
+    pub fn from_model_name(name: &str) -> Target {
+        match name.strip_prefix("app:") {
+            Some(app) => Target::App(app.to_owned()),
+            None => Target::Model(name.to_owned()),
+        }
+    }
+
+    /// The name rate limits count the call under: what a client would put in `"model"`.
+    pub fn limit_name(&self) -> String {
+        match self {
+            Target::Model(name) => name.clone(),
+            Target::App(name) => format!("app:{name}"),
+            Target::Collection { collection, .. } => format!("collection:{collection}"),
+        }
+    }
+}
+
+/// Whether the answer cache may answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CachePolicy {
+    Use,
+    /// Answer afresh (and do not store the answer).
+    Bypass,
+}
+
+/// One question for the pipeline.
+#[derive(Debug, Clone)]
+pub struct AnswerRequest {
+    pub target: Target,
+    /// The caller's messages and sampling settings (`model` is ignored: the target decides).
+    pub chat: ChatRequest,
+    pub cache: CachePolicy,
+    /// The web UI conversation the answer belongs to.
+    pub conversation_id: Option<Uuid>,
+}
+
+impl AnswerRequest {
+    pub fn new(target: Target, chat: ChatRequest) -> AnswerRequest {
+        AnswerRequest {
+            target,
+            chat,
+            cache: CachePolicy::Use,
+            conversation_id: None,
+        }
+    }
+}
+
+/// What the pipeline is built from.
+#[derive(Debug, Clone)]
+pub struct PipelineParts {
+    pub catalog: Arc<dyn Catalog>,
+    pub prompts: Arc<PromptRegistry>,
+    pub models: Arc<dyn ModelLookup>,
+    /// Retrieval, or why it could not be set up (app answers then fail with the reason).
+    pub rag: Arc<Result<Arc<Rag>, RagSetupError>>,
+    pub apps: Arc<Vec<AppSection>>,
+    /// The exact-match answer cache; `None`: off.
+    pub cache: Option<Arc<ResponseCache>>,
+    /// Rate limits and budgets; `None`: none configured.
+    pub limiter: Option<Arc<Limiter>>,
+    pub guards: Guards,
+}
+
+/// The answer pipeline. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    parts: Arc<PipelineParts>,
+}
+
+impl Pipeline {
+    pub fn new(parts: PipelineParts) -> Pipeline {
+        Pipeline {
+            parts: Arc::new(parts),
+        }
+    }
+
+    /// What it was built from, to build a changed copy (`Pipeline::new(PipelineParts { .. })`).
+    pub fn parts(&self) -> &PipelineParts {
+        &self.parts
+    }
+
+    pub fn apps(&self) -> &[AppSection] {
+        &self.parts.apps
+    }
+
+    pub fn app(&self, name: &str) -> Option<&AppSection> {
+        self.parts.apps.iter().find(|a| a.name == name)
+    }
+
+    pub fn models(&self) -> &Arc<dyn ModelLookup> {
+        &self.parts.models
+    }
+
+    /// Retrieval, or why it is unavailable.
+    pub fn rag(&self) -> Result<&Arc<Rag>, AnswerError> {
+        self.parts
+            .rag
+            .as_ref()
+            .as_ref()
+            .map_err(|e| AnswerError::RetrievalUnavailable(e.to_string()))
+    }
+
+    /// Admits, checks and prepares an answer; the caller completes or streams it.
+    pub async fn answer(
+        &self,
+        context: &RequestContext,
+        request: AnswerRequest,
+    ) -> Result<Answer, AnswerError> {
+        let span = tracing::info_span!(
+            "cairn.answer",
+            request_id = %context.request_id,
+            principal = %context.principal.subject,
+            target = %request.target.limit_name(),
+        );
+        self.prepare(context, request).instrument(span).await
+    }
+
+    async fn prepare(
+        &self,
+        context: &RequestContext,
+        request: AnswerRequest,
+    ) -> Result<Answer, AnswerError> {
+        let started = Instant::now();
+        let AnswerRequest {
+            target,
+            mut chat,
+            cache,
+            conversation_id,
+        } = request;
+        let admission = self.admit(context, &target).await?;
+        let mut verdicts = Vec::new();
+        self.check_input(&mut chat, &mut verdicts)
+            .instrument(tracing::info_span!("cairn.guard.input"))
+            .await?;
+        let prepared = match &target {
+            Target::Model(name) => {
+                let model = self.model(name)?;
+                chat.model = name.clone();
+                Prepared {
+                    model,
+                    request: chat,
+                    route: name.clone(),
+                    app: None,
+                    prompt: None,
+                    citations: Vec::new(),
+                }
+            }
+            Target::App(name) => {
+                let app = self.app(name).ok_or_else(|| self.unknown_app(name))?;
+                self.prepare_app(context, app, chat, &mut verdicts).await?
+            }
+            Target::Collection { collection, route } => {
+                let app = AppSection::for_collection(collection, route.clone());
+                let mut prepared = self.prepare_app(context, &app, chat, &mut verdicts).await?;
+                prepared.app = None;
+                prepared
+            }
+        };
+        let draft = Draft {
+            id: Uuid::now_v7(),
+            conversation_id,
+            app: prepared.app,
+            prompt: prepared.prompt,
+            model: prepared.request.model.clone(),
+            route: prepared.route.clone(),
+            citations: prepared.citations,
+            verdicts,
+            started,
+        };
+        Ok(Answer::new(
+            self.clone(),
+            prepared.model,
+            prepared.request,
+            Lineage::new(self.parts.catalog.clone(), draft),
+            admission,
+            match cache {
+                CachePolicy::Use => self.parts.cache.clone(),
+                CachePolicy::Bypass => None,
+            },
+            context.deadline,
+        ))
+    }
+
+    pub(crate) fn guards(&self) -> &Guards {
+        &self.parts.guards
+    }
+
+    async fn admit(
+        &self,
+        context: &RequestContext,
+        target: &Target,
+    ) -> Result<Admission, AnswerError> {
+        let Some(limiter) = &self.parts.limiter else {
+            return Ok(Admission::unlimited());
+        };
+        let key = context.principal.limit_key();
+        Ok(limiter
+            .admit(&target.limit_name(), key.as_deref(), SystemTime::now())
+            .instrument(tracing::info_span!("cairn.limits"))
+            .await?)
+    }
+
+    /// Input guards over each user message.
+    async fn check_input(
+        &self,
+        chat: &mut ChatRequest,
+        verdicts: &mut Vec<VerdictRecord>,
+    ) -> Result<(), AnswerError> {
+        for message in chat.messages.iter_mut().filter(|m| m.role == Role::User) {
+            let text = std::mem::take(&mut message.content);
+            message.content = self
+                .parts
+                .guards
+                .require(GuardStage::Input, text, verdicts)
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn model(&self, name: &str) -> Result<Arc<dyn ChatModel>, AnswerError> {
+        self.parts.models.get(name).ok_or_else(|| {
+            let known: Vec<String> = self
+                .parts
+                .models
+                .names()
+                .into_iter()
+                .chain(self.parts.apps.iter().map(|a| format!("app:{}", a.name)))
+                .collect();
+            AnswerError::UnknownTarget(format!(
+                "model `{name}` does not exist; models: {}",
+                if known.is_empty() {
+                    "none configured (see [[models]] in cairn.example.toml)".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })
+    }
+
+    fn unknown_app(&self, name: &str) -> AnswerError {
+        let known: Vec<String> = self
+            .parts
+            .apps
+            .iter()
+            .map(|a| format!("app:{}", a.name))
+            .collect();
+        AnswerError::UnknownTarget(format!(
+            "app `{name}` does not exist; apps: {}",
+            if known.is_empty() {
+                "none configured (see [[apps]] in cairn.example.toml)".to_owned()
+            } else {
+                known.join(", ")
+            }
+        ))
+    }
+
+    /// Retrieval, context guards and the rendered prompt of an app's answer.
+    async fn prepare_app(
+        &self,
+        context: &RequestContext,
+        app: &AppSection,
+        chat: ChatRequest,
+        verdicts: &mut Vec<VerdictRecord>,
+    ) -> Result<Prepared, AnswerError> {
+        if !chat.tools.is_empty() {
+            return Err(AnswerError::invalid(
+                "invalid_request",
+                "apps answer from their collections and do not take tools; call a model or route for tool use",
+            ));
+        }
+        let question = apps::question(&chat.messages)?;
+        let rag = self.rag()?;
+        let model = self.parts.models.get(&app.route).ok_or_else(|| {
+            AnswerError::Internal(format!(
+                "app `{}` names route `{}`, which is not loaded",
+                app.name, app.route
+            ))
+        })?;
+        let collections = apps::collections(app, self.parts.catalog.as_ref()).await?;
+        if let Some(hidden) = collections.iter().find(|c| !context.principal.may_read(c)) {
+            return Err(AnswerError::invalid(
+                "collection_not_readable",
+                format!(
+                    "`{}` may not read collection `{hidden}`, which app `{}` answers from",
+                    context.principal.subject, app.name
+                ),
+            ));
+        }
+        let mut passages = apps::retrieve(rag, &collections, &question, app.top_k)
+            .instrument(tracing::info_span!(
+                "cairn.retrieve",
+                collections = collections.len()
+            ))
+            .await?;
+        let mut kept = Vec::with_capacity(passages.len());
+        for mut passage in passages.drain(..) {
+            let text = std::mem::take(&mut passage.content);
+            match self
+                .parts
+                .guards
+                .check(GuardStage::RetrievedContext, text, verdicts)
+                .instrument(tracing::info_span!("cairn.guard.context"))
+                .await
+            {
+                Checked::Pass(text) => {
+                    passage.content = text;
+                    kept.push(passage);
+                }
+                // A blocked passage never reaches the prompt; the verdict is in lineage.
+                Checked::Blocked { .. } => {}
+            }
+        }
+        let context = apps::cite(rag, app, &kept);
+        let rendered = apps::render(&self.parts.prompts, app, &question, &context.citations)
+            .instrument(tracing::info_span!("cairn.render", prompt = %app.prompt))
+            .await?;
+        Ok(Prepared {
+            model,
+            request: apps::model_request(app, &rendered, chat),
+            route: app.route.clone(),
+            app: Some(app.name.clone()),
+            prompt: Some((rendered.name.clone(), rendered.version)),
+            citations: context.citations,
+        })
+    }
+}
+
+/// An answer ready for its model call.
+struct Prepared {
+    model: Arc<dyn ChatModel>,
+    request: ChatRequest,
+    route: String,
+    app: Option<String>,
+    prompt: Option<(String, Option<i64>)>,
+    citations: Vec<Citation>,
+}

@@ -1,0 +1,35 @@
+"""Calls the MCP tool `answer_question` once with the official MCP Python SDK, over streamable HTTP,
+and prints the result as one line: `RESULT {"is_error", "structured", "text"}`.
+
+Driven by crates/cairn-cli/tests/it/front_doors.rs, which passes in:
+
+  CAIRN_MCP_URL    http://127.0.0.1:PORT/mcp
+  CAIRN_KEY        an API key that may call the tool
+  CAIRN_APP        the app to ask
+  CAIRN_QUESTION   the question
+"""
+
+import asyncio
+import json
+import os
+
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+
+async def main():
+    headers = {"Authorization": f"Bearer {os.environ['CAIRN_KEY']}"}
+    async with create_mcp_http_client(headers=headers) as http:
+        async with streamable_http_client(os.environ["CAIRN_MCP_URL"], http_client=http) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                result = await session.call_tool(
+                    "answer_question",
+                    {"app": os.environ["CAIRN_APP"], "question": os.environ["CAIRN_QUESTION"]},
+                )
+    texts = [c.text for c in result.content if getattr(c, "text", None) is not None]
+    print("RESULT " + json.dumps({"is_error": bool(result.is_error), "structured": result.structured_content, "text": texts}))
+
+
+asyncio.run(main())
