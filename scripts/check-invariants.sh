@@ -29,6 +29,14 @@ if [ -n "$app_http" ]; then
   fail=1
 fi
 
+# The runtime (config and wiring, what `cairn ingest`, `search`, `prompt` and `key` use) depends on
+# no front door. (axum itself is in its graph: qdrant-client's tonic brings it.)
+runtime_doors=$(cargo tree -p cairn-runtime -e normal --prefix none --format '{p}' --locked 2>/dev/null | awk '{print $1}' | sort -u | grep -E '^(cairn-server|cairn-mcp|rmcp|cairn-cli)$' || true)
+if [ -n "$runtime_doors" ]; then
+  echo "invariant broken: cairn-runtime depends on $(tr '\n' ' ' <<<"$runtime_doors")(config and wiring must not depend on a front door)" >&2
+  fail=1
+fi
+
 # Adapters depend inward only: on cairn-core (and the catalog crates on cairn-sqlx), on no other
 # crate of ours.
 for adapter in cairn-openai cairn-local cairn-candle cairn-qdrant cairn-postgres cairn-sqlite cairn-sqlx cairn-gateway cairn-prompts; do
@@ -63,5 +71,5 @@ if [ -n "$undocumented" ]; then
   fail=1
 fi
 
-[ "$fail" = 0 ] && echo "invariants: cairn-core has no I/O dependencies; only the binary depends on cairn-server; cairn-app knows no HTTP; adapters depend on cairn-core only; SQL only in the catalog crates; status codes only in the HTTP crates; every module documented"
+[ "$fail" = 0 ] && echo "invariants: cairn-core has no I/O dependencies; only the binary depends on cairn-server; cairn-app knows no HTTP; cairn-runtime depends on no front door; adapters depend on cairn-core only; SQL only in the catalog crates; status codes only in the HTTP crates; every module documented"
 exit "$fail"

@@ -188,29 +188,39 @@ impl Answer {
             response.cost_usd = response.cost_usd.map(|_| 0.0);
             return Ok(AnswerStream::new(self, replay(response), true));
         }
-        let call = self
-            .model
-            .stream(&self.request)
-            .instrument(tracing::info_span!("cairn.route", route = %self.route));
-        let result = match self.deadline {
-            Some(deadline) => match tokio::time::timeout_at(deadline.into(), call).await {
-                Ok(result) => result,
-                Err(_) => {
-                    self.lineage.write(Outcome::failed(
-                        "timeout",
-                        AnswerError::DeadlineExceeded.to_string(),
-                    ));
-                    return Err(AnswerError::DeadlineExceeded);
-                }
-            },
-            None => call.await,
-        };
+        let model = self.model.clone();
+        let request = self.request.clone();
+        let result = self
+            .within_deadline(async move { model.stream(&request).await })
+            .await?;
         match result {
             Ok(upstream) => Ok(AnswerStream::new(self, upstream, false)),
             Err(error) => {
                 self.lineage
                     .write(Outcome::failed(error.class(), error.to_string()));
                 Err(error.into())
+            }
+        }
+    }
+
+    /// The route's call, within the request's deadline when it has one; a missed deadline is
+    /// recorded in lineage.
+    async fn within_deadline<T>(
+        &mut self,
+        call: impl std::future::Future<Output = T>,
+    ) -> Result<T, AnswerError> {
+        let call = call.instrument(tracing::info_span!("cairn.route", route = %self.route));
+        let Some(deadline) = self.deadline else {
+            return Ok(call.await);
+        };
+        match tokio::time::timeout_at(deadline.into(), call).await {
+            Ok(result) => Ok(result),
+            Err(_) => {
+                self.lineage.write(Outcome::failed(
+                    "timeout",
+                    AnswerError::DeadlineExceeded.to_string(),
+                ));
+                Err(AnswerError::DeadlineExceeded)
             }
         }
     }

@@ -274,14 +274,7 @@ impl Pipeline {
                 .into_iter()
                 .chain(self.parts.apps.iter().map(|a| format!("app:{}", a.name)))
                 .collect();
-            AnswerError::UnknownTarget(format!(
-                "model `{name}` does not exist; models: {}",
-                if known.is_empty() {
-                    "none configured (see [[models]] in cairn.example.toml)".to_owned()
-                } else {
-                    known.join(", ")
-                }
-            ))
+            unknown("model", name, &known, "[[models]]")
         })
     }
 
@@ -292,14 +285,7 @@ impl Pipeline {
             .iter()
             .map(|a| format!("app:{}", a.name))
             .collect();
-        AnswerError::UnknownTarget(format!(
-            "app `{name}` does not exist; apps: {}",
-            if known.is_empty() {
-                "none configured (see [[apps]] in cairn.example.toml)".to_owned()
-            } else {
-                known.join(", ")
-            }
-        ))
+        unknown("app", name, &known, "[[apps]]")
     }
 
     /// Retrieval, context guards and the rendered prompt of an app's answer.
@@ -371,6 +357,18 @@ impl Pipeline {
             citations: context.citations,
         })
     }
+}
+
+/// "`what` `name` does not exist", with what does, or where to configure some.
+fn unknown(what: &str, name: &str, known: &[String], section: &str) -> AnswerError {
+    AnswerError::UnknownTarget(format!(
+        "{what} `{name}` does not exist; {what}s: {}",
+        if known.is_empty() {
+            format!("none configured (see {section} in cairn.example.toml)")
+        } else {
+            known.join(", ")
+        }
+    ))
 }
 
 /// An answer ready for its model call.

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use cairn_candle::{BertEmbedder, ModelSource};
 use cairn_rag::{NoProgress, Source};
-use cairn_server::config::{Config, EmbeddingConfig};
+use cairn_runtime::config::{Config, EmbeddingConfig};
 use clap::Args;
 use uuid::Uuid;
 
@@ -153,8 +153,8 @@ pub async fn index(config: &Config, args: &IndexArgs) -> Result<()> {
             report?
         }
         "pgvector" => {
-            let catalog = cairn_server::serve::open_for_use(config).await?;
-            let cairn_server::serve::OpenCatalog::Postgres(postgres) = catalog else {
+            let catalog = cairn_runtime::catalog::open_for_use(config).await?;
+            let cairn_runtime::catalog::OpenCatalog::Postgres(postgres) = catalog else {
                 bail!(
                     "--backend pgvector needs a PostgreSQL catalog: pass --database-url postgres://…"
                 );
@@ -209,8 +209,8 @@ fn peak_rss_mib() -> Option<f64> {
 
 /// End-to-end ingest throughput into the configured catalog and index.
 pub async fn ingest(config: &Config, args: &IngestBenchArgs) -> Result<()> {
-    let catalog = cairn_server::serve::open_for_use(config).await?;
-    let rag = cairn_server::rag::build(config, &catalog).await?;
+    let catalog = cairn_runtime::catalog::open_for_use(config).await?;
+    let rag = cairn_runtime::rag::build(config, &catalog).await?;
     let started = Instant::now();
     let report = rag
         .ingestor

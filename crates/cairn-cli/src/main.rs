@@ -1,10 +1,11 @@
 //! The `cairn` command. Parses arguments, reads the environment, loads the config and calls into
-//! `cairn-server`; no logic of its own beyond that.
+//! `cairn-runtime` (ingest, search, prompts, keys, benchmarks) or `cairn-server` (`serve`, `mcp`);
+//! no logic of its own beyond that.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cairn_server::config::{self, Sources};
+use cairn_runtime::config::{self, Sources};
 use clap::{Args, Parser, Subcommand};
 
 mod bench;
@@ -197,7 +198,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    cairn_server::telemetry::init(&config.log, std::env::var("RUST_LOG").ok().as_deref());
+    cairn_runtime::telemetry::init(&config.log, std::env::var("RUST_LOG").ok().as_deref());
 
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -214,7 +215,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Migrate(_) => {
-                let catalog = cairn_server::serve::open_and_migrate(&config).await?;
+                let catalog = cairn_runtime::catalog::open_and_migrate(&config).await?;
                 catalog.close().await;
                 println!("catalog migrated: {}", config.database.describe());
                 Ok(())
@@ -262,7 +263,7 @@ fn main() -> ExitCode {
                     .cloned()
                     .collect();
                 let models =
-                    cairn_server::models::ModelDirectory::from_config(&models, &routes, None)
+                    cairn_runtime::models::ModelDirectory::from_config(&models, &routes, None)
                         .await
                         .map_err(anyhow::Error::msg)?;
                 let Some(model) = models.get(&args.model) else {
@@ -281,8 +282,8 @@ fn main() -> ExitCode {
                 bench::generate(&*model, &args).await
             }
             Command::Ingest { args, .. } => {
-                let catalog = cairn_server::serve::open_for_use(&config).await?;
-                let rag = cairn_server::rag::build(&config, &catalog).await?;
+                let catalog = cairn_runtime::catalog::open_for_use(&config).await?;
+                let rag = cairn_runtime::rag::build(&config, &catalog).await?;
                 let clean = rag::ingest(&rag, args).await;
                 catalog.close().await;
                 if !clean? {
@@ -293,14 +294,14 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Search { args, .. } => {
-                let catalog = cairn_server::serve::open_for_use(&config).await?;
-                let rag = cairn_server::rag::build(&config, &catalog).await?;
+                let catalog = cairn_runtime::catalog::open_for_use(&config).await?;
+                let rag = cairn_runtime::rag::build(&config, &catalog).await?;
                 let result = rag::search(&rag, args).await;
                 catalog.close().await;
                 result
             }
             Command::Mcp(_) => {
-                let catalog = cairn_server::serve::open_for_use(&config).await?;
+                let catalog = cairn_runtime::catalog::open_for_use(&config).await?;
                 let state = cairn_server::serve::build_state(&config, &catalog).await?;
                 let server = cairn_mcp::CairnMcp::for_stdio(cairn_server::mcp::knowledge(&state));
                 let result = server.serve_stdio().await.map_err(anyhow::Error::msg);
@@ -308,14 +309,14 @@ fn main() -> ExitCode {
                 result
             }
             Command::Key { command, .. } => {
-                let catalog = cairn_server::serve::open_for_use(&config).await?;
+                let catalog = cairn_runtime::catalog::open_for_use(&config).await?;
                 let result = key::run(&*catalog.as_dyn(), command).await;
                 catalog.close().await;
                 result
             }
             Command::Prompt { command, .. } => {
-                let catalog = cairn_server::serve::open_for_use(&config).await?;
-                let registry = cairn_server::serve::prompt_registry(&config, catalog.as_dyn());
+                let catalog = cairn_runtime::catalog::open_for_use(&config).await?;
+                let registry = cairn_runtime::catalog::prompt_registry(&config, catalog.as_dyn());
                 let result = prompt::run(&registry, &*catalog.as_dyn(), command).await;
                 catalog.close().await;
                 result

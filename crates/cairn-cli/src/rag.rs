@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cairn_rag::{DocumentOutcome, IngestReport, Progress, SearchMode, SearchRequest, Source};
-use cairn_server::rag::Rag;
+use cairn_runtime::rag::Rag;
 use clap::Args;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressStyle};

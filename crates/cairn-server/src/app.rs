@@ -34,10 +34,10 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub max_body_bytes: usize,
     /// The RAG pipeline, or why it could not be set up (ingest and search then answer 503).
-    pub rag: Arc<Result<Arc<crate::rag::Rag>, crate::rag::RagSetupError>>,
+    pub rag: Arc<Result<Arc<cairn_app::Rag>, cairn_app::RagSetupError>>,
     pub max_upload_bytes: usize,
     /// The MCP endpoint's settings.
-    pub mcp: Arc<crate::config::McpSection>,
+    pub mcp: Arc<cairn_runtime::config::McpSection>,
     /// OIDC sign-in for the web UI; `None`: one local user.
     pub auth: Option<Arc<crate::auth::Oidc>>,
     /// Verified API keys of `/v1/chat/completions` callers.

@@ -16,7 +16,7 @@ use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
     PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -30,19 +30,7 @@ const PENDING_COOKIE: &str = "cairn_oidc";
 /// How long a sign-in may take at the provider.
 const PENDING_TTL: Duration = Duration::from_secs(600);
 
-/// OIDC sign-in, as configured.
-#[derive(Debug, Clone)]
-pub struct OidcSettings {
-    pub issuer: String,
-    pub client_id: String,
-    pub client_secret: Option<SecretString>,
-    /// `https://cairn.example.com/auth/callback`; empty: from each request's Host header.
-    pub redirect_url: String,
-    pub scopes: Vec<String>,
-    pub session_ttl: Duration,
-    /// Signs the cookies; shared by replicas. `None`: a random key per process.
-    pub session_secret: Option<SecretString>,
-}
+pub use cairn_runtime::config::OidcSettings;
 
 /// Sign-in through an OpenID Connect provider, discovered at startup.
 #[derive(Clone)]

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::rag::Rag;
+use cairn_app::Rag;
 
 /// A collection as the API shows it.
 #[derive(Debug, Serialize)]

@@ -29,14 +29,14 @@ async fn test_app(max_body_bytes: usize) -> TestApp {
         cairn_prompts::RenderLimits::default(),
         std::time::Duration::from_secs(60),
     );
-    let rag = std::sync::Arc::new(Err(cairn_server::rag::RagSetupError::Index {
+    let rag = std::sync::Arc::new(Err(cairn_runtime::rag::RagSetupError::Index {
         backend: "none",
         reason: "this test app has no index".into(),
     }));
     let pipeline = cairn_app::Pipeline::new(cairn_app::PipelineParts {
         catalog: shared.clone(),
         prompts: prompts.clone(),
-        models: std::sync::Arc::new(cairn_server::models::ModelDirectory::default()),
+        models: std::sync::Arc::new(cairn_runtime::models::ModelDirectory::default()),
         rag: rag.clone(),
         apps: std::sync::Arc::new(Vec::new()),
         cache: None,
@@ -51,7 +51,7 @@ async fn test_app(max_body_bytes: usize) -> TestApp {
         max_body_bytes,
         rag,
         max_upload_bytes: max_body_bytes,
-        mcp: std::sync::Arc::new(cairn_server::config::McpSection::default()),
+        mcp: std::sync::Arc::new(cairn_runtime::config::McpSection::default()),
         auth: None,
         keys: std::sync::Arc::default(),
     };
@@ -557,8 +557,8 @@ mod openai_api {
     use axum::Router;
     use axum::body::Body;
     use axum::http::{Request, StatusCode, header};
-    use cairn_server::config::{ModelBackend, ModelConfig, RouteSection, RouteStrategy};
-    use cairn_server::models::ModelDirectory;
+    use cairn_runtime::config::{ModelBackend, ModelConfig, RouteSection, RouteStrategy};
+    use cairn_runtime::models::ModelDirectory;
     use cairn_testkit::ScriptedUpstream;
     use serde_json::{Value, json};
 
@@ -622,7 +622,7 @@ mod openai_api {
             },
         ];
         let test = super::test_app(1 << 20).await;
-        let shadows = cairn_server::gateway::CatalogShadows::new(test.state.catalog.clone());
+        let shadows = cairn_runtime::shadows::CatalogShadows::new(test.state.catalog.clone());
         let directory = ModelDirectory::from_config(&models, &routes, Some(shadows))
             .await
             .expect("directory");

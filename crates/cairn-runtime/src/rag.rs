@@ -15,8 +15,8 @@ use cairn_qdrant::{EdgeIndex, RemoteIndex, RemoteOptions};
 use cairn_rag::{Chunker, ChunkingOptions, IngestOptions, Ingestor, Retriever, Sizer};
 use secrecy::ExposeSecret;
 
+use crate::catalog::OpenCatalog;
 use crate::config::{Config, EmbeddingConfig, IndexConfig, IngestSection};
-use crate::serve::OpenCatalog;
 
 pub use cairn_app::{Rag, RagSetupError};
 

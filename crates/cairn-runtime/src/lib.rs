@@ -1,0 +1,96 @@
+//! Cairn's runtime: the configuration (layered, split by subsystem, each section validated beside
+//! the code that uses it) and the wiring that opens what it names (the catalog, the embedding model
+//! and vector index, the models and routes, the prompt registry) and builds the answer pipeline.
+//!
+//! No HTTP: `cairn serve` puts the server crate in front of a [`Runtime`], and `cairn ingest`,
+//! `search`, `prompt` and `key` use this crate alone.
+
+pub mod catalog;
+pub mod config;
+pub mod models;
+pub mod rag;
+pub mod shadows;
+pub mod telemetry;
+
+use std::sync::Arc;
+
+use cairn_app::{Guards, Pipeline, PipelineParts, Rag, RagSetupError};
+use cairn_core::Catalog;
+use cairn_prompts::PromptRegistry;
+
+use crate::catalog::{OpenCatalog, StartError, prompt_registry};
+use crate::config::Config;
+
+/// What a process runs on, built once from config over an open catalog.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub catalog: Arc<dyn Catalog>,
+    pub prompts: Arc<PromptRegistry>,
+    /// The one answer pipeline every front door calls.
+    pub pipeline: Pipeline,
+    /// Retrieval, or why it could not be set up (ingest and search then say why).
+    pub rag: Arc<Result<Arc<Rag>, RagSetupError>>,
+}
+
+impl Runtime {
+    /// Publishes the built-in prompts (labelled `production`) when the catalog lacks them, follows
+    /// label moves from other replicas, loads the models and routes, sets up retrieval (or keeps
+    /// why it failed), and builds the pipeline with the configured cache and limits.
+    pub async fn build(config: &Config, catalog: &OpenCatalog) -> Result<Runtime, StartError> {
+        let prompts = prompt_registry(config, catalog.as_dyn());
+        match prompts.seed_builtin().await {
+            Ok(published) if !published.is_empty() => {
+                tracing::info!(prompts = ?published, "published the built-in prompts, labelled production");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not publish the built-in prompts"),
+        }
+        tokio::spawn(prompts.clone().follow_label_moves());
+        let shadows = shadows::CatalogShadows::new(catalog.as_dyn());
+        let models =
+            models::ModelDirectory::from_config(&config.models, &config.routes, Some(shadows))
+                .await
+                .map_err(StartError::Models)?;
+        let rag = match rag::build(config, catalog).await {
+            Ok(rag) => {
+                tracing::info!(
+                    embedding = rag.embedder.model_id(),
+                    index = rag.index.backend(),
+                    "retrieval is ready"
+                );
+                Ok(Arc::new(rag))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "ingest and search are unavailable");
+                Err(e)
+            }
+        };
+        let rag = Arc::new(rag);
+        let pipeline = Pipeline::new(PipelineParts {
+            catalog: catalog.as_dyn(),
+            prompts: prompts.clone(),
+            models: Arc::new(models),
+            rag: rag.clone(),
+            apps: Arc::new(config.apps.clone()),
+            cache: (config.cache.ttl_secs > 0).then(|| {
+                Arc::new(cairn_gateway::ResponseCache::new(
+                    std::time::Duration::from_secs(config.cache.ttl_secs),
+                    config.cache.max_entries,
+                ))
+            }),
+            limiter: (!config.limits.is_empty()).then(|| {
+                Arc::new(cairn_gateway::Limiter::new(
+                    config.limits.clone(),
+                    catalog.as_dyn(),
+                ))
+            }),
+            guards: Guards::default(),
+        });
+        Ok(Runtime {
+            catalog: catalog.as_dyn(),
+            prompts,
+            pipeline,
+            rag,
+        })
+    }
+}
