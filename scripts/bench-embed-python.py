@@ -12,11 +12,16 @@ modules.json. Like SentenceTransformer.encode, the onnxruntime path sorts the se
 
 For each batch size: one warm-up pass over the first batch, then the whole sentence list is encoded
 --repeats times; the figure is sentences per second of the median pass (the best pass is reported
-too). The exported ONNX model is cached under ~/.cache/cairn/bench-onnx/ (keyed by the model's
+too). The Rust side times Cairn the same way, with the same --repeats.
+
+Both engines' vectors for every sentence (batches of --compare-batch) are compared with each other
+("min_cosine") and, with --vectors-out, written to a JSON file ({"sentence_transformers": [[...]],
+"onnxruntime": [[...]]}, in the sentences' order) so that the caller compares its own with them. The exported ONNX model is cached under ~/.cache/cairn/bench-onnx/ (keyed by the model's
 files), so later runs skip the export.
 
 usage: python bench-embed-python.py --model DIR --sentences FILE.json --batch-sizes 1,8,32,64
                                     [--threads N] [--repeats R] [--onnx-cache DIR]
+                                    [--compare-batch B] [--vectors-out FILE.json]
 needs: the environment scripts/bench-python-env.sh makes
 output: one JSON object on the last stdout line (exit 0 also when "agree" is false; check it);
         progress goes to stderr. Exit 2 on bad arguments or an incomplete model directory.
@@ -52,6 +57,8 @@ def parse_args():
     p.add_argument("--batch-sizes", default="1,8,32,64", help="comma-separated batch sizes")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="compute threads (default: all cores)")
     p.add_argument("--repeats", type=int, default=3, help="timed passes per batch size (default 3)")
+    p.add_argument("--compare-batch", type=int, default=32, help="batch size of the vectors compared (default 32)")
+    p.add_argument("--vectors-out", help="write both engines' vectors for every sentence to this JSON file")
     p.add_argument("--onnx-cache", default=os.path.expanduser("~/.cache/cairn/bench-onnx"), help="where the exported ONNX model is kept")
     a = p.parse_args()
     try:
@@ -60,8 +67,8 @@ def parse_args():
         die(f"--batch-sizes must be comma-separated integers, got {a.batch_sizes!r}")
     if not a.batch_sizes or min(a.batch_sizes) < 1:
         die("--batch-sizes must list positive integers")
-    if a.threads < 1 or a.repeats < 1:
-        die("--threads and --repeats must be >= 1")
+    if a.threads < 1 or a.repeats < 1 or a.compare_batch < 1:
+        die("--threads, --repeats and --compare-batch must be >= 1")
     return a
 
 
@@ -236,13 +243,15 @@ def main():
         onnx_file = onnx_model_path(model, max_seq_length, do_lower_case, a.onnx_cache)
         ort_enc = OrtEncoder(onnx_file, model / "tokenizer.json", max_seq_length, threads)
 
-        probe = sentences[:8]
-        v_st = st_encode(probe, 8)
-        v_ort = ort_enc.encode(probe, 8)
+        v_st = st_encode(sentences, a.compare_batch)
+        v_ort = ort_enc.encode(sentences, a.compare_batch)
         cos = (v_st * v_ort).sum(axis=1) / (np.linalg.norm(v_st, axis=1) * np.linalg.norm(v_ort, axis=1))
         min_cos = float(cos.min())
         agree = bool(v_st.shape == v_ort.shape and min_cos >= 0.999)
-        log(f"agreement over the first {len(probe)} sentences: min cosine {min_cos:.6f} -> {'ok' if agree else 'MISMATCH'}")
+        log(f"agreement over all {len(sentences)} sentences: min cosine {min_cos:.6f} -> {'ok' if agree else 'MISMATCH'}")
+        if a.vectors_out:
+            with open(a.vectors_out, "w", encoding="utf-8") as out:
+                json.dump({"sentence_transformers": v_st.tolist(), "onnxruntime": v_ort.tolist()}, out)
 
         st_median, st_best = time_encoder("sentence_transformers", st_encode, sentences, a.batch_sizes, a.repeats)
         ort_median, ort_best = time_encoder("onnxruntime", ort_enc.encode, sentences, a.batch_sizes, a.repeats)

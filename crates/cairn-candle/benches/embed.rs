@@ -2,7 +2,9 @@
 //! `cargo bench -p cairn-candle --bench embed` (model from $CAIRN_TEST_MODELS/minilm, or
 //! $CAIRN_EMBED_MODEL). With $CAIRN_BENCH_PYTHON set to the interpreter of
 //! scripts/bench-python-env.sh, the same sentences also go through sentence-transformers (PyTorch)
-//! and onnxruntime in the same run, and the table shows all three.
+//! and onnxruntime in the same run, timed the same way (one warm-up batch, then the median of
+//! `bench::PASSES` passes), the table shows all three, and Cairn's vectors for those sentences are
+//! compared with both engines' (the run fails when one disagrees).
 
 use std::path::PathBuf;
 
@@ -36,6 +38,11 @@ fn main() {
         )
         .expect("the python comparators")
     });
+    let vectors = bench::vectors(&embedder, &texts).expect("embed");
     println!("all-MiniLM-L6-v2 on {device:?}, 256 sentences of 10-60 words, {threads} threads");
-    bench::print_table(&sizes, &ours, python.as_ref());
+    let agree = bench::print_table(&sizes, &ours, &vectors, python.as_ref());
+    assert!(
+        agree,
+        "the engines' vectors disagree (see the agreement line)"
+    );
 }

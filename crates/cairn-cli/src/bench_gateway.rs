@@ -254,7 +254,10 @@ async fn start_litellm(
 /// Latencies of one run, in milliseconds, and what failed.
 struct Run {
     latencies: Vec<f64>,
-    /// Cairn's own `x-cairn-overhead-ms`, where sent.
+    /// `x-cairn-overhead-ms`, where sent: Cairn's handler from the parsed request to the built
+    /// response, minus the whole upstream call (Cairn's outbound client work included). It leaves
+    /// out reading and parsing the request, writing the response, the outbound client and the
+    /// background writes, so it is a part of Cairn's time, not all of it.
     reported: Vec<f64>,
     errors: usize,
     seconds: f64,
@@ -446,7 +449,7 @@ fn print_table(args: &GatewayArgs, rows: &[Row]) {
         "p99 (ms)",
         "overhead p50 (ms)",
         "overhead p99 (ms)",
-        "x-cairn-overhead-ms p50 / p99",
+        "handler minus upstream call, x-cairn-overhead-ms p50 / p99 (ms)",
         "errors",
         "CPU per request (ms)",
         "peak RSS (MiB)",
@@ -474,4 +477,14 @@ fn print_table(args: &GatewayArgs, rows: &[Row]) {
         ]);
     }
     println!("{table}");
+    println!(
+        "p50/p99: latency from each request's scheduled start to its last byte received, at the client; \
+         overhead: that percentile minus the direct call's at the same rate (the whole cost of the proxy on \
+         the client's latency, to the resolution of comparing two runs); handler minus upstream call: \
+         Cairn's x-cairn-overhead-ms, from the parsed request to the built response minus the whole \
+         upstream call (it leaves out reading and parsing the request, writing the response, Cairn's own \
+         outbound client work and background writes: a part of Cairn's time, not all of it); CPU per \
+         request: the proxy process's user + system CPU time over the run divided by the requests sent \
+         (everything it did, background work included)"
+    );
 }

@@ -100,7 +100,15 @@ pub async fn embed(config: &Config, args: &EmbedArgs) -> Result<()> {
         ),
         None => None,
     };
-    cairn_candle::bench::print_table(&sizes, &ours, python.as_ref());
+    let vectors = {
+        let embedder = embedder.clone();
+        let texts = texts.clone();
+        tokio::task::spawn_blocking(move || cairn_candle::bench::vectors(&embedder, &texts))
+            .await??
+    };
+    if !cairn_candle::bench::print_table(&sizes, &ours, &vectors, python.as_ref()) {
+        bail!("the engines' vectors disagree (see the agreement line)");
+    }
     Ok(())
 }
 

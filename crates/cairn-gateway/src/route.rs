@@ -971,8 +971,10 @@ mod tests {
         let route = route(&[&a, &b], short, BreakerSettings::default());
         let started = Instant::now();
         let error = answer(&route).await.expect_err("deadline");
+        // `a` never answers: returning at all shows the deadline cut it short (the bound only
+        // catches a hang).
         assert!(
-            started.elapsed() < Duration::from_secs(2),
+            started.elapsed() < Duration::from_secs(30),
             "{:?}",
             started.elapsed()
         );
@@ -1126,16 +1128,71 @@ mod tests {
             if let Some(found) = sink.0.lock().expect("lock").pop() {
                 return found;
             }
-            tokio::time::timeout(Duration::from_secs(5), sink.1.notified())
+            tokio::time::timeout(Duration::from_secs(30), sink.1.notified())
                 .await
-                .expect("a comparison within 5 s");
+                .expect("a comparison (the deadline only catches a hang)");
         }
     }
+
+    /// Answers only once the test opens its gate; says when a call is waiting there.
+    #[derive(Debug)]
+    struct Gated {
+        calls: AtomicUsize,
+        gate: tokio::sync::Semaphore,
+        waiting: tokio::sync::Notify,
+    }
+
+    impl Gated {
+        fn closed() -> Arc<Gated> {
+            Arc::new(Gated {
+                calls: AtomicUsize::new(0),
+                gate: tokio::sync::Semaphore::new(0),
+                waiting: tokio::sync::Notify::new(),
+            })
+        }
+
+        /// Lets every call, now and later, through.
+        fn open(&self) {
+            self.gate
+                .add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+        }
+    }
+
+    #[async_trait]
+    impl ChatModel for Gated {
+        async fn complete(&self, _request: &ChatRequest) -> Result<ChatResponse, ModelError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.waiting.notify_one();
+            let _permit = self.gate.acquire().await.expect("the gate stays open");
+            Ok(ChatResponse {
+                message: ChatMessage::new(Role::Assistant, "candidate"),
+                finish_reason: FinishReason::Stop,
+                usage: USAGE,
+                model: "candidate".into(),
+                cost_usd: None,
+            })
+        }
+
+        async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ModelError> {
+            let response = self.complete(request).await?;
+            Ok(Box::pin(futures_util::stream::iter([
+                Ok(ChatChunk::Delta(response.message.content)),
+                Ok(ChatChunk::Finish {
+                    reason: FinishReason::Stop,
+                    usage: USAGE,
+                    cost_usd: None,
+                }),
+            ])))
+        }
+    }
+
+    /// Long enough that only a hang reaches it.
+    const HANG: Duration = Duration::from_secs(30);
 
     #[tokio::test]
     async fn a_shadow_gets_a_copy_whose_answer_only_the_sink_sees() {
         let primary = Scripted::new("primary", vec![Behaviour::Answer]);
-        let candidate = slow("candidate", 200);
+        let candidate = Gated::closed();
         let sink = Arc::new(Collected::default());
         let shadow = Shadow {
             target: Target::new(
@@ -1148,12 +1205,27 @@ mod tests {
         };
         let shadowed =
             route(&[&primary], settings(1), BreakerSettings::default()).with_shadow(shadow.clone());
-        let started = Instant::now();
-        assert_eq!(answer(&shadowed).await, Ok("primary".into()));
+        // The shadow cannot answer until the gate opens, so an answer now means the client did not
+        // wait for it.
+        let answered = tokio::time::timeout(HANG, answer(&shadowed))
+            .await
+            .expect("the client does not wait for the shadow");
+        assert_eq!(answered, Ok("primary".into()));
+        tokio::time::timeout(HANG, async {
+            while candidate.calls.load(Ordering::SeqCst) == 0 {
+                candidate.waiting.notified().await;
+            }
+        })
+        .await
+        .expect("the shadow was called");
+        // The shadow has been waiting at least since `held` started: its latency covers that.
+        let held = Instant::now();
         assert!(
-            started.elapsed() < Duration::from_millis(200),
-            "the client does not wait for the shadow"
+            sink.0.lock().expect("lock").is_empty(),
+            "no comparison before the shadow answers"
         );
+        let held_for = held.elapsed();
+        candidate.open();
         let comparison = next_comparison(&sink).await;
         assert_eq!(comparison.primary, Ok("primary".into()));
         assert_eq!(comparison.primary_target.as_deref(), Some("primary"));
@@ -1162,7 +1234,7 @@ mod tests {
             comparison.shadow.map(|r| r.message.content),
             Ok("candidate".into())
         );
-        assert!(comparison.shadow_latency >= Duration::from_millis(200));
+        assert!(comparison.shadow_latency >= held_for);
 
         // Streams: compared once the client's stream has ended.
         let chunks: Vec<_> = shadowed

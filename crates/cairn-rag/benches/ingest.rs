@@ -3,15 +3,95 @@
 //! pages of the PostgreSQL manual (scripts/fetch-corpus.sh; $CAIRN_CORPUS) with all-MiniLM-L6-v2
 //! into the embedded stack (SQLite + qdrant-edge), or, with CAIRN_BENCH_DATABASE=postgres, into a
 //! fresh PostgreSQL database with pgvector. Reports documents/s, chunks/s, MB/s and peak RSS.
+//!
+//! Where the time goes: the embedder and the index are wrapped in timers, so the report splits the
+//! ingest into time inside `embed_documents`, time inside the index's calls (upserts), and the rest
+//! (discovering, loading and chunking files, catalog writes). Then the embedder alone encodes the
+//! same chunk texts again, in the same batches, with nothing else running: its speed beside the
+//! ingest's.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use cairn_candle::{BatchSettings, DevicePreference, LocalEmbeddingModel, ModelSource};
 use cairn_core::Catalog;
-use cairn_core::index::VectorIndex;
+use cairn_core::index::{IndexError, IndexPoint, IndexQuery, IndexSpec, ScoredPoint, VectorIndex};
+use cairn_core::model::{EmbeddingModel, ModelError};
 use cairn_rag::{Chunker, ChunkingOptions, IngestOptions, Ingestor, NoProgress, Sizer, Source};
+use uuid::Uuid;
+
+/// Runs `call`, adding its wall time to `total` (nanoseconds).
+async fn timed<T>(total: &AtomicU64, call: impl std::future::Future<Output = T>) -> T {
+    let started = Instant::now();
+    let out = call.await;
+    let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    total.fetch_add(nanos, Ordering::Relaxed);
+    out
+}
+
+fn secs(total: &AtomicU64) -> f64 {
+    Duration::from_nanos(total.load(Ordering::Relaxed)).as_secs_f64()
+}
+
+/// The embedder, timed, keeping every batch it was given (to replay them alone afterwards).
+#[derive(Debug)]
+struct TimedEmbedder {
+    inner: Arc<LocalEmbeddingModel>,
+    nanos: AtomicU64,
+    batches: Mutex<Vec<Vec<String>>>,
+}
+
+#[async_trait]
+impl EmbeddingModel for TimedEmbedder {
+    fn model_id(&self) -> &str {
+        self.inner.model_id()
+    }
+    fn dimension(&self) -> usize {
+        self.inner.dimension()
+    }
+    async fn embed_documents(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, ModelError> {
+        self.batches.lock().expect("lock").push(texts.to_vec());
+        timed(&self.nanos, self.inner.embed_documents(texts)).await
+    }
+}
+
+/// The index, every call timed.
+#[derive(Debug)]
+struct TimedIndex {
+    inner: Arc<dyn VectorIndex>,
+    nanos: AtomicU64,
+}
+
+#[async_trait]
+impl VectorIndex for TimedIndex {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    async fn ping(&self) -> Result<(), IndexError> {
+        timed(&self.nanos, self.inner.ping()).await
+    }
+    async fn ensure_collection(&self, spec: &IndexSpec) -> Result<(), IndexError> {
+        timed(&self.nanos, self.inner.ensure_collection(spec)).await
+    }
+    async fn drop_collection(&self, collection: &str) -> Result<bool, IndexError> {
+        timed(&self.nanos, self.inner.drop_collection(collection)).await
+    }
+    async fn upsert(&self, collection: &str, points: Vec<IndexPoint>) -> Result<(), IndexError> {
+        timed(&self.nanos, self.inner.upsert(collection, points)).await
+    }
+    async fn delete(&self, collection: &str, chunk_ids: &[Uuid]) -> Result<(), IndexError> {
+        timed(&self.nanos, self.inner.delete(collection, chunk_ids)).await
+    }
+    async fn point_ids(&self, collection: &str) -> Result<Vec<Uuid>, IndexError> {
+        timed(&self.nanos, self.inner.point_ids(collection)).await
+    }
+    async fn search(&self, query: &IndexQuery) -> Result<Vec<ScoredPoint>, IndexError> {
+        timed(&self.nanos, self.inner.search(query)).await
+    }
+}
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -88,13 +168,19 @@ async fn main() {
         },
         ChunkingOptions::default(),
     );
-    let ingestor = Ingestor::new(
-        catalog,
-        index,
-        Arc::new(model),
-        chunker,
-        IngestOptions::default(),
-    );
+    let model = Arc::new(model);
+    let embedder = Arc::new(TimedEmbedder {
+        inner: model.clone(),
+        nanos: AtomicU64::new(0),
+        batches: Mutex::new(Vec::new()),
+    });
+    let index = Arc::new(TimedIndex {
+        inner: index,
+        nanos: AtomicU64::new(0),
+    });
+    let options = IngestOptions::default();
+    let embed_batch = options.embed_batch;
+    let ingestor = Ingestor::new(catalog, index.clone(), embedder.clone(), chunker, options);
     let started = Instant::now();
     let report = ingestor
         .ingest("bench", Source::Path(docs), &NoProgress)
@@ -116,5 +202,30 @@ async fn main() {
         report.bytes as f64 / 1e6 / seconds,
         report.tokens_embedded as f64 / seconds,
         peak_rss_mib()
+    );
+    let (embedding, indexing) = (secs(&embedder.nanos), secs(&index.nanos));
+    let rest = seconds - embedding - indexing;
+    println!(
+        "  where the time went: embedding {embedding:.1} s ({:.0}%), index calls {indexing:.1} s ({:.0}%), \
+         the rest (discovery, loading, chunking, catalog writes) {rest:.1} s ({:.0}%)",
+        100.0 * embedding / seconds,
+        100.0 * indexing / seconds,
+        100.0 * rest / seconds,
+    );
+
+    // The embedder alone on the same chunk texts, in the same batches, nothing else running.
+    let batches = std::mem::take(&mut *embedder.batches.lock().expect("lock"));
+    let chunks: usize = batches.iter().map(Vec::len).sum();
+    let started = Instant::now();
+    for batch in &batches {
+        model.embed_documents(batch).await.expect("embed");
+    }
+    let alone = started.elapsed().as_secs_f64();
+    println!(
+        "  the embedder alone on the ingest's {chunks} chunks ({} calls of up to {embed_batch}): {alone:.1} s, \
+         {:.1} chunks/s, {:.0} tokens/s",
+        batches.len(),
+        chunks as f64 / alone,
+        report.tokens_embedded as f64 / alone,
     );
 }

@@ -53,9 +53,10 @@ fn setup(dir: &Path, base_url: &str) -> Server {
     Server::start(dir, &[("CAIRN__EMBEDDING__LOCAL", &model)])
 }
 
-/// The lineage record of an answer, once written (it is written just after the answer).
+/// The lineage record of an answer, once written (it is written just after the answer); the 30 s
+/// limit only catches a hang.
 pub(crate) async fn lineage(client: &reqwest::Client, server: &Server, id: &str) -> Value {
-    for _ in 0..100 {
+    for _ in 0..600 {
         let response = client
             .get(server.url(&format!("/v1/lineage/{id}")))
             .send()
@@ -197,8 +198,9 @@ async fn conversations_store_streamed_cited_answers_feedback_and_stopped_answers
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
     drop(response);
+    // Written in the background once the client has gone; the 30 s limit only catches a hang.
     let mut partial = Value::Null;
-    for _ in 0..100 {
+    for _ in 0..300 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let stored: Value =
             super::json_body(client.get(server.url(&format!("/v1/conversations/{id}")))).await;

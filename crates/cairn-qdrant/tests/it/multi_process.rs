@@ -1,6 +1,6 @@
 //! qdrant-edge shared between processes. `flock`s belong to an open file description, so two
 //! `EdgeIndex` instances on one directory exclude each other exactly as two processes do; one test
-//! also runs a real second process (this test binary, in a child mode).
+//! also runs a real second process (this test binary re-running that same test in its child mode).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -10,12 +10,14 @@ use cairn_core::index::{IndexError, IndexPoint, IndexQuery, IndexSpec, Probe, Ve
 use cairn_qdrant::EdgeIndex;
 use uuid::Uuid;
 
-/// Set in the child process of [`a_second_process_writes_while_this_one_holds_the_collection`]:
-/// the index directory it writes to.
+/// Set in the child process of [`a_second_process_writes_while_this_one_holds_the_collection`] (the
+/// same test, re-run by it in a second process): the index directory the child writes to.
 const CHILD_ROOT: &str = "CAIRN_QDRANT_TEST_CHILD_ROOT";
 /// Ids the child process writes: `CHILD_BASE + i` for `i` in `0..CHILD_POINTS`.
 const CHILD_BASE: u128 = 1 << 64;
 const CHILD_POINTS: u128 = 20;
+/// What the child prints once its writes are done.
+const CHILD_DONE: &str = "child: wrote its points";
 /// The id of the point the parent writes before starting the child.
 const PARENT_FIRST: u128 = 7;
 
@@ -189,6 +191,11 @@ async fn calls_of_one_instance_share_the_collection_while_another_waits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_process_writes_while_this_one_holds_the_collection() {
+    if let Some(root) = std::env::var_os(CHILD_ROOT) {
+        child_writes(Path::new(&root)).await;
+        println!("{CHILD_DONE}");
+        return;
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     let index = EdgeIndex::open(dir.path()).expect("open");
     index.ensure_collection(&spec("m")).await.expect("ensure");
@@ -205,7 +212,7 @@ async fn a_second_process_writes_while_this_one_holds_the_collection() {
         Command::new(exe)
             .args([
                 "--exact",
-                "multi_process::child_process_writer",
+                "multi_process::a_second_process_writes_while_this_one_holds_the_collection",
                 "--test-threads=1",
                 "--nocapture",
             ])
@@ -226,10 +233,10 @@ async fn a_second_process_writes_while_this_one_holds_the_collection() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        String::from_utf8_lossy(&output.stdout).contains("1 passed"),
-        "the child did not run its test: {}",
-        String::from_utf8_lossy(&output.stdout)
+        stdout.contains(CHILD_DONE) && stdout.contains("1 passed"),
+        "the child did not write: {stdout}"
     );
 
     let expected = uuids(
@@ -238,16 +245,6 @@ async fn a_second_process_writes_while_this_one_holds_the_collection() {
             .chain(CHILD_BASE..CHILD_BASE + CHILD_POINTS),
     );
     assert_eq!(ids(&index).await, expected);
-}
-
-/// The child mode of [`a_second_process_writes_while_this_one_holds_the_collection`]; does nothing
-/// unless started by it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn child_process_writer() {
-    let Some(root) = std::env::var_os(CHILD_ROOT) else {
-        return;
-    };
-    child_writes(Path::new(&root)).await;
 }
 
 async fn child_writes(root: &Path) {
