@@ -105,6 +105,19 @@ fn setup(dir: &Path, base_url: &str) -> String {
     stdout.trim().to_owned()
 }
 
+/// Waits for the next clock minute when less than half of this one is left: the limiter's windows
+/// are clock minutes, and the limited calls must all fall in one.
+async fn align_to_a_fresh_minute() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    let into_minute = now.as_millis() % 60_000;
+    if into_minute > 30_000 {
+        let left = u64::try_from(60_000 - into_minute).expect("under a minute");
+        tokio::time::sleep(std::time::Duration::from_millis(left + 200)).await;
+    }
+}
+
 /// The lineage fields that say how an answer was produced, which every door must write alike.
 fn how(record: &Value) -> Value {
     let chunks: Vec<&Value> = record["retrieval"]
@@ -127,7 +140,9 @@ async fn the_chat_api_the_web_ui_and_mcp_share_limits_cache_and_lineage() {
     let server = Server::start(dir.path(), &[("CAIRN__EMBEDDING__LOCAL", &model)]);
     let client = reqwest::Client::new();
 
-    // One request per minute on `app:limited`, whichever door it comes in by.
+    // One request per minute on `app:limited`, whichever door it comes in by. Limits count in fixed
+    // clock minutes: start the three calls (a few seconds) early in a minute, so that they share one.
+    align_to_a_fresh_minute().await;
     let response = ask_api(&client, &server, "limited").await;
     assert_eq!(
         response.status(),
