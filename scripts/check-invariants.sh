@@ -21,13 +21,16 @@ if [ -n "$server_users" ]; then
   fail=1
 fi
 
-# The application layer speaks no HTTP: no server framework and no front door in its graph.
+# The application layer and authentication speak no HTTP: no server framework and no front door in
+# their graphs.
 http_server='^(axum|axum-core|axum-extra|actix-web|warp|poem|rmcp|cairn-server|cairn-mcp|cairn-cli)$'
-app_http=$(cargo tree -p cairn-app -e normal --prefix none --format '{p}' --locked 2>/dev/null | awk '{print $1}' | sort -u | grep -E "$http_server" || true)
-if [ -n "$app_http" ]; then
-  echo "invariant broken: cairn-app depends on $(tr '\n' ' ' <<<"$app_http")(the pipeline must not know HTTP)" >&2
-  fail=1
-fi
+for crate in cairn-app cairn-auth; do
+  crate_http=$(cargo tree -p "$crate" -e normal --prefix none --format '{p}' --locked 2>/dev/null | awk '{print $1}' | sort -u | grep -E "$http_server" || true)
+  if [ -n "$crate_http" ]; then
+    echo "invariant broken: $crate depends on $(tr '\n' ' ' <<<"$crate_http")(it must not know HTTP)" >&2
+    fail=1
+  fi
+done
 
 # The runtime (config and wiring, what `cairn ingest`, `search`, `prompt` and `key` use) depends on
 # no front door. (axum itself is in its graph: qdrant-client's tonic brings it.)
@@ -71,5 +74,5 @@ if [ -n "$undocumented" ]; then
   fail=1
 fi
 
-[ "$fail" = 0 ] && echo "invariants: cairn-core has no I/O dependencies; only the binary depends on cairn-server; cairn-app knows no HTTP; cairn-runtime depends on no front door; adapters depend on cairn-core only; SQL only in the catalog crates; status codes only in the HTTP crates; every module documented"
+[ "$fail" = 0 ] && echo "invariants: cairn-core has no I/O dependencies; only the binary depends on cairn-server; cairn-app and cairn-auth know no HTTP; cairn-runtime depends on no front door; adapters depend on cairn-core only; SQL only in the catalog crates; status codes only in the HTTP crates; every module documented"
 exit "$fail"

@@ -66,7 +66,7 @@ pub async fn run(catalog: &dyn Catalog, command: KeyCommand) -> anyhow::Result<(
                     "an active key is already named `{name}`; revoke it first or pick another name"
                 );
             }
-            let generated = cairn_mcp::keys::generate(&name, tools, collections);
+            let generated = cairn_auth::keys::generate(&name, tools, collections);
             let key = catalog.create_api_key(generated.record).await?;
             eprintln!(
                 "created key `{}`: tools {}, collections {}. Store it now; it is not shown again:",

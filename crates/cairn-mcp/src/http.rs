@@ -10,13 +10,12 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use cairn_auth::{AuthError, Grant, KeyVerifier};
 use cairn_core::Catalog;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
 
-use crate::access::Grant;
-use crate::keys;
 use crate::server::CairnMcp;
 
 /// Where the MCP endpoint is mounted.
@@ -41,11 +40,18 @@ pub struct HttpOptions {
 #[derive(Debug, Clone)]
 struct Auth {
     catalog: Arc<dyn Catalog>,
+    keys: Arc<KeyVerifier>,
     options: Arc<HttpOptions>,
 }
 
-/// `/mcp` and its metadata, ready to merge into the server's router.
-pub fn router(server: CairnMcp, catalog: Arc<dyn Catalog>, options: HttpOptions) -> Router {
+/// `/mcp` and its metadata, ready to merge into the server's router. Keys are checked by `keys`,
+/// the verifier every front door of the process shares.
+pub fn router(
+    server: CairnMcp,
+    catalog: Arc<dyn Catalog>,
+    keys: Arc<KeyVerifier>,
+    options: HttpOptions,
+) -> Router {
     let mut config = StreamableHttpServerConfig::default();
     if !options.allowed_hosts.is_empty() {
         config = config.with_allowed_hosts(options.allowed_hosts.clone());
@@ -57,6 +63,7 @@ pub fn router(server: CairnMcp, catalog: Arc<dyn Catalog>, options: HttpOptions)
     );
     let auth = Auth {
         catalog,
+        keys,
         options: Arc::new(options),
     };
     let mcp = Router::new()
@@ -167,18 +174,18 @@ async fn require_key(State(auth): State<Auth>, mut request: Request, next: Next)
             "this endpoint needs an API key: send `Authorization: Bearer cairn_…` (create one with `cairn key create`)",
         );
     };
-    match auth.catalog.find_active_api_key(&keys::hash(token)).await {
-        Ok(Some(key)) => {
+    match auth.keys.verify(auth.catalog.as_ref(), token).await {
+        Ok(key) => {
             request.extensions_mut().insert(Grant::from_key(&key));
             next.run(request).await
         }
-        Ok(None) => unauthorized(
+        Err(AuthError::UnknownKey) => unauthorized(
             &auth,
             &headers,
             Some("invalid_token"),
             "the API key is unknown or revoked",
         ),
-        Err(e) => {
+        Err(AuthError::Catalog(e)) => {
             tracing::error!(error = %e, "cannot check an API key");
             (
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -10,9 +10,7 @@
 //! Answering goes through the [`Answerer`] port, which the server crate implements with its apps
 //! and routes, so this crate depends on the core, retrieval and prompt crates only.
 
-mod access;
 pub mod http;
-pub mod keys;
 mod server;
 mod tools;
 
@@ -24,7 +22,7 @@ use cairn_core::Catalog;
 use cairn_prompts::PromptRegistry;
 use cairn_rag::Retriever;
 
-pub use access::Grant;
+pub use cairn_auth::{Grant, keys};
 pub use server::CairnMcp;
 pub use tools::{AnswerOutput, TOOL_NAMES};
 

@@ -20,8 +20,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::Knowledge;
-use crate::access::Grant;
 use crate::tools::{TOOL_NAMES, description, document_uri, readable_collections, role_name};
+use cairn_auth::Grant;
 
 /// How the server is reached, which decides where the caller's grant comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,8 +16,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::AnswerTarget;
-use crate::access::Grant;
 use crate::server::CairnMcp;
+use cairn_auth::Grant;
 
 /// Every tool, as named in key allow-lists (`cairn key create --tools …`).
 pub const TOOL_NAMES: [&str; 7] = [

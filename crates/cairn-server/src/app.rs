@@ -40,8 +40,8 @@ pub struct AppState {
     pub mcp: Arc<cairn_runtime::config::McpSection>,
     /// OIDC sign-in for the web UI; `None`: one local user.
     pub auth: Option<Arc<crate::auth::Oidc>>,
-    /// Verified API keys of `/v1/chat/completions` callers.
-    pub keys: Arc<crate::gateway::KeyCache>,
+    /// Verifies API keys, for every door that takes one (`/v1/chat/completions`, `/mcp`).
+    pub keys: Arc<cairn_auth::KeyVerifier>,
 }
 
 /// The whole HTTP surface. Tests call it with `tower::ServiceExt::oneshot`, without a socket.

@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use cairn_app::{AnswerRequest, Pipeline, Target};
+use cairn_core::RequestContext;
 use cairn_core::model::{ChatMessage, ChatRequest, Role};
-use cairn_core::{Principal, RequestContext};
 use cairn_mcp::{AnswerOutput, AnswerTarget, Answerer, CairnMcp, Grant, Knowledge};
 
 use crate::app::AppState;
@@ -30,17 +30,6 @@ impl PipelineAnswerer {
             .map(|app| app.route.clone())
             .or_else(|| self.pipeline.models().names().into_iter().next())
     }
-}
-
-/// The caller of an MCP tool, as the pipeline sees it.
-fn principal(grant: &Grant) -> Principal {
-    let mut principal = if grant.is_local() {
-        Principal::local()
-    } else {
-        Principal::api_key(grant.principal.clone())
-    };
-    principal.readable = grant.readable_collections().cloned();
-    principal
 }
 
 #[async_trait]
@@ -71,7 +60,7 @@ impl Answerer for PipelineAnswerer {
                 ..ChatRequest::default()
             },
         );
-        let context = RequestContext::new(principal(grant), uuid::Uuid::new_v4().to_string());
+        let context = RequestContext::new(grant.principal(), uuid::Uuid::new_v4().to_string());
         let answer = self
             .pipeline
             .answer(&context, request)
@@ -121,6 +110,7 @@ pub fn router(state: &AppState) -> axum::Router {
     cairn_mcp::http::router(
         CairnMcp::for_http(knowledge(state)),
         state.catalog.clone(),
+        state.keys.clone(),
         options,
     )
 }

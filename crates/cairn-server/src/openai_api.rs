@@ -31,10 +31,8 @@ pub(crate) async fn chat_completions(
     let received = Instant::now();
     let (chat, stream, include_usage) = to_core(request)?;
     let model_name = chat.model.clone();
-    let principal = state
-        .keys
-        .principal(state.catalog.as_ref(), &headers)
-        .await?;
+    let principal =
+        crate::gateway::principal(&state.keys, state.catalog.as_ref(), &headers).await?;
     let context = request_context(&headers, principal);
     let request = AnswerRequest {
         cache: if bypasses_cache(&headers) {

@@ -57,14 +57,16 @@ impl Grant {
         }
     }
 
-    /// Whether this is the local user's grant (stdio), not a key's.
-    pub fn is_local(&self) -> bool {
-        self.local
-    }
-
-    /// The collections this caller may read; `None`: every collection.
-    pub fn readable_collections(&self) -> Option<&BTreeSet<String>> {
-        self.collections.as_ref()
+    /// The caller as the answer pipeline sees it: the local user, or the key with the collections
+    /// it may read.
+    pub fn principal(&self) -> cairn_core::Principal {
+        let mut principal = if self.local {
+            cairn_core::Principal::local()
+        } else {
+            cairn_core::Principal::api_key(self.principal.clone())
+        };
+        principal.readable = self.collections.clone();
+        principal
     }
 
     pub fn may_call(&self, tool: &str) -> bool {
@@ -81,6 +83,24 @@ impl Grant {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_grant_becomes_the_principal_the_pipeline_checks() {
+        let local = Grant::local().principal();
+        assert_eq!(
+            (local.kind, local.readable),
+            (cairn_core::PrincipalKind::Local, None)
+        );
+        let principal = Grant::from_key(&key(&[], &["handbook"])).principal();
+        assert_eq!(principal.kind, cairn_core::PrincipalKind::ApiKey);
+        assert_eq!(principal.subject, "ci");
+        assert!(principal.may_read("handbook") && !principal.may_read("hr"));
+        assert!(
+            Grant::from_key(&key(&[], &["*"]))
+                .principal()
+                .may_read("hr")
+        );
+    }
 
     fn key(tools: &[&str], collections: &[&str]) -> ApiKey {
         ApiKey {

@@ -1,0 +1,13 @@
+//! Who is calling Cairn, in one place for every front door: API keys (generated once, stored as a
+//! hash, verified against the catalog with a short cache), [`Grant`]s (which tools a key may call and
+//! which collections it may read), and the [`cairn_core::Principal`] a verified caller becomes.
+//!
+//! No HTTP: the server and the MCP endpoint read the bearer token from their requests and map
+//! [`AuthError`] to their own responses.
+
+mod grant;
+pub mod keys;
+mod verify;
+
+pub use grant::{ALL_COLLECTIONS, Grant};
+pub use verify::{AuthError, KeyVerifier};
