@@ -120,12 +120,7 @@ impl Answer {
     /// Runs the model without streaming (or takes the cached answer), checks the output, charges
     /// the call and records lineage.
     pub async fn complete(mut self) -> Result<Completed, AnswerError> {
-        let cached = self
-            .cache
-            .as_ref()
-            .and_then(|cache| cache.get(&self.route, &self.request));
-        if let Some(mut response) = cached {
-            response.cost_usd = response.cost_usd.map(|_| 0.0);
+        if let Some(response) = self.cached() {
             let response = self.check_output(response).await?;
             self.lineage
                 .write(Outcome::ok(response.usage, response.cost_usd, "cached"));
@@ -180,12 +175,7 @@ impl Answer {
     /// here; later ones end the stream. Lineage is written when the stream finishes, fails, or is
     /// dropped unfinished (`cancelled`).
     pub async fn stream(mut self) -> Result<AnswerStream, AnswerError> {
-        let cached = self
-            .cache
-            .as_ref()
-            .and_then(|cache| cache.get(&self.route, &self.request));
-        if let Some(mut response) = cached {
-            response.cost_usd = response.cost_usd.map(|_| 0.0);
+        if let Some(response) = self.cached() {
             return Ok(AnswerStream::new(self, replay(response), true));
         }
         let model = self.model.clone();
@@ -201,6 +191,13 @@ impl Answer {
                 Err(error.into())
             }
         }
+    }
+
+    /// The cached answer to this request, if the cache is on and has one; it costs nothing now.
+    fn cached(&self) -> Option<ChatResponse> {
+        let mut response = self.cache.as_ref()?.get(&self.route, &self.request)?;
+        response.cost_usd = response.cost_usd.map(|_| 0.0);
+        Some(response)
     }
 
     /// The route's call, within the request's deadline when it has one; a missed deadline is

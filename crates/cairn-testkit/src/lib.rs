@@ -84,6 +84,14 @@ impl ScriptedUpstream {
             .unwrap_or_default()
     }
 
+    /// How many chat completions were asked for so far.
+    pub fn chat_calls(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|seen| seen.path_and_query.ends_with("/chat/completions"))
+            .count()
+    }
+
     /// The `model` field of every request so far.
     pub fn models_called(&self) -> Vec<String> {
         self.requests()

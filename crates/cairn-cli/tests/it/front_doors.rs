@@ -161,13 +161,7 @@ async fn the_chat_api_the_web_ui_and_mcp_share_limits_cache_and_lineage() {
 
     // The cache answers all three alike: one model call, then two cached answers. (`cached` retrieves
     // fewer passages than `limited`, so its prompt, and so its cache key, differ.)
-    let calls = || {
-        upstream
-            .requests()
-            .iter()
-            .filter(|seen| seen.path_and_query.ends_with("/chat/completions"))
-            .count()
-    };
+    let calls = || upstream.chat_calls();
     let before = calls();
     let response = ask_api(&client, &server, "cached").await;
     assert_eq!(response.headers()["x-cairn-cache"], "miss");

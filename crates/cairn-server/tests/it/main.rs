@@ -779,13 +779,7 @@ mod openai_api {
             }
             request.body(Body::from(body)).expect("request")
         };
-        let calls = || {
-            upstream
-                .requests()
-                .iter()
-                .filter(|seen| seen.path_and_query.ends_with("/chat/completions"))
-                .count()
-        };
+        let calls = || upstream.chat_calls();
         let before = calls();
         let mut lineages = Vec::new();
         for (body, bypass, expected) in [
