@@ -60,16 +60,10 @@ impl Answer {
         cache: Option<Arc<ResponseCache>>,
         deadline: Option<Instant>,
     ) -> Answer {
-        let draft = lineage.draft_mut().map(|d| {
-            (
-                d.id,
-                d.route.clone(),
-                d.app.clone(),
-                d.prompt.clone(),
-                d.citations.clone(),
-            )
-        });
-        let (id, route, app, prompt, citations) = draft.unwrap_or_default();
+        let draft = lineage
+            .draft_mut()
+            .map(|d| (d.id, d.route.clone(), d.app.clone(), d.prompt.clone()));
+        let (id, route, app, prompt) = draft.unwrap_or_default();
         Answer {
             pipeline,
             model,
@@ -82,8 +76,14 @@ impl Answer {
             route,
             app,
             prompt,
-            citations,
+            citations: Vec::new(),
         }
+    }
+
+    /// The passages the prompt cites, which the front door shows before the answer.
+    pub(crate) fn with_citations(mut self, citations: Vec<Citation>) -> Answer {
+        self.citations = citations;
+        self
     }
 
     /// The id of the answer's lineage record (`GET /v1/lineage/{id}`).
@@ -295,6 +295,8 @@ struct Streaming {
     answer: Answer,
     upstream: ChatStream,
     cached: bool,
+    /// Whether the streamed text is kept: only when the cache or an output guard reads it.
+    keep_text: bool,
     text: String,
     tool_calls: Vec<ToolCall>,
     done: bool,
@@ -302,10 +304,13 @@ struct Streaming {
 
 impl AnswerStream {
     fn new(answer: Answer, upstream: ChatStream, cached: bool) -> AnswerStream {
+        let keep_text = (answer.cache.is_some() && !cached)
+            || answer.pipeline.guards().runs_at(GuardStage::Output);
         let state = Streaming {
             answer,
             upstream,
             cached,
+            keep_text,
             text: String::new(),
             tool_calls: Vec::new(),
             done: false,
@@ -317,7 +322,9 @@ impl AnswerStream {
             let item = state.upstream.next().await;
             let item = match item {
                 Some(Ok(ChatChunk::Delta(text))) => {
-                    state.text.push_str(&text);
+                    if state.keep_text {
+                        state.text.push_str(&text);
+                    }
                     Ok(ChatChunk::Delta(text))
                 }
                 Some(Ok(ChatChunk::ToolCall(call))) => {

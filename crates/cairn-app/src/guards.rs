@@ -44,6 +44,11 @@ impl Guards {
         Guards { guards }
     }
 
+    /// Whether any guard runs at `stage` (else the stage has nothing to read).
+    pub fn runs_at(&self, stage: GuardStage) -> bool {
+        self.guards.iter().any(|g| g.stages().contains(&stage))
+    }
+
     /// Runs every guard that declares `stage` over `text`, in order; each sees the text the one
     /// before it let through. Stops at the first block.
     pub async fn check(

@@ -24,7 +24,8 @@ pub(crate) struct Draft {
     /// What the model was asked for: the route, model or app route name.
     pub model: String,
     pub route: String,
-    pub citations: Vec<Citation>,
+    /// What was cited ([`retrieval_json`]), made once when the answer is prepared.
+    pub retrieval: Value,
     pub verdicts: Vec<VerdictRecord>,
     pub started: Instant,
 }
@@ -128,7 +129,7 @@ fn record(draft: Draft, outcome: Outcome) -> LineageRecord {
         prompt_version: draft.prompt.as_ref().and_then(|(_, version)| *version),
         model: draft.model,
         route: Some(draft.route),
-        retrieval: retrieval_json(&draft.citations),
+        retrieval: draft.retrieval,
         guard_verdicts: serde_json::to_value(&draft.verdicts).unwrap_or(Value::Null),
         usage: outcome.usage,
         cost_usd: outcome.cost_usd.unwrap_or(0.0),

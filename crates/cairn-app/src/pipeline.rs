@@ -211,7 +211,7 @@ impl Pipeline {
             prompt: prepared.prompt,
             model: prepared.request.model.clone(),
             route: prepared.route.clone(),
-            citations: prepared.citations,
+            retrieval: crate::lineage::retrieval_json(&prepared.citations),
             verdicts,
             started,
         };
@@ -226,7 +226,8 @@ impl Pipeline {
                 CachePolicy::Bypass => None,
             },
             context.deadline,
-        ))
+        )
+        .with_citations(prepared.citations))
     }
 
     pub(crate) fn guards(&self) -> &Guards {
