@@ -1,0 +1,104 @@
+//! Lineage records and feedback.
+
+use std::sync::Arc;
+
+use cairn_core::catalog::*;
+use cairn_core::model::Usage;
+use chrono::{SubsecRound, Utc};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{assert_conflict, assert_not_found};
+
+fn lineage_record() -> LineageRecord {
+    LineageRecord {
+        id: Uuid::now_v7(),
+        conversation_id: Some(Uuid::now_v7()),
+        app: Some("support".into()),
+        prompt_name: Some("rag_answer".into()),
+        prompt_version: Some(3),
+        model: "smollm2-135m".into(),
+        route: Some("default".into()),
+        retrieval: json!([{"chunk_id": Uuid::nil(), "score": 0.83}]),
+        guard_verdicts: json!({"input": "allow"}),
+        usage: Usage {
+            input_tokens: 120,
+            cached_input_tokens: 20,
+            output_tokens: 42,
+            reasoning_tokens: 0,
+        },
+        cost_usd: 0.00123,
+        latency_ms: 850,
+        status: "ok".into(),
+        error: None,
+        // Both backends keep microseconds.
+        created_at: Utc::now().trunc_subsecs(6),
+    }
+}
+
+pub async fn lineage_and_feedback(catalog: Arc<dyn Catalog>) {
+    let record = lineage_record();
+    catalog
+        .record_lineage(record.clone())
+        .await
+        .expect("record");
+    assert_eq!(
+        catalog.get_lineage(record.id).await.expect("get"),
+        Some(record.clone())
+    );
+    assert_conflict(
+        catalog.record_lineage(record.clone()).await,
+        "recording twice",
+    );
+    assert_eq!(
+        catalog
+            .get_lineage(Uuid::now_v7())
+            .await
+            .expect("get missing"),
+        None
+    );
+
+    let up = catalog
+        .record_feedback(NewFeedback {
+            lineage_id: record.id,
+            rating: 1,
+            comment: Some("spot on".into()),
+            user: "ada".into(),
+        })
+        .await
+        .expect("feedback");
+    catalog
+        .record_feedback(NewFeedback {
+            lineage_id: record.id,
+            rating: -1,
+            comment: None,
+            user: "bob".into(),
+        })
+        .await
+        .expect("second feedback");
+    let all = catalog.list_feedback(record.id).await.expect("list");
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0], up);
+    assert_not_found(
+        catalog
+            .record_feedback(NewFeedback {
+                lineage_id: Uuid::now_v7(),
+                rating: 1,
+                comment: None,
+                user: "x".into(),
+            })
+            .await,
+        "feedback on a missing answer",
+    );
+    assert!(matches!(
+        catalog
+            .record_feedback(NewFeedback {
+                lineage_id: record.id,
+                rating: 3,
+                comment: None,
+                user: "x".into()
+            })
+            .await,
+        Err(CatalogError::Invalid(_))
+    ));
+}

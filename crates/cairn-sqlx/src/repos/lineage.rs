@@ -1,0 +1,179 @@
+//! Lineage records and feedback on answers.
+
+use cairn_core::catalog::{CatalogError, Feedback, LineageRecord};
+use cairn_core::model::Usage;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::unsigned;
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! lineage_columns {
+    () => {
+        "id, conversation_id, app, prompt_name, prompt_version, model, route, retrieval, \
+     guard_verdicts, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, cost_usd, latency_ms, status, \
+     error, created_at"
+    };
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct LineageRow {
+    pub id: Uuid,
+    pub conversation_id: Option<Uuid>,
+    pub app: Option<String>,
+    pub prompt_name: Option<String>,
+    pub prompt_version: Option<i64>,
+    pub model: String,
+    pub route: Option<String>,
+    pub retrieval: Json<Value>,
+    pub guard_verdicts: Json<Value>,
+    pub input_tokens: i64,
+    pub cached_input_tokens: i64,
+    pub output_tokens: i64,
+    pub reasoning_tokens: i64,
+    pub cost_usd: f64,
+    pub latency_ms: i64,
+    pub status: String,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl TryFrom<LineageRow> for LineageRecord {
+    type Error = CatalogError;
+
+    fn try_from(row: LineageRow) -> Result<Self, CatalogError> {
+        Ok(LineageRecord {
+            id: row.id,
+            conversation_id: row.conversation_id,
+            app: row.app,
+            prompt_name: row.prompt_name,
+            prompt_version: row.prompt_version,
+            model: row.model,
+            route: row.route,
+            retrieval: row.retrieval.0,
+            guard_verdicts: row.guard_verdicts.0,
+            usage: Usage {
+                input_tokens: unsigned("input_tokens", row.input_tokens)?,
+                cached_input_tokens: unsigned("cached_input_tokens", row.cached_input_tokens)?,
+                output_tokens: unsigned("output_tokens", row.output_tokens)?,
+                reasoning_tokens: unsigned("reasoning_tokens", row.reasoning_tokens)?,
+            },
+            cost_usd: row.cost_usd,
+            latency_ms: unsigned("latency_ms", row.latency_ms)?,
+            status: row.status,
+            error: row.error,
+            created_at: row.created_at,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct FeedbackRow {
+    pub id: Uuid,
+    pub lineage_id: Uuid,
+    pub rating: i64,
+    pub comment: Option<String>,
+    pub user_name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl TryFrom<FeedbackRow> for Feedback {
+    type Error = CatalogError;
+
+    fn try_from(row: FeedbackRow) -> Result<Self, CatalogError> {
+        Ok(Feedback {
+            id: row.id,
+            lineage_id: row.lineage_id,
+            rating: i16::try_from(row.rating).map_err(|_| {
+                CatalogError::Backend(format!("feedback rating {} is out of range", row.rating))
+            })?,
+            comment: row.comment,
+            user: row.user_name,
+            created_at: row.created_at,
+        })
+    }
+}
+
+/// Implements [`LineageRepo`](cairn_core::catalog::LineageRepo) for `$catalog`; expanded by
+/// [`impl_catalog_repos!`](crate::impl_catalog_repos).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! impl_lineage_repo {
+    ($catalog:ident, $db:ty) => {
+        #[$crate::async_trait::async_trait]
+        impl LineageRepo for $catalog {
+            async fn record_lineage(&self, record: LineageRecord) -> CatalogResult<()> {
+                sqlx::query(concat!("INSERT INTO lineage (", $crate::lineage_columns!(), ") \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"))
+                .bind(record.id)
+                .bind(record.conversation_id)
+                .bind(&record.app)
+                .bind(&record.prompt_name)
+                .bind(record.prompt_version)
+                .bind(&record.model)
+                .bind(&record.route)
+                .bind(Json(&record.retrieval))
+                .bind(Json(&record.guard_verdicts))
+                .bind(i64::from(record.usage.input_tokens))
+                .bind(i64::from(record.usage.cached_input_tokens))
+                .bind(i64::from(record.usage.output_tokens))
+                .bind(i64::from(record.usage.reasoning_tokens))
+                .bind(record.cost_usd)
+                .bind(to_i64(record.latency_ms)?)
+                .bind(&record.status)
+                .bind(&record.error)
+                .bind(record.created_at)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| classify(e, || format!("lineage record {} already exists", record.id)))?;
+                Ok(())
+            }
+
+            async fn get_lineage(&self, id: Uuid) -> CatalogResult<Option<LineageRecord>> {
+                let row: Option<LineageRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::lineage_columns!(),
+                    " FROM lineage WHERE id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+                row.map(LineageRecord::try_from).transpose()
+            }
+
+            async fn record_feedback(&self, new: NewFeedback) -> CatalogResult<Feedback> {
+                new.validate()?;
+                let row: FeedbackRow = sqlx::query_as(
+                    "INSERT INTO feedback (id, lineage_id, rating, comment, user_name, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                     RETURNING id, lineage_id, rating, comment, user_name, created_at",
+                )
+                .bind(Uuid::now_v7())
+                .bind(new.lineage_id)
+                .bind(i64::from(new.rating))
+                .bind(&new.comment)
+                .bind(&new.user)
+                .bind(Utc::now())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| foreign_key_as_not_found(e, "answer", new.lineage_id))?;
+                row.try_into()
+            }
+
+            async fn list_feedback(&self, lineage_id: Uuid) -> CatalogResult<Vec<Feedback>> {
+                let rows: Vec<FeedbackRow> = sqlx::query_as(
+                    "SELECT id, lineage_id, rating, comment, user_name, created_at FROM feedback WHERE lineage_id = $1 \
+                     ORDER BY created_at, id",
+                )
+                .bind(lineage_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+                convert_all(rows)
+            }
+        }
+    };
+}
