@@ -946,6 +946,7 @@ async function openDetails(view, invoker) {
     $(".details-latency", panel).textContent = typeof lineage.latency_ms === "number" ? `${Math.round(lineage.latency_ms).toLocaleString("en")} ms` : "not known";
     $(".details-status", panel).textContent = [lineage.status || "not known", lineage.error || null].filter(Boolean).join(": ");
     $(".details-app", panel).textContent = lineage.app || "not known";
+    $(".details-guards", panel).textContent = formatVerdicts(lineage.guard_verdicts);
     $(".details-lineage", panel).textContent = lineage.id || view.lineageId;
     const passages = Array.isArray(lineage.retrieval) ? lineage.retrieval : [];
     $(".details-passages", panel).replaceChildren(...passages.map((p) => h("li", {},
@@ -963,6 +964,15 @@ async function openDetails(view, invoker) {
       ? "The details of this answer are not available yet. Close this panel and try again in a few seconds."
       : `The details could not be loaded: ${error.message}`;
   }
+}
+
+// "pii (input): redact, email ×2 · injection (retrieved_context): allow", or "none ran".
+function formatVerdicts(verdicts) {
+  if (!Array.isArray(verdicts) || verdicts.length === 0) return "none ran";
+  return verdicts.map((v) => {
+    const findings = Object.entries(v.findings || {}).map(([kind, n]) => (n > 1 ? `${kind} ×${n}` : kind));
+    return `${v.guard} (${v.stage}): ${[v.action, ...findings].join(", ")}`;
+  }).join(" · ");
 }
 
 el.messages.addEventListener("click", (event) => {

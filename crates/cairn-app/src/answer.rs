@@ -2,12 +2,13 @@
 //! completed or streamed through its route (answer cache, the route's own retries and fallback),
 //! output guards, the charge against rate limits and budgets, and its lineage record.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use cairn_core::guard::GuardStage;
+use cairn_core::guard::{GuardScope, GuardStage};
 use cairn_core::model::{
     ChatChunk, ChatMessage, ChatModel, ChatRequest, ChatResponse, ChatStream, FinishReason, Role,
     ToolCall, Usage,
@@ -19,19 +20,21 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::error::AnswerError;
+use crate::guards::{Checked, GuardRun, Guards, merge_streamed};
 use crate::lineage::{Lineage, Outcome};
-use crate::pipeline::Pipeline;
 
 /// A prepared answer: admitted, checked, retrieved and rendered; not yet sent to the model.
 #[derive(Debug)]
 pub struct Answer {
-    pipeline: Pipeline,
     model: Arc<dyn ChatModel>,
     request: ChatRequest,
     lineage: Lineage,
     admission: Admission,
     cache: Option<Arc<ResponseCache>>,
     deadline: Option<Instant>,
+    /// The request's guards and what they gave out (placeholders to restore).
+    guards: Guards,
+    scope: GuardScope,
     // Copies of what lineage records, for the front doors to show.
     id: Uuid,
     route: String,
@@ -52,26 +55,27 @@ pub struct Completed {
 
 impl Answer {
     pub(crate) fn new(
-        pipeline: Pipeline,
         model: Arc<dyn ChatModel>,
         request: ChatRequest,
         mut lineage: Lineage,
         admission: Admission,
         cache: Option<Arc<ResponseCache>>,
         deadline: Option<Instant>,
+        checks: GuardRun,
     ) -> Answer {
         let draft = lineage
             .draft_mut()
             .map(|d| (d.id, d.route.clone(), d.app.clone(), d.prompt.clone()));
         let (id, route, app, prompt) = draft.unwrap_or_default();
         Answer {
-            pipeline,
             model,
             request,
             lineage,
             admission,
             cache,
             deadline,
+            guards: checks.guards,
+            scope: checks.scope,
             id,
             route,
             app,
@@ -125,7 +129,7 @@ impl Answer {
             self.lineage
                 .write(Outcome::ok(response.usage, response.cost_usd, "cached"));
             return Ok(Completed {
-                response,
+                response: self.restored(response),
                 cached: true,
                 upstream: Duration::ZERO,
             });
@@ -157,15 +161,16 @@ impl Answer {
                 return Err(error.into());
             }
         };
+        self.admission_charge(&response.usage, response.cost_usd);
+        let response = self.check_output(response).await?;
+        // Cached as checked: with redaction on, the cache never holds what a guard removed.
         if let Some(cache) = &self.cache {
             cache.put(&self.route, &self.request, &response);
         }
-        self.admission_charge(&response.usage, response.cost_usd);
-        let response = self.check_output(response).await?;
         self.lineage
             .write(Outcome::ok(response.usage, response.cost_usd, "ok"));
         Ok(Completed {
-            response,
+            response: self.restored(response),
             cached: false,
             upstream,
         })
@@ -230,6 +235,15 @@ impl Answer {
         );
     }
 
+    /// What the caller sees: the caller's own values put back where a guard that restores
+    /// redacted them. Lineage and the cache keep the redacted text.
+    fn restored(&self, mut response: ChatResponse) -> ChatResponse {
+        if self.scope.restores() {
+            response.message.content = self.scope.restore(&response.message.content);
+        }
+        response
+    }
+
     /// Output guards over a whole answer's text.
     async fn check_output(
         &mut self,
@@ -238,9 +252,8 @@ impl Answer {
         let text = std::mem::take(&mut response.message.content);
         let mut verdicts = Vec::new();
         let checked = self
-            .pipeline
-            .guards()
-            .require(GuardStage::Output, text, &mut verdicts)
+            .guards
+            .require(GuardStage::Output, text, &mut self.scope, &mut verdicts)
             .instrument(tracing::info_span!("cairn.guard.output"))
             .await;
         if let Some(draft) = self.lineage.draft_mut() {
@@ -277,9 +290,11 @@ fn replay(response: ChatResponse) -> ChatStream {
     Box::pin(futures_util::stream::iter(chunks))
 }
 
-/// A streamed answer. It ends after `ChatChunk::Finish` or after the first error; what it had
-/// streamed is checked by the output guards at the finish, stored in the answer cache, charged,
-/// and recorded in lineage.
+/// A streamed answer. It ends after `ChatChunk::Finish` or after the first error. With output
+/// guards, text is sent only as far as every guard has settled it (see
+/// [`cairn_core::Guardrail::settled`]), checked part by part, so no character of a span a guard
+/// redacts or blocks is ever sent; the rest is checked at the finish. What was streamed is stored in
+/// the answer cache (as checked), charged, and recorded in lineage.
 pub struct AnswerStream {
     inner: Pin<Box<dyn Stream<Item = Result<ChatChunk, AnswerError>> + Send>>,
 }
@@ -290,66 +305,45 @@ impl std::fmt::Debug for AnswerStream {
     }
 }
 
-/// What a stream accumulates for the finish.
+/// What a stream holds between chunks.
 struct Streaming {
     answer: Answer,
     upstream: ChatStream,
     cached: bool,
-    /// Whether the streamed text is kept: only when the cache or an output guard reads it.
+    /// Whether text is held back for output guards or for restoring placeholders.
+    holds: bool,
+    /// Whether the streamed text is kept: only when the cache reads it.
     keep_text: bool,
+    /// Text from the model not yet checked and sent.
+    unsent: String,
+    /// The text sent, as checked (before restoring), for the cache.
     text: String,
     tool_calls: Vec<ToolCall>,
+    /// The output guards' verdicts, one record per guard over all parts.
+    verdicts: Vec<crate::guards::VerdictRecord>,
+    /// Chunks ready to go out before the next upstream chunk is read.
+    queue: VecDeque<Result<ChatChunk, AnswerError>>,
     done: bool,
 }
 
 impl AnswerStream {
     fn new(answer: Answer, upstream: ChatStream, cached: bool) -> AnswerStream {
-        let keep_text = (answer.cache.is_some() && !cached)
-            || answer.pipeline.guards().runs_at(GuardStage::Output);
+        let holds = answer.guards.runs_at(GuardStage::Output) || answer.scope.restores();
         let state = Streaming {
+            keep_text: answer.cache.is_some() && !cached,
             answer,
             upstream,
             cached,
-            keep_text,
+            holds,
+            unsent: String::new(),
             text: String::new(),
             tool_calls: Vec::new(),
+            verdicts: Vec::new(),
+            queue: VecDeque::new(),
             done: false,
         };
         let inner = futures_util::stream::unfold(state, |mut state| async move {
-            if state.done {
-                return None;
-            }
-            let item = state.upstream.next().await;
-            let item = match item {
-                Some(Ok(ChatChunk::Delta(text))) => {
-                    if state.keep_text {
-                        state.text.push_str(&text);
-                    }
-                    Ok(ChatChunk::Delta(text))
-                }
-                Some(Ok(ChatChunk::ToolCall(call))) => {
-                    state.tool_calls.push(call.clone());
-                    Ok(ChatChunk::ToolCall(call))
-                }
-                Some(Ok(ChatChunk::Finish {
-                    reason,
-                    usage,
-                    cost_usd,
-                })) => {
-                    state.done = true;
-                    state.finish(reason, usage, cost_usd).await
-                }
-                Some(Err(error)) => {
-                    state.done = true;
-                    state
-                        .answer
-                        .lineage
-                        .write(Outcome::failed(error.class(), error.to_string()));
-                    Err(error.into())
-                }
-                // Ended without a finish: lineage says `cancelled` when the answer drops.
-                None => return None,
-            };
+            let item = state.next_chunk().await?;
             Some((item, state))
         });
         AnswerStream {
@@ -359,41 +353,168 @@ impl AnswerStream {
 }
 
 impl Streaming {
-    async fn finish(
-        &mut self,
-        reason: FinishReason,
-        usage: Usage,
-        cost_usd: Option<f64>,
-    ) -> Result<ChatChunk, AnswerError> {
-        let response = ChatResponse {
-            message: ChatMessage {
-                tool_calls: std::mem::take(&mut self.tool_calls),
-                ..ChatMessage::new(Role::Assistant, std::mem::take(&mut self.text))
-            },
-            finish_reason: reason,
-            usage,
-            model: self.answer.route.clone(),
-            cost_usd,
+    /// The next chunk for the caller; `None` when the stream is over.
+    async fn next_chunk(&mut self) -> Option<Result<ChatChunk, AnswerError>> {
+        loop {
+            if let Some(item) = self.queue.pop_front() {
+                return Some(item);
+            }
+            if self.done {
+                return None;
+            }
+            match self.upstream.next().await {
+                Some(Ok(ChatChunk::Delta(text))) if !self.holds => {
+                    if self.keep_text {
+                        self.text.push_str(&text);
+                    }
+                    return Some(Ok(ChatChunk::Delta(text)));
+                }
+                Some(Ok(ChatChunk::Delta(text))) => {
+                    self.unsent.push_str(&text);
+                    match self.release(false).await {
+                        Ok(Some(part)) => return Some(Ok(ChatChunk::Delta(part))),
+                        Ok(None) => {}
+                        Err(error) => return Some(Err(self.fail(error))),
+                    }
+                }
+                Some(Ok(ChatChunk::ToolCall(call))) => {
+                    self.tool_calls.push(call.clone());
+                    return Some(Ok(ChatChunk::ToolCall(call)));
+                }
+                Some(Ok(ChatChunk::Finish {
+                    reason,
+                    usage,
+                    cost_usd,
+                })) => {
+                    self.done = true;
+                    match self.release(true).await {
+                        Ok(Some(part)) => self.queue.push_back(Ok(ChatChunk::Delta(part))),
+                        Ok(None) => {}
+                        Err(error) => return Some(Err(self.fail(error))),
+                    }
+                    let finish = self.finish(reason, usage, cost_usd);
+                    self.queue.push_back(Ok(finish));
+                }
+                Some(Err(error)) => {
+                    self.done = true;
+                    self.answer
+                        .lineage
+                        .write(Outcome::failed(error.class(), error.to_string()));
+                    return Some(Err(error.into()));
+                }
+                // Ended without a finish: lineage says `cancelled` when the answer drops.
+                None => return None,
+            }
+        }
+    }
+
+    /// Checks and releases the settled part of the unsent text (all of it at the `end`), restored
+    /// for the caller; `None` when nothing is settled yet.
+    async fn release(&mut self, end: bool) -> Result<Option<String>, AnswerError> {
+        let mut cut = if end {
+            self.unsent.len()
+        } else {
+            let guards = self
+                .answer
+                .guards
+                .settled(&self.unsent, self.answer.scope.preceding());
+            let placeholders = if self.answer.scope.restores() {
+                cairn_core::guard::hold_placeholder(&self.unsent)
+            } else {
+                self.unsent.len()
+            };
+            guards.min(placeholders)
         };
+        while !self.unsent.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if cut == 0 {
+            return Ok(None);
+        }
+        let raw: String = self.unsent.drain(..cut).collect();
+        let mut verdicts = Vec::new();
+        let checked = self
+            .answer
+            .guards
+            .check(
+                GuardStage::Output,
+                raw.clone(),
+                &mut self.answer.scope,
+                &mut verdicts,
+            )
+            .instrument(tracing::info_span!("cairn.guard.output"))
+            .await;
+        merge_streamed(&mut self.verdicts, verdicts);
+        self.answer.scope.sent(&raw);
+        match checked {
+            Checked::Pass(text) => {
+                if self.keep_text {
+                    self.text.push_str(&text);
+                }
+                Ok(Some(if self.answer.scope.restores() {
+                    self.answer.scope.restore(&text)
+                } else {
+                    text
+                }))
+            }
+            Checked::Blocked { guard, reason } => Err(AnswerError::Blocked {
+                guard,
+                stage: GuardStage::Output,
+                reason,
+            }),
+        }
+    }
+
+    /// Ends the stream with `error`, recorded in lineage with the verdicts so far.
+    fn fail(&mut self, error: AnswerError) -> AnswerError {
+        self.done = true;
+        self.queue.clear();
+        self.record_verdicts();
+        let class = if matches!(error, AnswerError::Blocked { .. }) {
+            "blocked"
+        } else {
+            "error"
+        };
+        self.answer
+            .lineage
+            .write(Outcome::failed(class, error.to_string()));
+        error
+    }
+
+    fn record_verdicts(&mut self) {
+        if let Some(draft) = self.answer.lineage.draft_mut() {
+            draft.verdicts.append(&mut self.verdicts);
+        }
+    }
+
+    fn finish(&mut self, reason: FinishReason, usage: Usage, cost_usd: Option<f64>) -> ChatChunk {
         if !self.cached {
             if let Some(cache) = &self.answer.cache {
+                let response = ChatResponse {
+                    message: ChatMessage {
+                        tool_calls: std::mem::take(&mut self.tool_calls),
+                        ..ChatMessage::new(Role::Assistant, std::mem::take(&mut self.text))
+                    },
+                    finish_reason: reason,
+                    usage,
+                    model: self.answer.route.clone(),
+                    cost_usd,
+                };
                 cache.put(&self.answer.route, &self.answer.request, &response);
             }
             self.answer.admission_charge(&usage, cost_usd);
         }
-        // The text has been sent already: a block here ends the stream with an error instead of a
-        // finish, and lineage records it. Streaming-safe checks belong to the guards themselves.
-        self.answer.check_output(response).await?;
+        self.record_verdicts();
         self.answer.lineage.write(Outcome::ok(
             usage,
             cost_usd,
             if self.cached { "cached" } else { "ok" },
         ));
-        Ok(ChatChunk::Finish {
+        ChatChunk::Finish {
             reason,
             usage,
             cost_usd,
-        })
+        }
     }
 }
 

@@ -38,6 +38,9 @@ pub struct AppSection {
     /// Caps the answer's length in tokens; default: the prompt's `max_tokens`.
     #[serde(default)]
     pub max_tokens: Option<u32>,
+    /// The guardrails (`[[guards]]` names) that check its questions, passages and answers.
+    #[serde(default)]
+    pub guards: Vec<String>,
 }
 
 impl AppSection {
@@ -53,6 +56,7 @@ impl AppSection {
             top_k: default_app_top_k(),
             context_tokens: default_app_context_tokens(),
             max_tokens: None,
+            guards: Vec::new(),
         }
     }
 }

@@ -16,6 +16,6 @@ mod rag;
 pub use answer::{Answer, AnswerStream, Completed};
 pub use apps::{ALL_COLLECTIONS, AppSection};
 pub use error::AnswerError;
-pub use guards::{Guards, VerdictRecord};
+pub use guards::{GuardPolicy, Guards, TextCheck, VerdictRecord};
 pub use pipeline::{AnswerRequest, CachePolicy, ModelLookup, Pipeline, PipelineParts, Target};
 pub use rag::{Rag, RagSetupError};

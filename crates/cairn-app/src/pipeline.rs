@@ -11,8 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use cairn_core::guard::GuardStage;
-use cairn_core::model::{ChatModel, ChatRequest, Role};
+use cairn_core::model::{ChatModel, ChatRequest};
 use cairn_core::{Catalog, RequestContext};
 use cairn_gateway::{Admission, Limiter, ResponseCache};
 use cairn_prompts::PromptRegistry;
@@ -23,7 +22,7 @@ use uuid::Uuid;
 use crate::answer::Answer;
 use crate::apps::{self, AppSection};
 use crate::error::AnswerError;
-use crate::guards::{Checked, Guards, VerdictRecord};
+use crate::guards::{GuardPolicy, GuardRun};
 use crate::lineage::{Draft, Lineage};
 use crate::rag::{Rag, RagSetupError};
 
@@ -50,6 +49,15 @@ impl Target {
         match name.strip_prefix("app:") {
             Some(app) => Target::App(app.to_owned()),
             None => Target::Model(name.to_owned()),
+        }
+    }
+
+    /// The name whose guards apply: `app:NAME` for an app, else the route or model.
+    pub fn guard_name(&self) -> String {
+        match self {
+            Target::Model(name) => name.clone(),
+            Target::App(name) => format!("app:{name}"),
+            Target::Collection { route, .. } => route.clone(),
         }
     }
 
@@ -106,7 +114,8 @@ pub struct PipelineParts {
     pub cache: Option<Arc<ResponseCache>>,
     /// Rate limits and budgets; `None`: none configured.
     pub limiter: Option<Arc<Limiter>>,
-    pub guards: Guards,
+    /// The guards of each app, route and model.
+    pub guards: GuardPolicy,
 }
 
 /// The answer pipeline. Cheap to clone.
@@ -137,6 +146,11 @@ impl Pipeline {
 
     pub fn models(&self) -> &Arc<dyn ModelLookup> {
         &self.parts.models
+    }
+
+    /// The guards of every target, and every declared guard by name.
+    pub fn guards(&self) -> &GuardPolicy {
+        &self.parts.guards
     }
 
     /// Retrieval, or why it is unavailable.
@@ -176,8 +190,10 @@ impl Pipeline {
             conversation_id,
         } = request;
         let admission = self.admit(context, &target).await?;
-        let mut verdicts = Vec::new();
-        self.check_input(&mut chat, &mut verdicts)
+        let guards = self.parts.guards.for_target(&target.guard_name());
+        let mut checks = GuardRun::new(guards);
+        checks
+            .input(&mut chat)
             .instrument(tracing::info_span!("cairn.guard.input"))
             .await?;
         let prepared = match &target {
@@ -195,11 +211,11 @@ impl Pipeline {
             }
             Target::App(name) => {
                 let app = self.app(name).ok_or_else(|| self.unknown_app(name))?;
-                self.prepare_app(context, app, chat, &mut verdicts).await?
+                self.prepare_app(context, app, chat, &mut checks).await?
             }
             Target::Collection { collection, route } => {
                 let app = AppSection::for_collection(collection, route.clone());
-                let mut prepared = self.prepare_app(context, &app, chat, &mut verdicts).await?;
+                let mut prepared = self.prepare_app(context, &app, chat, &mut checks).await?;
                 prepared.app = None;
                 prepared
             }
@@ -212,11 +228,10 @@ impl Pipeline {
             model: prepared.request.model.clone(),
             route: prepared.route.clone(),
             retrieval: crate::lineage::retrieval_json(&prepared.citations),
-            verdicts,
+            verdicts: std::mem::take(&mut checks.verdicts),
             started,
         };
         Ok(Answer::new(
-            self.clone(),
             prepared.model,
             prepared.request,
             Lineage::new(self.parts.catalog.clone(), draft),
@@ -226,12 +241,9 @@ impl Pipeline {
                 CachePolicy::Bypass => None,
             },
             context.deadline,
+            checks,
         )
         .with_citations(prepared.citations))
-    }
-
-    pub(crate) fn guards(&self) -> &Guards {
-        &self.parts.guards
     }
 
     async fn admit(
@@ -247,23 +259,6 @@ impl Pipeline {
             .admit(&target.limit_name(), key.as_deref(), SystemTime::now())
             .instrument(tracing::info_span!("cairn.limits"))
             .await?)
-    }
-
-    /// Input guards over each user message.
-    async fn check_input(
-        &self,
-        chat: &mut ChatRequest,
-        verdicts: &mut Vec<VerdictRecord>,
-    ) -> Result<(), AnswerError> {
-        for message in chat.messages.iter_mut().filter(|m| m.role == Role::User) {
-            let text = std::mem::take(&mut message.content);
-            message.content = self
-                .parts
-                .guards
-                .require(GuardStage::Input, text, verdicts)
-                .await?;
-        }
-        Ok(())
     }
 
     fn model(&self, name: &str) -> Result<Arc<dyn ChatModel>, AnswerError> {
@@ -295,7 +290,7 @@ impl Pipeline {
         context: &RequestContext,
         app: &AppSection,
         chat: ChatRequest,
-        verdicts: &mut Vec<VerdictRecord>,
+        checks: &mut GuardRun,
     ) -> Result<Prepared, AnswerError> {
         if !chat.tools.is_empty() {
             return Err(AnswerError::invalid(
@@ -327,24 +322,10 @@ impl Pipeline {
                 collections = collections.len()
             ))
             .await?;
-        let mut kept = Vec::with_capacity(passages.len());
-        for mut passage in passages.drain(..) {
-            let text = std::mem::take(&mut passage.content);
-            match self
-                .parts
-                .guards
-                .check(GuardStage::RetrievedContext, text, verdicts)
-                .instrument(tracing::info_span!("cairn.guard.context"))
-                .await
-            {
-                Checked::Pass(text) => {
-                    passage.content = text;
-                    kept.push(passage);
-                }
-                // A blocked passage never reaches the prompt; the verdict is in lineage.
-                Checked::Blocked { .. } => {}
-            }
-        }
+        let kept = checks
+            .context(std::mem::take(&mut passages))
+            .instrument(tracing::info_span!("cairn.guard.context"))
+            .await;
         let context = apps::cite(rag, app, &kept);
         let rendered = apps::render(&self.parts.prompts, app, &question, &context.citations)
             .instrument(tracing::info_span!("cairn.render", prompt = %app.prompt))

@@ -23,6 +23,8 @@ pub enum StartError {
     DataDir { path: String, reason: String },
     #[error("cannot set up the configured models: {0}")]
     Models(String),
+    #[error("cannot set up the configured guardrails: {0}")]
+    Guards(#[from] cairn_guard::PolicyError),
 }
 
 /// The opened catalog, with the handle the server needs to close it.

@@ -12,9 +12,10 @@ pub mod rag;
 pub mod shadows;
 pub mod telemetry;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use cairn_app::{Guards, Pipeline, PipelineParts, Rag, RagSetupError};
+use cairn_app::{GuardPolicy, Guards, Pipeline, PipelineParts, Rag, RagSetupError};
 use cairn_core::Catalog;
 use cairn_prompts::PromptRegistry;
 
@@ -84,7 +85,7 @@ impl Runtime {
                     catalog.as_dyn(),
                 ))
             }),
-            guards: Guards::default(),
+            guards: guard_policy(config)?,
         });
         Ok(Runtime {
             catalog: catalog.as_dyn(),
@@ -93,4 +94,35 @@ impl Runtime {
             rag,
         })
     }
+}
+
+/// The guards of every app (`app:NAME`) and route that names some, built from `[[guards]]`.
+fn guard_policy(config: &Config) -> Result<GuardPolicy, StartError> {
+    let built: HashMap<String, Arc<dyn cairn_core::Guardrail>> = config
+        .guards
+        .iter()
+        .map(|section| Ok((section.name.clone(), section.build()?)))
+        .collect::<Result<_, cairn_guard::PolicyError>>()?;
+    let pick = |names: &[String]| {
+        Guards::new(
+            names
+                .iter()
+                .filter_map(|name| built.get(name).cloned())
+                .collect(),
+        )
+    };
+    let by_target = config
+        .apps
+        .iter()
+        .filter(|app| !app.guards.is_empty())
+        .map(|app| (format!("app:{}", app.name), pick(&app.guards)))
+        .chain(
+            config
+                .routes
+                .iter()
+                .filter(|route| !route.guards.is_empty())
+                .map(|route| (route.name.clone(), pick(&route.guards))),
+        )
+        .collect();
+    Ok(GuardPolicy::new(by_target, built))
 }

@@ -96,6 +96,7 @@ pub fn router(state: AppState) -> Router {
             post(crate::openai_api::chat_completions),
         )
         .route("/v1/embeddings", post(crate::embeddings_api::embeddings))
+        .route("/v1/guard/check", post(crate::guard_api::check))
         .route("/v1/lineage/{id}", get(crate::openai_api::get_lineage))
         .route("/v1/models", get(crate::openai_api::list_models))
         .route("/v1/me", get(crate::auth::me))

@@ -10,6 +10,7 @@ mod embeddings_api;
 pub mod error;
 pub mod extract;
 pub mod gateway;
+mod guard_api;
 pub mod mcp;
 pub mod metrics;
 mod openai_api;

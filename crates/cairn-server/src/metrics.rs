@@ -98,6 +98,15 @@ fn describe() {
         "cairn_gateway_request_cost_usd",
         "Cost of answered calls in US dollars, by route and serving target (priced targets only)."
     );
+    metrics::describe_counter!(
+        "cairn_guard_checks_total",
+        "Guardrail checks, by guard, stage and verdict (allow, flag, redact, block, error)."
+    );
+    metrics::describe_histogram!(
+        "cairn_guard_check_duration_seconds",
+        metrics::Unit::Seconds,
+        "One guardrail's check of one text (a streamed answer's part, a passage, a message)."
+    );
     metrics::describe_gauge!(
         "cairn_build_info",
         "Always 1; labels carry the version and catalog backend."

@@ -181,6 +181,7 @@ async fn answer(State(seen): State<Arc<Mutex<Vec<Seen>>>>, request: Request) -> 
             "The model `missing` does not exist",
         ),
         "trickle" if streaming => trickle(),
+        "chunks" => chunks(&body, streaming),
         _ if streaming => stream(&model),
         _ => completion(&model),
     }
@@ -310,6 +311,43 @@ fn stream(model: &str) -> Response {
     if done {
         text.push_str("data: [DONE]\n\n");
     }
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from(text))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// The `chunks` model answers with the pieces its last message lists as a JSON array of strings:
+/// streamed one piece per event, or joined.
+fn chunks(body: &Value, streaming: bool) -> Response {
+    let pieces: Vec<String> = body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or_default();
+    if !streaming {
+        return json_response(
+            StatusCode::OK,
+            &json!({"id": "chatcmpl-upstream", "object": "chat.completion", "created": 1, "model": "chunks",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": pieces.concat()}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 5, "completion_tokens": pieces.len(), "total_tokens": 5 + pieces.len()}}),
+        );
+    }
+    let mut text: String = pieces
+        .iter()
+        .map(|piece| {
+            format!(
+                "data: {}\n\n",
+                chunk("chunks", json!({"content": piece}), None)
+            )
+        })
+        .collect();
+    text.push_str(&format!(
+        "data: {}\n\n",
+        chunk("chunks", json!({}), Some("stop"))
+    ));
+    text.push_str("data: [DONE]\n\n");
     Response::builder()
         .header("content-type", "text/event-stream")
         .body(Body::from(text))

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 mod auth;
 mod database;
 mod gateway;
+mod guards;
 mod layers;
 mod models;
 mod rag;
@@ -57,6 +58,8 @@ pub struct RawConfig {
     pub cache: CacheSection,
     /// Rate limits and budgets on `/v1/chat/completions`.
     pub limits: Vec<LimitSection>,
+    /// Guardrails, run for the apps and routes that name them in `guards = [...]`.
+    pub guards: Vec<cairn_guard::GuardSection>,
 }
 
 pub use cairn_app::AppSection;
@@ -145,6 +148,7 @@ impl Default for RawConfig {
             auth: AuthSection::default(),
             cache: CacheSection::default(),
             limits: Vec::new(),
+            guards: Vec::new(),
         }
     }
 }
@@ -172,6 +176,8 @@ pub struct Config {
     pub auth: Option<OidcSettings>,
     pub cache: CacheSection,
     pub limits: Vec<cairn_gateway::LimitRule>,
+    /// The guardrails, each checked (see `cairn_guard::GuardSection::build`).
+    pub guards: Vec<cairn_guard::GuardSection>,
     /// Where each key's value came from, for error messages at run time (a refused connection, say).
     pub origins: Origins,
 }
@@ -249,9 +255,14 @@ pub fn validate(
     let database = database_config(&raw, &bad)?;
     let mut models = model_configs(&raw, env, &bad)?;
     let mut apps = raw.apps.clone();
+    let mut guards = raw.guards.clone();
     if raw.models.is_empty() && raw.routes.is_empty() && raw.apps.is_empty() {
         (models, apps) = embedded_chat(env);
+        if guards.is_empty() {
+            guards = guards::embedded_guards();
+        }
     }
+    guards::check_guards(&guards, &apps, &raw.routes, &bad)?;
     let embedding = embedding_config(&raw, &models, env, &bad)?;
     let index = index_config(&raw, &database, env, &bad)?;
     check_apps(&raw, &bad)?;
@@ -283,6 +294,7 @@ pub fn validate(
         auth: auth_config(&raw.auth, env, &bad)?,
         cache: raw.cache.clone(),
         limits: limit_rules(&raw.limits, &bad)?,
+        guards,
         rerank: (!raw.rerank.model.is_empty()).then(|| {
             (
                 expand_home(&raw.rerank.model, env),

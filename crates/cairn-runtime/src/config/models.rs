@@ -101,6 +101,9 @@ pub struct RouteSection {
     /// The fraction of requests copied to the shadow.
     #[serde(default = "default_shadow_sample")]
     pub shadow_sample: f64,
+    /// The guardrails (`[[guards]]` names) that check calls to this route, in order.
+    #[serde(default)]
+    pub guards: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -190,6 +193,7 @@ pub(super) fn embedded_chat(env: &[(String, String)]) -> (Vec<ModelConfig>, Vec<
         top_k: 4,
         context_tokens: 600,
         max_tokens: Some(256),
+        guards: vec!["pii".into(), "injection".into()],
     };
     (vec![model], vec![app])
 }

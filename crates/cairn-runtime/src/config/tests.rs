@@ -255,7 +255,7 @@ fn the_example_config_is_valid_and_complete() {
         dotted_keys(&toml::Table::try_from(RawConfig::default()).expect("defaults serialize"));
     for key in all
         .iter()
-        .filter(|key| !["models", "routes", "apps", "limits"].contains(&key.as_str()))
+        .filter(|key| !["models", "routes", "apps", "limits", "guards"].contains(&key.as_str()))
     {
         assert!(
             documented.contains(key),
@@ -480,5 +480,56 @@ fn models_and_routes_are_checked() {
         &[],
         &[],
         &["`path` is for local models"],
+    );
+}
+
+#[test]
+fn the_embedded_chat_app_has_the_default_guards() {
+    let config = load_ok(None, &[], &[]);
+    let names: Vec<&str> = config.guards.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["pii", "injection"]);
+    assert_eq!(config.apps[0].guards, ["pii", "injection"]);
+}
+
+#[test]
+fn guards_are_checked_where_they_are_declared_and_named() {
+    let app = "[[models]]\nname = \"m\"\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\n\
+               [[apps]]\nname = \"a\"\ncollections = [\"c\"]\nroute = \"m\"\n";
+    check_error(
+        Some(&format!(
+            "{app}guards = [\"pii\"]\n[[guards]]\nname = \"pii\"\nkind = \"pi\"\nstages = [\"input\"]\naction = \"redact\"\n"
+        )),
+        &[],
+        &[],
+        &["line 12", "unknown variant `pi`", "pii"],
+    );
+    check_error(
+        Some(&format!(
+            "{app}guards = [\"pii\"]\n[[guards]]\nname = \"pii\"\nkind = \"pii\"\nstages = [\"input\"]\naction = \"redact\"\noptions = {{ words = [\"x\"] }}\n"
+        )),
+        &[],
+        &[],
+        &[
+            "guards[0]",
+            "option `words` does not apply to kind `pii`",
+            "entities, restore, region",
+        ],
+    );
+    check_error(
+        Some(&format!("{app}guards = [\"nope\"]\n")),
+        &[],
+        &[],
+        &[
+            "apps[0].guards",
+            "names guard `nope`, which is not declared",
+        ],
+    );
+    check_error(
+        Some(&format!(
+            "{app}guards = [\"inj\"]\n[[guards]]\nname = \"inj\"\nkind = \"injection\"\nstages = [\"output\"]\naction = \"block\"\n"
+        )),
+        &[],
+        &[],
+        &["guard `inj`", "use stages input and retrieved_context"],
     );
 }

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tower::ServiceExt;
 
+mod guards;
 mod openai_api;
 
 struct TestApp {
@@ -43,7 +44,7 @@ async fn test_app(max_body_bytes: usize) -> TestApp {
         apps: std::sync::Arc::new(Vec::new()),
         cache: None,
         limiter: None,
-        guards: cairn_app::Guards::default(),
+        guards: cairn_app::GuardPolicy::default(),
     });
     let state = AppState {
         catalog: shared,

@@ -57,6 +57,7 @@ async fn app_state() -> (cairn_server::AppState, ScriptedUpstream, super::TestAp
         weights: Vec::new(),
         shadow: None,
         shadow_sample: 1.0,
+        guards: Vec::new(),
     };
     let routes = [
         route("default", &["primary", "backup"]),
