@@ -1,3 +1,5 @@
+//! The detectors on running text: each kind found with its context, look-alikes left alone.
+
 use super::*;
 
 fn detector() -> PiiDetector {
