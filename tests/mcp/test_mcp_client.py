@@ -31,6 +31,7 @@ EXPECTED = json.loads(os.environ["CAIRN_EXPECTED"])
 TOOLS = {
     "search_knowledge",
     "answer_question",
+    "check_text",
     "list_collections",
     "get_document",
     "list_prompts",
@@ -139,6 +140,22 @@ class EveryTransport(unittest.TestCase):
                 self.assertEqual(answer["citations"][0]["index"], 1)
                 self.assertEqual(answer["prompt"], "rag_answer@v1")
                 self.assertTrue(answer["lineage_id"])
+
+        run(body)
+
+    def test_check_text_runs_named_guardrails(self):
+        async def body(session, _):
+            checked = structured(
+                await session.call_tool(
+                    "check_text", {"guards": ["pii"], "text": "Mail jane.doe@example.com about it"}
+                )
+            )
+            self.assertEqual(checked["action"], "redact")
+            self.assertEqual(checked["text"], "Mail <EMAIL_1> about it")
+            self.assertEqual(checked["verdicts"][0]["findings"], {"email": 1})
+            refused = await session.call_tool("check_text", {"guards": ["nope"], "text": "x"})
+            self.assertTrue(refused.is_error)
+            self.assertIn("guard `nope` is not declared", refused.content[0].text)
 
         run(body)
 

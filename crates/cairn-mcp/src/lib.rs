@@ -24,7 +24,7 @@ use cairn_rag::Retriever;
 
 pub use cairn_auth::{Grant, keys};
 pub use server::CairnMcp;
-pub use tools::{AnswerOutput, TOOL_NAMES};
+pub use tools::{AnswerOutput, CheckOutput, TOOL_NAMES};
 
 /// What the tools read.
 #[derive(Debug, Clone)]
@@ -58,4 +58,11 @@ pub trait Answerer: Send + Sync + fmt::Debug {
         target: &AnswerTarget,
         question: &str,
     ) -> Result<AnswerOutput, String>;
+    /// Runs the named guardrails over `text` as at `stage`; the verdict as JSON, or a message.
+    async fn check_text(
+        &self,
+        guards: &[String],
+        stage: cairn_core::guard::GuardStage,
+        text: String,
+    ) -> Result<CheckOutput, String>;
 }

@@ -20,9 +20,10 @@ use crate::server::CairnMcp;
 use cairn_auth::Grant;
 
 /// Every tool, as named in key allow-lists (`cairn key create --tools …`).
-pub const TOOL_NAMES: [&str; 7] = [
+pub const TOOL_NAMES: [&str; 8] = [
     "search_knowledge",
     "answer_question",
+    "check_text",
     "list_collections",
     "get_document",
     "list_prompts",
@@ -118,6 +119,35 @@ pub struct AnswerArgs {
     /// Or one collection, with the default answering prompt.
     #[serde(default)]
     collection: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckArgs {
+    /// The guardrails to run, in order (`[[guards]]` names).
+    guards: Vec<String>,
+    /// The text to check.
+    text: String,
+    /// Check it as `input` (the default), `retrieved_context` or `output`.
+    #[serde(default)]
+    stage: Option<String>,
+}
+
+/// What named guardrails decided about a text.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct CheckOutput {
+    /// `allow`, `flag`, `redact` or `block`.
+    pub action: String,
+    /// The text to go on with (redacted where a guard redacts); absent when blocked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The guard that blocked it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Each guard's verdict: guard, stage, action, findings by kind, latency.
+    pub verdicts: Vec<Value>,
 }
 
 /// A cited answer.
@@ -314,6 +344,31 @@ impl CairnMcp {
         }
         answerer
             .answer(&grant, &target, &args.question)
+            .await
+            .map(Json)
+    }
+
+    #[tool(
+        description = "Check a text with named guardrails (PII, injection, banned words); returns the verdict.",
+        annotations(read_only_hint = true)
+    )]
+    async fn check_text(
+        &self,
+        Parameters(args): Parameters<CheckArgs>,
+    ) -> Result<Json<CheckOutput>, String> {
+        let stage = match args.stage.as_deref().unwrap_or("input") {
+            "input" => cairn_core::guard::GuardStage::Input,
+            "retrieved_context" => cairn_core::guard::GuardStage::RetrievedContext,
+            "output" => cairn_core::guard::GuardStage::Output,
+            other => {
+                return Err(format!(
+                    "unknown stage `{other}`; use input, retrieved_context or output"
+                ));
+            }
+        };
+        self.knowledge()
+            .answerer
+            .check_text(&args.guards, stage, args.text)
             .await
             .map(Json)
     }

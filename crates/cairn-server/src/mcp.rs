@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use cairn_app::{AnswerRequest, Pipeline, Target};
 use cairn_core::RequestContext;
 use cairn_core::model::{ChatMessage, ChatRequest, Role};
-use cairn_mcp::{AnswerOutput, AnswerTarget, Answerer, CairnMcp, Grant, Knowledge};
+use cairn_mcp::{AnswerOutput, AnswerTarget, Answerer, CairnMcp, CheckOutput, Grant, Knowledge};
 
 use crate::app::AppState;
 
@@ -36,6 +36,31 @@ impl PipelineAnswerer {
 impl Answerer for PipelineAnswerer {
     fn app_collections(&self, app: &str) -> Option<Vec<String>> {
         self.pipeline.app(app).map(|a| a.collections.clone())
+    }
+
+    async fn check_text(
+        &self,
+        guards: &[String],
+        stage: cairn_core::guard::GuardStage,
+        text: String,
+    ) -> Result<CheckOutput, String> {
+        let checked = self
+            .pipeline
+            .guards()
+            .check_text(guards, stage, text)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(CheckOutput {
+            action: checked.action.to_owned(),
+            text: checked.text,
+            blocked_by: checked.blocked_by,
+            reason: checked.reason,
+            verdicts: checked
+                .verdicts
+                .iter()
+                .map(|v| serde_json::to_value(v).unwrap_or_default())
+                .collect(),
+        })
     }
 
     async fn answer(

@@ -52,7 +52,8 @@ async fn the_mcp_python_sdk_works_over_http_with_keys_and_over_stdio() {
         format!(
             "[[models]]\nname = \"writer\"\nprovider = \"openai-compatible\"\nbase_url = \"{}\"\nmodel = \"good\"\n\
              [[apps]]\nname = \"handbook\"\ncollections = [\"handbook\"]\nroute = \"writer\"\ntop_k = 3\n\
-             [[apps]]\nname = \"budget\"\ncollections = [\"handbook\", \"finance\"]\nroute = \"writer\"\n",
+             [[apps]]\nname = \"budget\"\ncollections = [\"handbook\", \"finance\"]\nroute = \"writer\"\n\
+             [[guards]]\nname = \"pii\"\nkind = \"pii\"\nstages = [\"input\"]\naction = \"redact\"\n",
             upstream.base_url()
         ),
     )
@@ -138,7 +139,7 @@ async fn the_mcp_python_sdk_works_over_http_with_keys_and_over_stdio() {
             ("CAIRN_KEY_LIMITED".to_owned(), limited),
             ("CAIRN_KEY_REVOKED".to_owned(), revoked),
         ]);
-        run_client(env, "http", 15, 0).await;
+        run_client(env, "http", 16, 0).await;
         let logs = server.logs();
         assert!(
             logs.contains("tool call refused by the key's allow-list"),
@@ -151,9 +152,9 @@ async fn the_mcp_python_sdk_works_over_http_with_keys_and_over_stdio() {
         ("CAIRN_BIN".to_owned(), crate::BIN.to_owned()),
         ("CAIRN_DIR".to_owned(), dir.path().display().to_string()),
     ]);
-    // Eleven tests run over stdio; the four HTTP authentication tests are skipped (they ran over
+    // Twelve tests run over stdio; the four HTTP authentication tests are skipped (they ran over
     // HTTP above), and say so.
-    run_client(env, "stdio", 15, 4).await;
+    run_client(env, "stdio", 16, 4).await;
 }
 
 fn search_json_in(dir: &Path, query: &str, collection: &str) -> Vec<Value> {
