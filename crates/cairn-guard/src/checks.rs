@@ -8,7 +8,7 @@ use cairn_core::Guardrail;
 use cairn_core::guard::{FailureMode, GuardError, GuardScope, GuardStage, GuardVerdict, Settled};
 use regex::{Regex, RegexBuilder};
 
-use crate::hold::hold_words;
+use crate::hold::{hold_values, hold_words};
 use crate::injection;
 use crate::pii::{Entity, PiiDetector};
 use crate::policy::{GuardAction, Settings};
@@ -65,16 +65,16 @@ impl Settings {
     }
 }
 
-/// What a word-based guard has settled of `unsent`: everything before the last `words` words
-/// (see [`hold_words`]), with the values it finds now, which a cut must not split.
+/// What a word-based guard has settled of `unsent`: everything before `hold`, with the values it
+/// finds now, which a cut must not split.
 fn settled_words(
     unsent: &str,
     preceding: &str,
-    words: usize,
+    hold: usize,
     find: impl Fn(&str) -> Vec<Hit>,
 ) -> Settled {
     Settled {
-        hold: hold_words(unsent, words),
+        hold,
         spans: after(preceding, unsent, find)
             .into_iter()
             .map(|h| h.range)
@@ -171,10 +171,10 @@ impl PiiGuard {
 impl Guardrail for PiiGuard {
     settings_accessors!();
 
-    /// The longest value spans a few words ("March 3, 1990", "+1 (202) 555-0143") or a run of
-    /// number groups (a card, an IBAN); a private key runs to its END line.
+    /// Holds only what may still be part of a value (see [`hold_values`]): the unfinished last
+    /// word, number groups, a date's words, an unterminated private key.
     fn settled(&self, unsent: &str, preceding: &str) -> Settled {
-        settled_words(unsent, preceding, 4, |t| self.hits(t))
+        settled_words(unsent, preceding, hold_values(unsent), |t| self.hits(t))
     }
 
     async fn check(
@@ -314,7 +314,9 @@ impl Guardrail for BannedGuard {
     settings_accessors!();
 
     fn settled(&self, unsent: &str, preceding: &str) -> Settled {
-        settled_words(unsent, preceding, self.longest + 1, |t| self.hits(t))
+        settled_words(unsent, preceding, hold_words(unsent, self.longest), |t| {
+            self.hits(t)
+        })
     }
 
     async fn check(
