@@ -116,9 +116,9 @@ static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
     regex(r"(?i)\b[a-z0-9][a-z0-9._%+-]{0,63}@[a-z0-9](?:[a-z0-9-]{0,62}\.){1,8}[a-z]{2,24}\b")
 });
 static PHONE: LazyLock<Regex> = LazyLock::new(|| {
-    regex(r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{1,5}){1,5}")
+    regex(r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{1,5}){1,5}")
 });
-static CARD: LazyLock<Regex> = LazyLock::new(|| regex(r"\b\d(?:[ -]?\d){12,18}\b"));
+static CARD: LazyLock<Regex> = LazyLock::new(|| regex(r"\b\d(?:[ -]?\d){11,18}\b"));
 static IBAN: LazyLock<Regex> =
     LazyLock::new(|| regex(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{1,4}){3,8}\b"));
 static IPV4: LazyLock<Regex> = LazyLock::new(|| {
@@ -283,6 +283,9 @@ impl PiiDetector {
             if digits < 7 {
                 break;
             }
+            if looks_like_a_date_or_a_count(prefix) {
+                continue;
+            }
             let after = text[start + end..].chars().next();
             if digits > 15 || after.is_some_and(|c| c.is_alphanumeric()) {
                 continue;
@@ -293,6 +296,17 @@ impl PiiDetector {
         }
         None
     }
+}
+
+/// A date (`2024-03-15`, `15.03.2024`) or a bare run of fewer than ten digits without a trunk
+/// `0` (an order, ticket or build number): valid phone numbers in some countries' plans, but
+/// not written as phone numbers.
+fn looks_like_a_date_or_a_count(candidate: &str) -> bool {
+    static DATE: LazyLock<Regex> = LazyLock::new(|| {
+        regex(r"^(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4})$")
+    });
+    let bare = candidate.chars().all(|c| c.is_ascii_digit());
+    DATE.is_match(candidate) || (bare && candidate.len() < 10 && !candidate.starts_with('0'))
 }
 
 /// The ends of `candidate`'s digit groups, longest prefix first.

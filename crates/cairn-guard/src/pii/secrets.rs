@@ -15,11 +15,11 @@ static SHAPED: LazyLock<Vec<Regex>> = LazyLock::new(|| {
         r"\bgh[pousr]_[A-Za-z0-9]{36,255}\b",
         r"\bgithub_pat_[A-Za-z0-9_]{22,255}\b",
         // Slack tokens.
-        r"\bxox[abposr]-[A-Za-z0-9-]{10,100}\b",
+        r"\bxox[abposr]-[A-Za-z0-9-]{10,100}",
         // OpenAI and Anthropic style keys.
-        r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,200}\b",
+        r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,200}",
         // Google API keys.
-        r"\bAIza[0-9A-Za-z_-]{35}\b",
+        r"\bAIza[0-9A-Za-z_-]{35}",
         // Stripe keys.
         r"\b[rsp]k_(?:live|test)_[0-9A-Za-z]{16,99}\b",
         // JSON Web Tokens.
