@@ -182,6 +182,7 @@ async fn answer(State(seen): State<Arc<Mutex<Vec<Seen>>>>, request: Request) -> 
         ),
         "trickle" if streaming => trickle(),
         "chunks" => chunks(&body, streaming),
+        "echo" if !streaming => echo(&body),
         _ if streaming => stream(&model),
         _ => completion(&model),
     }
@@ -315,6 +316,21 @@ fn stream(model: &str) -> Response {
         .header("content-type", "text/event-stream")
         .body(Body::from(text))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// The `echo` model answers with its last message's text.
+fn echo(body: &Value) -> Response {
+    let last = body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default();
+    json_response(
+        StatusCode::OK,
+        &json!({"id": "chatcmpl-upstream", "object": "chat.completion", "created": 1, "model": "echo",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": last}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}}),
+    )
 }
 
 /// The `chunks` model answers with the pieces its last message lists as a JSON array of strings:

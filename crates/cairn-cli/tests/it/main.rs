@@ -12,6 +12,7 @@ use serde_json::Value;
 
 mod browser;
 mod front_doors;
+mod guards;
 mod mcp;
 mod rag;
 mod web;
