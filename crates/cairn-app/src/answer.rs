@@ -116,6 +116,13 @@ impl Answer {
         &self.citations
     }
 
+    /// The values the guards redacted in this request and their placeholders, to conceal them
+    /// (`GuardScope::conceal`) in what a front door stores of the question or of an answer it
+    /// showed restored.
+    pub fn redactions(&self) -> GuardScope {
+        self.scope.clone()
+    }
+
     /// Whether the answer cache would be consulted.
     pub fn uses_cache(&self) -> bool {
         self.cache.is_some()

@@ -137,6 +137,20 @@ impl GuardScope {
         restored
     }
 
+    /// `text` with every value a guard redacted in this request replaced by its placeholder again:
+    /// for what a front door stores of a question or an answer it showed restored.
+    pub fn conceal(&self, text: &str) -> String {
+        let mut by_length: Vec<&Placeholder> = self.placeholders.iter().collect();
+        by_length.sort_by_key(|p| std::cmp::Reverse(p.original.len()));
+        let mut concealed = text.to_owned();
+        for p in by_length {
+            if !p.original.is_empty() && concealed.contains(&p.original) {
+                concealed = concealed.replace(&p.original, &p.placeholder);
+            }
+        }
+        concealed
+    }
+
     /// The end of the answer already sent, for checks that read what precedes their part.
     pub fn preceding(&self) -> &str {
         &self.preceding
@@ -250,6 +264,10 @@ mod tests {
         assert_eq!(
             scope.restore("mail <EMAIL_1>, not <EMAIL_2>, call <PHONE_1>"),
             "mail a@example.com, not <EMAIL_2>, call +1 202 555 0143"
+        );
+        assert_eq!(
+            scope.conceal("mail a@example.com, b@example.com, call +1 202 555 0143"),
+            "mail <EMAIL_1>, <EMAIL_2>, call <PHONE_1>"
         );
     }
 

@@ -342,6 +342,8 @@ pub(crate) async fn ask(
     let context = request_context(&headers, principal);
     // Preparing the answer checks limits and the app and retrieves before anything is stored.
     let answer = state.pipeline.answer(&context, request).await?;
+    // With redaction on, the conversation keeps placeholders, never what a guard redacted.
+    let question = answer.redactions().conceal(&question);
     let user_message_id = if body.regenerate {
         None
     } else {
@@ -395,6 +397,7 @@ async fn stream_answer(
     sender: tokio::sync::mpsc::Sender<Event>,
 ) {
     let lineage_id = answer.lineage_id();
+    let redactions = answer.redactions();
     let _ = sender
         .send(event(
             "start",
@@ -461,7 +464,7 @@ async fn stream_answer(
             .append_message(NewMessage {
                 conversation_id,
                 role: "assistant".into(),
-                content: text,
+                content: redactions.conceal(&text),
                 lineage_id: Some(lineage_id),
             })
             .await

@@ -182,7 +182,7 @@ async fn answer(State(seen): State<Arc<Mutex<Vec<Seen>>>>, request: Request) -> 
         ),
         "trickle" if streaming => trickle(),
         "chunks" => chunks(&body, streaming),
-        "echo" if !streaming => echo(&body),
+        "echo" => echo(&body, streaming),
         _ if streaming => stream(&model),
         _ => completion(&model),
     }
@@ -318,13 +318,21 @@ fn stream(model: &str) -> Response {
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-/// The `echo` model answers with its last message's text.
-fn echo(body: &Value) -> Response {
+/// The `echo` model answers with its last message's text (streamed in pieces of 7 characters).
+fn echo(body: &Value, streaming: bool) -> Response {
     let last = body["messages"]
         .as_array()
         .and_then(|m| m.last())
         .and_then(|m| m["content"].as_str())
         .unwrap_or_default();
+    if streaming {
+        let chars: Vec<char> = last.chars().collect();
+        let pieces: Vec<String> = chars.chunks(7).map(|c| c.iter().collect()).collect();
+        return chunks(
+            &json!({"messages": [{"content": serde_json::to_string(&pieces).unwrap_or_default()}]}),
+            true,
+        );
+    }
     json_response(
         StatusCode::OK,
         &json!({"id": "chatcmpl-upstream", "object": "chat.completion", "created": 1, "model": "echo",

@@ -126,6 +126,37 @@ async fn poisoned_passages_are_dropped_injections_refused_and_emails_never_store
     );
     assert_eq!(upstream.chat_calls(), calls);
 
+    // The web UI shows the caller its email and stores only the placeholder.
+    let conversation: Value = crate::json_body(
+        client
+            .post(server.url("/v1/conversations"))
+            .json(&json!({})),
+    )
+    .await;
+    let conversation = conversation["id"].as_str().expect("id");
+    let response = client
+        .post(server.url(&format!("/v1/conversations/{conversation}/messages")))
+        .json(&json!({"app": "guarded", "content": question}))
+        .send()
+        .await
+        .expect("ask");
+    assert_eq!(response.status(), 200);
+    let events = crate::web::parse_events(&response.text().await.expect("events"));
+    let shown: String = events
+        .iter()
+        .filter(|(name, _)| name == "delta")
+        .filter_map(|(_, data)| data["text"].as_str())
+        .collect();
+    assert!(shown.contains(EMAIL), "{events:?}");
+    let stored: Value =
+        crate::json_body(client.get(server.url(&format!("/v1/conversations/{conversation}"))))
+            .await;
+    let stored = stored.to_string();
+    assert!(
+        stored.contains("<EMAIL_1>") && !stored.contains(EMAIL),
+        "{stored}"
+    );
+
     // Nothing raw in the server's log, the SQLite catalog or its WAL.
     let logs = server.logs();
     assert!(
