@@ -22,6 +22,7 @@ use uuid::Uuid;
 use crate::error::AnswerError;
 use crate::guards::{Checked, GuardRun, Guards, merge_streamed};
 use crate::lineage::{Lineage, Outcome};
+use crate::schema;
 
 /// A prepared answer: admitted, checked, retrieved and rendered; not yet sent to the model.
 #[derive(Debug)]
@@ -51,6 +52,9 @@ pub struct Completed {
     pub cached: bool,
     /// The time spent in the route (model calls, retries, fallbacks); zero for a cached answer.
     pub upstream: Duration,
+    /// Model calls it took: more than one when an answer had to be asked again to meet its
+    /// `response_format` schema.
+    pub attempts: u32,
 }
 
 impl Answer {
@@ -139,35 +143,37 @@ impl Answer {
                 response: self.restored(response),
                 cached: true,
                 upstream: Duration::ZERO,
+                attempts: 1,
             });
         }
         let upstream_started = Instant::now();
-        let call = self
-            .model
-            .complete(&self.request)
-            .instrument(tracing::info_span!("cairn.route", route = %self.route));
-        let result = match self.deadline {
-            Some(deadline) => match tokio::time::timeout_at(deadline.into(), call).await {
-                Ok(result) => result,
-                Err(_) => {
-                    self.lineage.write(Outcome::failed(
-                        "timeout",
-                        AnswerError::DeadlineExceeded.to_string(),
-                    ));
-                    return Err(AnswerError::DeadlineExceeded);
-                }
-            },
-            None => call.await,
-        };
-        let upstream = upstream_started.elapsed();
-        let response = match result {
-            Ok(response) => response,
-            Err(error) => {
+        let request = self.request.clone();
+        let mut response = self.call(&request).await?;
+        let mut attempts = 1;
+        // An answer that must be JSON is checked against its schema and asked again, bounded.
+        // (A call for tools has no text to check.)
+        while let Some(problem) = response
+            .message
+            .tool_calls
+            .is_empty()
+            .then(|| schema::problem(request.response_format.as_ref(), &response.message.content))
+            .flatten()
+        {
+            if attempts >= schema::MAX_ATTEMPTS {
+                let error = AnswerError::SchemaNotMet { attempts, problem };
                 self.lineage
-                    .write(Outcome::failed(error.class(), error.to_string()));
-                return Err(error.into());
+                    .write(Outcome::failed("schema_not_met", error.to_string()));
+                return Err(error);
             }
-        };
+            let repair = schema::repair(&request, &response, &problem);
+            let repaired = self.call(&repair).await?;
+            response = add_up(response, repaired);
+            attempts += 1;
+        }
+        if request.response_format.is_some() && response.message.tool_calls.is_empty() {
+            response.message.content = schema::unfenced(&response.message.content).to_owned();
+        }
+        let upstream = upstream_started.elapsed();
         self.admission_charge(&response.usage, response.cost_usd);
         let response = self.check_output(response).await?;
         // Cached as checked: with redaction on, the cache never holds what a guard removed.
@@ -180,6 +186,20 @@ impl Answer {
             response: self.restored(response),
             cached: false,
             upstream,
+            attempts,
+        })
+    }
+
+    /// One call of the route, within the deadline; a failure is recorded in lineage.
+    async fn call(&mut self, request: &ChatRequest) -> Result<ChatResponse, AnswerError> {
+        let model = self.model.clone();
+        let result = self
+            .within_deadline(async move { model.complete(request).await })
+            .await?;
+        result.map_err(|error| {
+            self.lineage
+                .write(Outcome::failed(error.class(), error.to_string()));
+            error.into()
         })
     }
 
@@ -278,6 +298,22 @@ impl Answer {
             }
         }
     }
+}
+
+/// The answer that met its schema, with the tokens and cost of every attempt.
+fn add_up(earlier: ChatResponse, mut later: ChatResponse) -> ChatResponse {
+    let (a, b) = (earlier.usage, later.usage);
+    later.usage = Usage {
+        input_tokens: a.input_tokens + b.input_tokens,
+        cached_input_tokens: a.cached_input_tokens + b.cached_input_tokens,
+        output_tokens: a.output_tokens + b.output_tokens,
+        reasoning_tokens: a.reasoning_tokens + b.reasoning_tokens,
+    };
+    later.cost_usd = match (earlier.cost_usd, later.cost_usd) {
+        (Some(x), Some(y)) => Some(x + y),
+        (x, y) => x.or(y),
+    };
+    later
 }
 
 /// A cached answer as a stream: its text as one delta, its tool calls, and the finish.

@@ -33,6 +33,11 @@ pub enum AnswerError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The model's answer did not match the requested JSON Schema, asked again as far as allowed.
+    #[error(
+        "the model's answer did not match the requested JSON schema after {attempts} attempts: {problem}"
+    )]
+    SchemaNotMet { attempts: u32, problem: String },
     /// The request's deadline passed before the answer was done.
     #[error("the answer was not done by the request's deadline")]
     DeadlineExceeded,

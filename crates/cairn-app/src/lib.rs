@@ -12,6 +12,7 @@ pub mod guards;
 mod lineage;
 mod pipeline;
 mod rag;
+pub mod schema;
 
 pub use answer::{Answer, AnswerStream, Completed};
 pub use apps::{ALL_COLLECTIONS, AppSection};

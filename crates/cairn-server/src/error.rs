@@ -264,6 +264,12 @@ impl From<cairn_app::AnswerError> for ApiError {
                 "deadline_exceeded",
                 error.to_string(),
             ),
+            error @ AnswerError::SchemaNotMet { .. } => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                "schema_not_met",
+                error.to_string(),
+            ),
             AnswerError::Internal(message) => ApiError::internal(message),
         }
     }

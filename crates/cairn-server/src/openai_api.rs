@@ -94,6 +94,11 @@ async fn completed(
             HeaderValue::from_static(if completed.cached { "hit" } else { "miss" }),
         );
     }
+    // Model calls the answer took (more than one when it was asked again to meet its schema).
+    headers.insert(
+        HeaderName::from_static("x-cairn-attempts"),
+        HeaderValue::from(completed.attempts),
+    );
     if let Ok(value) = HeaderValue::from_str(&format!("{:.3}", overhead.as_secs_f64() * 1000.0)) {
         headers.insert(HeaderName::from_static("x-cairn-overhead-ms"), value);
     }

@@ -183,6 +183,7 @@ async fn answer(State(seen): State<Arc<Mutex<Vec<Seen>>>>, request: Request) -> 
         "trickle" if streaming => trickle(),
         "chunks" => chunks(&body, streaming),
         "echo" => echo(&body, streaming),
+        "json-on-second-try" if !streaming => json_on_second_try(&body),
         _ if streaming => stream(&model),
         _ => completion(&model),
     }
@@ -338,6 +339,27 @@ fn echo(body: &Value, streaming: bool) -> Response {
         &json!({"id": "chatcmpl-upstream", "object": "chat.completion", "created": 1, "model": "echo",
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": last}, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}}),
+    )
+}
+
+/// The `json-on-second-try` model answers in prose, and with `{"answer": "fixed"}` once told its
+/// answer does not match a JSON schema.
+fn json_on_second_try(body: &Value) -> Response {
+    let told = body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .is_some_and(|c| c.contains("JSON schema"));
+    let content = if told {
+        "```json\n{\"answer\": \"fixed\"}\n```"
+    } else {
+        "Sure! The answer is: fixed."
+    };
+    json_response(
+        StatusCode::OK,
+        &json!({"id": "chatcmpl-upstream", "object": "chat.completion", "created": 1, "model": "json",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}}),
     )
 }
 

@@ -46,6 +46,7 @@ async fn app_state() -> (cairn_server::AppState, ScriptedUpstream, super::TestAp
         backup,
         model("small", "context"),
         model("agent", "tools"),
+        model("json", "json-on-second-try"),
         model("small-talk", "slow-50"),
     ];
     let route = |name: &str, targets: &[&str]| RouteSection {
@@ -262,6 +263,7 @@ async fn lists_models_and_routes() {
             "backup",
             "canary",
             "default",
+            "json",
             "primary",
             "shadowed",
             "small",
@@ -354,7 +356,7 @@ async fn upstream_failures_map_to_clear_statuses() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(
         check_error(&body, "not_found_error", "model_not_found")
-            .contains("models: agent, backup, canary, default, primary, shadowed, small")
+            .contains("models: agent, backup, canary, default, json, primary, shadowed, small")
     );
 }
 
@@ -630,4 +632,55 @@ async fn canary_and_shadow_traffic() {
     let mut models = upstream.models_called();
     models.sort();
     assert_eq!(models, ["good", "slow-50"], "one call each");
+}
+
+/// An answer that must match a JSON Schema is asked again with what was wrong, and the response
+/// says how many calls it took; one that never matches is refused after the last attempt.
+#[tokio::test]
+async fn answers_are_repaired_to_their_json_schema_within_bounds() {
+    let (app, log, _test) = app().await;
+    let format = json!({"response_format": {"type": "json_schema", "json_schema": {"name": "answer", "strict": true,
+        "schema": {"type": "object", "required": ["answer"], "properties": {"answer": {"type": "string"}}}}}});
+    let request = Request::post("/v1/chat/completions")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(chat("json", format.clone())))
+        .expect("request");
+    let (status, headers, bytes) = send(&app, request).await;
+    let body: Value = serde_json::from_slice(&bytes).expect("JSON");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers["x-cairn-attempts"], "2");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        r#"{"answer": "fixed"}"#
+    );
+    assert_eq!(
+        body["usage"]["prompt_tokens"], 20,
+        "both attempts are counted: {body}"
+    );
+    let repair = log.requests()[1].body.clone();
+    let told = repair["messages"]
+        .as_array()
+        .expect("messages")
+        .last()
+        .expect("last")["content"]
+        .to_string();
+    assert!(told.contains("not JSON"), "{told}");
+
+    log.clear();
+    let (status, body) = json_request(
+        &app,
+        "POST",
+        "/v1/chat/completions",
+        Some(&chat("backup", format)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"]["code"], "schema_not_met");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("after 3 attempts")),
+        "{body}"
+    );
+    assert_eq!(log.chat_calls(), 3);
 }
