@@ -105,3 +105,48 @@ async fn every_chunking_of_a_text_sends_what_the_whole_check_shows() {
         assert_eq!(sent.concat(), whole, "pieces of {size}: {sent:?}");
     }
 }
+
+const WRITTEN: [&str; 9] = [
+    "jane.doe@example.com",
+    "(202) 555-0143",
+    "+44 20 7946 0958",
+    "4111 1111 1111 1111",
+    "DE89 3704 0044 0532 0130 00",
+    "123-45-6789",
+    "AKIAIOSFODNN7EXAMPLE",
+    "born on March 3, 1990",
+    "Project Falcon",
+];
+const WORDS: [&str; 12] = [
+    "the", "report", "is", "due", "call", "write", "to", "born", "card", "and", "IBAN", "today.",
+];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 1000, failure_persistence: None, ..Default::default() })]
+    #[test]
+    fn random_texts_stream_as_they_check_whole(
+        segments in proptest::collection::vec(
+            proptest::prop_oneof![
+                3 => proptest::sample::select(WORDS.to_vec()),
+                1 => proptest::sample::select(WRITTEN.to_vec()),
+            ],
+            1..24,
+        ),
+        sizes in proptest::collection::vec(1usize..14, 1..80),
+    ) {
+        let text = segments.join(" ");
+        let mut pieces = Vec::new();
+        let mut rest = text.as_str();
+        for size in sizes.iter().cycle() {
+            if rest.is_empty() { break; }
+            let cut = (*size).min(rest.len());
+            pieces.push(&rest[..cut]);
+            rest = &rest[cut..];
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let guards = guards();
+        let sent = runtime.block_on(streamed(&guards, &pieces));
+        let whole = runtime.block_on(check_all(&guards, &text, &mut GuardScope::default()));
+        proptest::prop_assert_eq!(sent.concat(), whole, "pieces: {:?}", pieces);
+    }
+}

@@ -36,6 +36,29 @@ fn section(
     }
 }
 
+/// A PII guard that redacts.
+fn pii() -> GuardSection {
+    section(
+        "pii",
+        GuardKind::Pii,
+        GuardAction::Redact,
+        GuardOptions::default(),
+    )
+}
+
+/// A guard on the phrase "project falcon" that takes `action`.
+fn codenames(action: GuardAction) -> GuardSection {
+    section(
+        "codenames",
+        GuardKind::Banned,
+        action,
+        GuardOptions {
+            words: Some(vec!["project falcon".into()]),
+            ..GuardOptions::default()
+        },
+    )
+}
+
 /// Model `chunks` (the scripted upstream streams the pieces the question lists) with `guards`
 /// on its output.
 async fn app(guards: Vec<GuardSection>) -> (Router, ScriptedUpstream, super::TestApp) {
@@ -156,23 +179,7 @@ fn chunked(text: &str, sizes: &[usize]) -> Vec<String> {
 #[test]
 fn a_streamed_answer_sends_exactly_what_the_whole_answer_shows() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let guards = vec![
-        section(
-            "pii",
-            GuardKind::Pii,
-            GuardAction::Redact,
-            GuardOptions::default(),
-        ),
-        section(
-            "codenames",
-            GuardKind::Banned,
-            GuardAction::Redact,
-            GuardOptions {
-                words: Some(vec!["project falcon".into()]),
-                ..GuardOptions::default()
-            },
-        ),
-    ];
+    let guards = vec![pii(), codenames(GuardAction::Redact)];
     let (app, _upstream, _test) = runtime.block_on(app(guards));
     let mut runner = TestRunner::new(Config {
         cases: 96,
@@ -198,15 +205,7 @@ fn a_streamed_answer_sends_exactly_what_the_whole_answer_shows() {
 
 #[tokio::test]
 async fn a_blocking_guard_stops_the_stream_before_the_blocked_words() {
-    let guards = vec![section(
-        "codenames",
-        GuardKind::Banned,
-        GuardAction::Block,
-        GuardOptions {
-            words: Some(vec!["project falcon".into()]),
-            ..GuardOptions::default()
-        },
-    )];
+    let guards = vec![codenames(GuardAction::Block)];
     let (app, _upstream, _test) = app(guards).await;
     let pieces: Vec<String> = [
         "The plan ",
@@ -232,23 +231,7 @@ async fn a_blocking_guard_stops_the_stream_before_the_blocked_words() {
 
 #[tokio::test]
 async fn other_services_check_texts_with_named_guards() {
-    let guards = vec![
-        section(
-            "pii",
-            GuardKind::Pii,
-            GuardAction::Redact,
-            GuardOptions::default(),
-        ),
-        section(
-            "codenames",
-            GuardKind::Banned,
-            GuardAction::Block,
-            GuardOptions {
-                words: Some(vec!["project falcon".into()]),
-                ..GuardOptions::default()
-            },
-        ),
-    ];
+    let guards = vec![pii(), codenames(GuardAction::Block)];
     let (app, _upstream, _test) = app(guards).await;
     let check = |body: Value| {
         let app = app.clone();
