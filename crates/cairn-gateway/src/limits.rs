@@ -64,6 +64,36 @@ pub struct Limited {
     pub retry_after: Duration,
 }
 
+impl Limited {
+    /// The refusal by `rule` of a call on `route` with `key`, counted in the metrics; `what` says
+    /// what the rule allows.
+    fn by(
+        rule: &LimitRule,
+        route: &str,
+        key: &str,
+        limit: &'static str,
+        what: String,
+        retry_after: Duration,
+    ) -> Limited {
+        metrics::counter!("cairn_gateway_rate_limited_total", "route" => route.to_owned(), "limit" => limit)
+            .increment(1);
+        let scope = match (&rule.key, &rule.route) {
+            (Scope::All, Scope::All) => "all callers together".to_owned(),
+            (Scope::All, _) => format!("`{route}`"),
+            (_, Scope::All) => format!("key `{key}`"),
+            _ => format!("key `{key}` on `{route}`"),
+        };
+        Limited {
+            message: format!(
+                "rate limit reached: {scope} may use {what}; retry after {} s",
+                retry_after.as_secs()
+            ),
+            limit,
+            retry_after,
+        }
+    }
+}
+
 /// Counts calls against the configured limits.
 pub struct Limiter {
     rules: Vec<LimitRule>,
@@ -118,6 +148,47 @@ fn unix_seconds(now: SystemTime) -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// Which of `rule`'s limits the totals have reached, if any: the limit's name, what it allows,
+/// and when its window ends. Requests are counted before the check, so their limit is reached
+/// only once exceeded; tokens and cost are counted after calls, so theirs refuse when reached.
+fn exceeded(
+    rule: &LimitRule,
+    minute_totals: &UsageDelta,
+    day_totals: Option<&UsageDelta>,
+    to_next_minute: Duration,
+    to_next_day: Duration,
+) -> Option<(&'static str, String, Duration)> {
+    if let Some(limit) = rule
+        .requests_per_minute
+        .filter(|limit| minute_totals.requests > *limit)
+    {
+        Some((
+            "requests_per_minute",
+            format!("{limit} requests per minute"),
+            to_next_minute,
+        ))
+    } else if let Some(limit) = rule
+        .tokens_per_minute
+        .filter(|limit| minute_totals.tokens >= *limit)
+    {
+        Some((
+            "tokens_per_minute",
+            format!("{limit} tokens per minute"),
+            to_next_minute,
+        ))
+    } else if let (Some(limit), Some(day)) = (rule.cost_per_day_usd, day_totals) {
+        (day.cost_usd >= limit).then(|| {
+            (
+                "cost_per_day_usd",
+                format!("a budget of ${limit} per day (UTC)"),
+                to_next_day,
+            )
+        })
+    } else {
+        None
+    }
+}
+
 fn minute_bucket(name: &str) -> String {
     format!("{name};minute")
 }
@@ -147,6 +218,42 @@ impl Limiter {
         let seconds = unix_seconds(now);
         let minute = seconds - seconds.rem_euclid(MINUTE);
         let day = seconds - seconds.rem_euclid(DAY);
+        let admission = Admission {
+            store: Some(self.store.clone()),
+            buckets: self.buckets(route, key),
+            minute,
+            day,
+        };
+        if admission.buckets.is_empty() {
+            return Ok(admission);
+        }
+        self.prune(seconds);
+        let to_next_minute = Duration::from_secs((minute + MINUTE - seconds).max(1) as u64);
+        let to_next_day = Duration::from_secs((day + DAY - seconds).max(1) as u64);
+        for bucket in &admission.buckets {
+            let Some((minute_totals, day_totals)) = self.count_request(bucket, minute, day).await
+            else {
+                continue;
+            };
+            for rule in bucket.rules.iter().map(|&index| &self.rules[index]) {
+                let refusal = exceeded(
+                    rule,
+                    &minute_totals,
+                    day_totals.as_ref(),
+                    to_next_minute,
+                    to_next_day,
+                );
+                if let Some((limit, what, retry_after)) = refusal {
+                    return Err(Limited::by(rule, route, key, limit, what, retry_after));
+                }
+            }
+        }
+        Ok(admission)
+    }
+
+    /// The counts a call on `route` with `key` belongs to: one per distinct bucket name, with
+    /// every rule that limits it.
+    fn buckets(&self, route: &str, key: &str) -> Vec<Bucket> {
         let mut buckets: BTreeMap<String, Bucket> = BTreeMap::new();
         for (index, rule) in self.rules.iter().enumerate() {
             if let (Some(r), Some(k)) = (rule.route.part(route), rule.key.part(key)) {
@@ -162,98 +269,45 @@ impl Limiter {
                 bucket.counts_cost |= rule.cost_per_day_usd.is_some();
             }
         }
-        let admission = Admission {
-            store: Some(self.store.clone()),
-            buckets: buckets.into_values().collect(),
-            minute,
-            day,
+        buckets.into_values().collect()
+    }
+
+    /// Adds the call's request to the bucket's minute and reads its totals (and the day's, when
+    /// a rule limits cost). `None`, with a warning logged, when the catalog did not answer.
+    async fn count_request(
+        &self,
+        bucket: &Bucket,
+        minute: i64,
+        day: i64,
+    ) -> Option<(UsageDelta, Option<UsageDelta>)> {
+        let minute_totals = self
+            .store
+            .add_usage(
+                &minute_bucket(&bucket.name),
+                minute,
+                UsageDelta {
+                    requests: 1,
+                    ..UsageDelta::default()
+                },
+            )
+            .await;
+        let day_totals = if bucket.counts_cost {
+            Some(
+                self.store
+                    .add_usage(&day_bucket(&bucket.name), day, UsageDelta::default())
+                    .await,
+            )
+        } else {
+            None
         };
-        if admission.buckets.is_empty() {
-            return Ok(admission);
-        }
-        self.prune(seconds);
-        for bucket in &admission.buckets {
-            let minute_totals = self
-                .store
-                .add_usage(
-                    &minute_bucket(&bucket.name),
-                    minute,
-                    UsageDelta {
-                        requests: 1,
-                        ..UsageDelta::default()
-                    },
-                )
-                .await;
-            let day_totals = if bucket.counts_cost {
-                Some(
-                    self.store
-                        .add_usage(&day_bucket(&bucket.name), day, UsageDelta::default())
-                        .await,
-                )
-            } else {
+        match (minute_totals, day_totals.transpose()) {
+            (Ok(m), Ok(d)) => Some((m, d)),
+            (Err(e), _) | (_, Err(e)) => {
+                metrics::counter!("cairn_gateway_limit_store_errors_total").increment(1);
+                tracing::warn!(error = %e, "rate limits not checked: the catalog did not answer");
                 None
-            };
-            let (minute_totals, day_totals) = match (minute_totals, day_totals.transpose()) {
-                (Ok(m), Ok(d)) => (m, d),
-                (Err(e), _) | (_, Err(e)) => {
-                    metrics::counter!("cairn_gateway_limit_store_errors_total").increment(1);
-                    tracing::warn!(error = %e, "rate limits not checked: the catalog did not answer");
-                    continue;
-                }
-            };
-            let to_next_minute = Duration::from_secs((minute + MINUTE - seconds).max(1) as u64);
-            let to_next_day = Duration::from_secs((day + DAY - seconds).max(1) as u64);
-            for rule in bucket.rules.iter().map(|&index| &self.rules[index]) {
-                let refusal = if let Some(limit) = rule
-                    .requests_per_minute
-                    .filter(|limit| minute_totals.requests > *limit)
-                {
-                    Some((
-                        "requests_per_minute",
-                        format!("{limit} requests per minute"),
-                        to_next_minute,
-                    ))
-                } else if let Some(limit) = rule
-                    .tokens_per_minute
-                    .filter(|limit| minute_totals.tokens >= *limit)
-                {
-                    Some((
-                        "tokens_per_minute",
-                        format!("{limit} tokens per minute"),
-                        to_next_minute,
-                    ))
-                } else if let (Some(limit), Some(day)) = (rule.cost_per_day_usd, &day_totals) {
-                    (day.cost_usd >= limit).then(|| {
-                        (
-                            "cost_per_day_usd",
-                            format!("a budget of ${limit} per day (UTC)"),
-                            to_next_day,
-                        )
-                    })
-                } else {
-                    None
-                };
-                if let Some((limit, what, retry_after)) = refusal {
-                    metrics::counter!("cairn_gateway_rate_limited_total", "route" => route.to_owned(), "limit" => limit)
-                        .increment(1);
-                    let scope = match (&rule.key, &rule.route) {
-                        (Scope::All, Scope::All) => "all callers together".to_owned(),
-                        (Scope::All, _) => format!("`{route}`"),
-                        (_, Scope::All) => format!("key `{key}`"),
-                        _ => format!("key `{key}` on `{route}`"),
-                    };
-                    return Err(Limited {
-                        message: format!(
-                            "rate limit reached: {scope} may use {what}; retry after {} s",
-                            retry_after.as_secs()
-                        ),
-                        limit,
-                        retry_after,
-                    });
-                }
             }
         }
-        Ok(admission)
     }
 
     /// Deletes windows older than two days, at most once an hour, in the background.

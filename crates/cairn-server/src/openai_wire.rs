@@ -145,93 +145,16 @@ pub(crate) fn to_core(request: CompletionRequest) -> Result<(ChatRequest, bool, 
     }
     let mut messages = Vec::with_capacity(request.messages.len());
     for (index, message) in request.messages.into_iter().enumerate() {
-        let role = match message.role.as_str() {
-            "system" | "developer" => Role::System,
-            "user" => Role::User,
-            "assistant" => Role::Assistant,
-            "tool" => Role::Tool,
-            other => {
-                return Err(invalid(format!(
-                    "messages[{index}].role `{other}` is not supported; use system, developer, user, assistant or tool"
-                )));
-            }
-        };
-        let content = match message.content {
-            None => String::new(),
-            Some(Content::Text(text)) => text,
-            Some(Content::Parts(parts)) => {
-                let mut text = String::new();
-                for part in parts {
-                    match (part.kind.as_str(), part.text) {
-                        ("text", Some(part_text)) => text.push_str(&part_text),
-                        (kind, _) => {
-                            return Err(invalid(format!(
-                                "messages[{index}]: content parts of type `{kind}` are not supported; send text"
-                            )));
-                        }
-                    }
-                }
-                text
-            }
-        };
-        if role == Role::Tool && message.tool_call_id.is_none() {
-            return Err(invalid(format!(
-                "messages[{index}]: a tool message needs `tool_call_id`"
-            )));
-        }
-        let mut core = ChatMessage::new(role, content);
-        core.tool_calls = message
-            .tool_calls
-            .into_iter()
-            .map(|call| ToolCall {
-                id: call.id,
-                name: call.function.name,
-                arguments: call.function.arguments,
-            })
-            .collect();
-        core.tool_call_id = message.tool_call_id;
-        messages.push(core);
+        messages.push(message.into_core(index)?);
     }
     let mut tools = Vec::with_capacity(request.tools.len());
     for (index, tool) in request.tools.into_iter().enumerate() {
-        if tool.kind != "function" {
-            return Err(invalid(format!(
-                "tools[{index}].type `{}` is not supported; use `function`",
-                tool.kind
-            )));
-        }
-        tools.push(ToolDefinition {
-            name: tool.function.name,
-            description: tool.function.description,
-            parameters: tool
-                .function
-                .parameters
-                .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
-        });
+        tools.push(tool.into_core(index)?);
     }
-    let tool_choice = match request.tool_choice {
-        None => None,
-        Some(WireToolChoice::Mode(mode)) => Some(match mode.as_str() {
-            "auto" => ToolChoice::Auto,
-            "none" => ToolChoice::None,
-            "required" => ToolChoice::Required,
-            other => {
-                return Err(invalid(format!(
-                    "tool_choice `{other}` is not one of auto, none, required"
-                )));
-            }
-        }),
-        Some(WireToolChoice::Named { function }) => Some(ToolChoice::Function(function.name)),
-    };
-    let response_format = request.response_format.map(|format| match format {
-        WireResponseFormat::Text => ResponseFormat::Text,
-        WireResponseFormat::JsonObject => ResponseFormat::JsonObject,
-        WireResponseFormat::JsonSchema { json_schema } => ResponseFormat::JsonSchema {
-            name: json_schema.name,
-            schema: json_schema.schema,
-            strict: json_schema.strict.unwrap_or(false),
-        },
-    });
+    let tool_choice = request
+        .tool_choice
+        .map(WireToolChoice::into_core)
+        .transpose()?;
     let include_usage = request
         .stream_options
         .is_some_and(|options| options.include_usage);
@@ -248,10 +171,116 @@ pub(crate) fn to_core(request: CompletionRequest) -> Result<(ChatRequest, bool, 
         },
         tools,
         tool_choice,
-        response_format,
+        response_format: request.response_format.map(WireResponseFormat::into_core),
         seed: request.seed,
     };
     Ok((core, request.stream, include_usage))
+}
+
+impl WireMessage {
+    /// `messages[index]` as a core message: a known role, text content, and a tool message's
+    /// `tool_call_id`.
+    fn into_core(self, index: usize) -> Result<ChatMessage, ApiError> {
+        let role = match self.role.as_str() {
+            "system" | "developer" => Role::System,
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            "tool" => Role::Tool,
+            other => {
+                return Err(invalid(format!(
+                    "messages[{index}].role `{other}` is not supported; use system, developer, user, assistant or tool"
+                )));
+            }
+        };
+        let content = match self.content {
+            None => String::new(),
+            Some(Content::Text(text)) => text,
+            Some(Content::Parts(parts)) => text_of_parts(index, parts)?,
+        };
+        if role == Role::Tool && self.tool_call_id.is_none() {
+            return Err(invalid(format!(
+                "messages[{index}]: a tool message needs `tool_call_id`"
+            )));
+        }
+        let mut core = ChatMessage::new(role, content);
+        core.tool_calls = self
+            .tool_calls
+            .into_iter()
+            .map(|call| ToolCall {
+                id: call.id,
+                name: call.function.name,
+                arguments: call.function.arguments,
+            })
+            .collect();
+        core.tool_call_id = self.tool_call_id;
+        Ok(core)
+    }
+}
+
+/// The text parts of `messages[index]`, joined; any other kind of part is refused.
+fn text_of_parts(index: usize, parts: Vec<ContentPart>) -> Result<String, ApiError> {
+    let mut text = String::new();
+    for part in parts {
+        match (part.kind.as_str(), part.text) {
+            ("text", Some(part_text)) => text.push_str(&part_text),
+            (kind, _) => {
+                return Err(invalid(format!(
+                    "messages[{index}]: content parts of type `{kind}` are not supported; send text"
+                )));
+            }
+        }
+    }
+    Ok(text)
+}
+
+impl WireTool {
+    /// `tools[index]` as a core tool: only functions; no parameters means an empty object.
+    fn into_core(self, index: usize) -> Result<ToolDefinition, ApiError> {
+        if self.kind != "function" {
+            return Err(invalid(format!(
+                "tools[{index}].type `{}` is not supported; use `function`",
+                self.kind
+            )));
+        }
+        Ok(ToolDefinition {
+            name: self.function.name,
+            description: self.function.description,
+            parameters: self
+                .function
+                .parameters
+                .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+        })
+    }
+}
+
+impl WireToolChoice {
+    fn into_core(self) -> Result<ToolChoice, ApiError> {
+        match self {
+            WireToolChoice::Mode(mode) => match mode.as_str() {
+                "auto" => Ok(ToolChoice::Auto),
+                "none" => Ok(ToolChoice::None),
+                "required" => Ok(ToolChoice::Required),
+                other => Err(invalid(format!(
+                    "tool_choice `{other}` is not one of auto, none, required"
+                ))),
+            },
+            WireToolChoice::Named { function } => Ok(ToolChoice::Function(function.name)),
+        }
+    }
+}
+
+impl WireResponseFormat {
+    fn into_core(self) -> ResponseFormat {
+        match self {
+            WireResponseFormat::Text => ResponseFormat::Text,
+            WireResponseFormat::JsonObject => ResponseFormat::JsonObject,
+            WireResponseFormat::JsonSchema { json_schema } => ResponseFormat::JsonSchema {
+                name: json_schema.name,
+                schema: json_schema.schema,
+                strict: json_schema.strict.unwrap_or(false),
+            },
+        }
+    }
 }
 
 pub(crate) fn finish_reason(reason: FinishReason) -> &'static str {
