@@ -288,10 +288,18 @@ pub(crate) struct LoginQuery {
 }
 
 /// Only paths on this server: `/…`, never `//host` or a URL, so a login link cannot send the
-/// user elsewhere.
+/// user elsewhere. Browsers drop tabs and line breaks from a URL and read `\\` as `/`, so
+/// `/<TAB>/evil.example` would become `//evil.example`: a path with any control character,
+/// whitespace or backslash is refused too.
 fn local_path(return_to: Option<String>) -> String {
     return_to
-        .filter(|p| p.starts_with('/') && !p.starts_with("//") && !p.contains('\\'))
+        .filter(|p| {
+            p.starts_with('/')
+                && !p.starts_with("//")
+                && !p
+                    .chars()
+                    .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
+        })
         .unwrap_or_else(|| "/".into())
 }
 
@@ -466,5 +474,14 @@ mod tests {
         assert_eq!(local_path(Some("https://evil.example/".into())), "/");
         assert_eq!(local_path(Some("/\\evil.example".into())), "/");
         assert_eq!(local_path(None), "/");
+        // `return_to=/%09/evil.example`, decoded: browsers drop the tab and go to //evil.example.
+        for hostile in [
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r//evil.example",
+            "/ /evil.example",
+        ] {
+            assert_eq!(local_path(Some(hostile.into())), "/", "{hostile:?}");
+        }
     }
 }
