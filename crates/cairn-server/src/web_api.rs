@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use cairn_app::{Answer, AnswerError, AnswerRequest, CachePolicy, Target};
+use cairn_app::{Answer, AnswerError, AnswerRequest, AnswerStream, CachePolicy, Target};
 use cairn_core::Principal;
 use cairn_core::catalog::{Conversation, Message, NewFeedback, NewMessage};
 use cairn_core::model::{ChatChunk, ChatMessage, ChatRequest, Role, Usage};
@@ -405,7 +405,7 @@ async fn stream_answer(
                    "citations": answer.citations()}),
         ))
         .await;
-    let mut stream = match answer.stream().await {
+    let stream = match answer.stream().await {
         Ok(stream) => stream,
         Err(error) => {
             let error = ApiError::from(error);
@@ -418,8 +418,46 @@ async fn stream_answer(
             return;
         }
     };
+    // `relay` consumes the stream: the answer is done with, its lineage written, before the
+    // message that refers to it is stored.
+    let (text, outcome) = relay(stream, &sender).await;
+    let stored = store_answer(
+        &state,
+        conversation_id,
+        lineage_id,
+        redactions.conceal(&text),
+    )
+    .await;
+    let last = match outcome {
+        Some(Ok(Finished {
+            usage,
+            cost_usd,
+            finish_reason,
+        })) => event(
+            "done",
+            json!({"message_id": stored, "lineage_id": lineage_id, "finish_reason": finish_reason, "cost_usd": cost_usd,
+                   "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}}),
+        ),
+        None => return,
+        Some(Err(error)) => {
+            let error = ApiError::from(error);
+            event(
+                "error",
+                json!({"message": error.message, "code": error.code, "message_id": stored}),
+            )
+        }
+    };
+    let _ = sender.send(last).await;
+}
+
+/// Sends the stream's text to the UI as `delta` events until it finishes, fails or the client
+/// goes away; returns the text sent and how the stream ended (`None`: the client went away or
+/// the stream ended without a finish).
+async fn relay(
+    mut stream: AnswerStream,
+    sender: &tokio::sync::mpsc::Sender<Event>,
+) -> (String, Option<Result<Finished, AnswerError>>) {
     let mut text = String::new();
-    let mut outcome: Option<Result<Finished, AnswerError>> = None;
     while let Some(item) = stream.next().await {
         match item {
             Ok(ChatChunk::Delta(delta)) => {
@@ -442,60 +480,46 @@ async fn stream_answer(
                     cairn_core::model::FinishReason::Length => "length",
                     _ => "stop",
                 };
-                outcome = Some(Ok(Finished {
+                let finished = Finished {
                     usage,
                     cost_usd,
                     finish_reason,
-                }));
-                break;
+                };
+                return (text, Some(Ok(finished)));
             }
-            Err(error) => {
-                outcome = Some(Err(error));
-                break;
-            }
+            Err(error) => return (text, Some(Err(error))),
         }
     }
-    drop(stream);
-    let stored = if text.trim().is_empty() {
-        None
-    } else {
-        match state
-            .catalog
-            .append_message(NewMessage {
-                conversation_id,
-                role: "assistant".into(),
-                content: redactions.conceal(&text),
-                lineage_id: Some(lineage_id),
-            })
-            .await
-        {
-            Ok(message) => Some(message.id),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not store an answer");
-                None
-            }
+    (text, None)
+}
+
+/// Stores the answer's text in the conversation, unless it is blank; returns the message's id.
+/// A failure is logged, not sent: the UI has already shown the text.
+async fn store_answer(
+    state: &AppState,
+    conversation_id: Uuid,
+    lineage_id: Uuid,
+    text: String,
+) -> Option<Uuid> {
+    if text.trim().is_empty() {
+        return None;
+    }
+    let stored = state
+        .catalog
+        .append_message(NewMessage {
+            conversation_id,
+            role: "assistant".into(),
+            content: text,
+            lineage_id: Some(lineage_id),
+        })
+        .await;
+    match stored {
+        Ok(message) => Some(message.id),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not store an answer");
+            None
         }
-    };
-    let last = match outcome {
-        Some(Ok(Finished {
-            usage,
-            cost_usd,
-            finish_reason,
-        })) => event(
-            "done",
-            json!({"message_id": stored, "lineage_id": lineage_id, "finish_reason": finish_reason, "cost_usd": cost_usd,
-                   "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}}),
-        ),
-        None => return,
-        Some(Err(error)) => {
-            let error = ApiError::from(error);
-            event(
-                "error",
-                json!({"message": error.message, "code": error.code, "message_id": stored}),
-            )
-        }
-    };
-    let _ = sender.send(last).await;
+    }
 }
 
 #[derive(Debug, Deserialize)]
