@@ -201,57 +201,9 @@ pub fn validate(
         fix: fix.to_owned(),
     };
 
-    let listen: SocketAddr = raw.server.listen.parse().map_err(|_| {
-        bad(
-            "server.listen",
-            format!("`{}` is not an address and port", raw.server.listen),
-            "write it as IP:PORT, e.g. 127.0.0.1:8080 (this machine only) or 0.0.0.0:8080 (all interfaces)",
-        )
-    })?;
-    if raw.server.max_body_bytes == 0 {
-        return Err(bad(
-            "server.max_body_bytes",
-            "0 would refuse every request body".into(),
-            "use a size in bytes, e.g. 10485760 for 10 MiB",
-        ));
-    }
-    let max_body_bytes = usize::try_from(raw.server.max_body_bytes).map_err(|_| {
-        bad(
-            "server.max_body_bytes",
-            "too large for this machine".into(),
-            "use at most 4294967295",
-        )
-    })?;
-    if raw.data_dir.as_os_str().is_empty() {
-        return Err(bad(
-            "data_dir",
-            "empty path".into(),
-            "name a directory, e.g. .cairn",
-        ));
-    }
-    if raw.database.max_connections == 0 {
-        return Err(bad(
-            "database.max_connections",
-            "0 connections".into(),
-            "use at least 1",
-        ));
-    }
-    tracing_subscriber::EnvFilter::try_new(&raw.log.level).map_err(|e| {
-        bad("log.level", format!("`{}` is not a log filter ({e})", raw.log.level), "use a level (error, warn, info, debug, trace) or directives such as `info,cairn_server=debug`")
-    })?;
-
-    if raw.prompts.render_fuel == 0 || raw.prompts.max_render_bytes == 0 {
-        let key = if raw.prompts.render_fuel == 0 {
-            "prompts.render_fuel"
-        } else {
-            "prompts.max_render_bytes"
-        };
-        return Err(bad(
-            key,
-            "0 would refuse every render".into(),
-            "use a positive number; see cairn.example.toml for the defaults",
-        ));
-    }
+    let (listen, max_body_bytes) = server_settings(&raw.server, &bad)?;
+    check_data_dir_and_log(&raw, &bad)?;
+    check_prompts(&raw.prompts, &bad)?;
     let database = database_config(&raw, &bad)?;
     let mut models = model_configs(&raw, env, &bad)?;
     let mut apps = raw.apps.clone();
@@ -266,16 +218,7 @@ pub fn validate(
     let embedding = embedding_config(&raw, &models, env, &bad)?;
     let index = index_config(&raw, &database, env, &bad)?;
     check_apps(&raw, &bad)?;
-    if raw.ingest.chunk_tokens < 16 || raw.ingest.chunk_overlap >= raw.ingest.chunk_tokens / 2 {
-        return Err(bad(
-            "ingest.chunk_tokens",
-            format!(
-                "chunks of {} tokens with {} overlapping",
-                raw.ingest.chunk_tokens, raw.ingest.chunk_overlap
-            ),
-            "use at least 16 tokens per chunk, and an overlap under half of that",
-        ));
-    }
+    check_ingest(&raw.ingest, &bad)?;
     Ok(Config {
         data_dir: raw.data_dir,
         listen,
@@ -303,6 +246,98 @@ pub fn validate(
         }),
         origins,
     })
+}
+
+/// `[server]`: the address to listen on, and the largest request body this machine can hold.
+fn server_settings(
+    server: &ServerSection,
+    bad: &impl Fn(&str, String, &str) -> ConfigError,
+) -> Result<(SocketAddr, usize), ConfigError> {
+    let listen: SocketAddr = server.listen.parse().map_err(|_| {
+        bad(
+            "server.listen",
+            format!("`{}` is not an address and port", server.listen),
+            "write it as IP:PORT, e.g. 127.0.0.1:8080 (this machine only) or 0.0.0.0:8080 (all interfaces)",
+        )
+    })?;
+    if server.max_body_bytes == 0 {
+        return Err(bad(
+            "server.max_body_bytes",
+            "0 would refuse every request body".into(),
+            "use a size in bytes, e.g. 10485760 for 10 MiB",
+        ));
+    }
+    let max_body_bytes = usize::try_from(server.max_body_bytes).map_err(|_| {
+        bad(
+            "server.max_body_bytes",
+            "too large for this machine".into(),
+            "use at most 4294967295",
+        )
+    })?;
+    Ok((listen, max_body_bytes))
+}
+
+/// `data_dir`, the catalog's pool size and the log filter.
+fn check_data_dir_and_log(
+    raw: &RawConfig,
+    bad: &impl Fn(&str, String, &str) -> ConfigError,
+) -> Result<(), ConfigError> {
+    if raw.data_dir.as_os_str().is_empty() {
+        return Err(bad(
+            "data_dir",
+            "empty path".into(),
+            "name a directory, e.g. .cairn",
+        ));
+    }
+    if raw.database.max_connections == 0 {
+        return Err(bad(
+            "database.max_connections",
+            "0 connections".into(),
+            "use at least 1",
+        ));
+    }
+    tracing_subscriber::EnvFilter::try_new(&raw.log.level).map_err(|e| {
+        bad("log.level", format!("`{}` is not a log filter ({e})", raw.log.level), "use a level (error, warn, info, debug, trace) or directives such as `info,cairn_server=debug`")
+    })?;
+    Ok(())
+}
+
+/// `[prompts]`: a render must be allowed some fuel and some output.
+fn check_prompts(
+    prompts: &PromptsSection,
+    bad: &impl Fn(&str, String, &str) -> ConfigError,
+) -> Result<(), ConfigError> {
+    if prompts.render_fuel == 0 || prompts.max_render_bytes == 0 {
+        let key = if prompts.render_fuel == 0 {
+            "prompts.render_fuel"
+        } else {
+            "prompts.max_render_bytes"
+        };
+        return Err(bad(
+            key,
+            "0 would refuse every render".into(),
+            "use a positive number; see cairn.example.toml for the defaults",
+        ));
+    }
+    Ok(())
+}
+
+/// `[ingest]`: chunks long enough to mean something, overlapping by less than half.
+fn check_ingest(
+    ingest: &IngestSection,
+    bad: &impl Fn(&str, String, &str) -> ConfigError,
+) -> Result<(), ConfigError> {
+    if ingest.chunk_tokens < 16 || ingest.chunk_overlap >= ingest.chunk_tokens / 2 {
+        return Err(bad(
+            "ingest.chunk_tokens",
+            format!(
+                "chunks of {} tokens with {} overlapping",
+                ingest.chunk_tokens, ingest.chunk_overlap
+            ),
+            "use at least 16 tokens per chunk, and an overlap under half of that",
+        ));
+    }
+    Ok(())
 }
 
 fn check_apps(

@@ -171,6 +171,8 @@ impl EmbeddingConfig {
 pub(super) const DEFAULT_LOCAL_EMBEDDING: &str = ".cache/cairn-models/minilm";
 pub(super) const DEFAULT_HUB_EMBEDDING: &str = "sentence-transformers/all-MiniLM-L6-v2";
 
+/// The embedding model: a `[[models]]` entry's `/v1/embeddings` when `embedding.remote` names
+/// one, else a local model.
 pub(super) fn embedding_config(
     raw: &RawConfig,
     models: &[ModelConfig],
@@ -178,59 +180,78 @@ pub(super) fn embedding_config(
     bad: &impl Fn(&str, String, &str) -> ConfigError,
 ) -> Result<EmbeddingConfig, ConfigError> {
     let section = &raw.embedding;
-    let home = env
-        .iter()
-        .find(|(k, _)| k == "HOME")
-        .map(|(_, v)| v.as_str());
-    if !section.remote.is_empty() {
-        if !section.local.is_empty() {
-            return Err(bad(
-                "embedding.remote",
-                "both embedding.local and embedding.remote are set".into(),
-                "keep one of them",
-            ));
-        }
-        let model = models
-            .iter()
-            .find(|m| m.name == section.remote)
-            .ok_or_else(|| {
-                bad(
-                    "embedding.remote",
-                    format!("no [[models]] entry is named `{}`", section.remote),
-                    "add a [[models]] entry for the embeddings endpoint, or correct the name",
-                )
-            })?;
-        let ModelBackend::Remote {
-            endpoint,
-            upstream_model,
-            ..
-        } = &model.backend
-        else {
-            return Err(bad(
-                "embedding.remote",
-                format!("model `{}` is a local chat model", section.remote),
-                "point embedding.remote at an OpenAI, Azure or OpenAI-compatible entry, or use embedding.local",
-            ));
-        };
-        if section.dimension == 0 {
-            return Err(bad(
-                "embedding.dimension",
-                "a remote embedding model needs its vector size".into(),
-                "set it, e.g. 1536 for text-embedding-3-small",
-            ));
-        }
-        return Ok(EmbeddingConfig::Remote {
-            endpoint: endpoint.clone(),
-            model: upstream_model.clone(),
-            dimension: section.dimension as usize,
-            name: if section.name.is_empty() {
-                upstream_model.clone()
-            } else {
-                section.name.clone()
-            },
-        });
+    if section.remote.is_empty() {
+        local_embedding(section, env, bad)
+    } else {
+        remote_embedding(section, models, bad)
     }
+}
+
+/// `embedding.remote`: an OpenAI, Azure or OpenAI-compatible model, with its vector size.
+fn remote_embedding(
+    section: &EmbeddingSection,
+    models: &[ModelConfig],
+    bad: &impl Fn(&str, String, &str) -> ConfigError,
+) -> Result<EmbeddingConfig, ConfigError> {
+    if !section.local.is_empty() {
+        return Err(bad(
+            "embedding.remote",
+            "both embedding.local and embedding.remote are set".into(),
+            "keep one of them",
+        ));
+    }
+    let model = models
+        .iter()
+        .find(|m| m.name == section.remote)
+        .ok_or_else(|| {
+            bad(
+                "embedding.remote",
+                format!("no [[models]] entry is named `{}`", section.remote),
+                "add a [[models]] entry for the embeddings endpoint, or correct the name",
+            )
+        })?;
+    let ModelBackend::Remote {
+        endpoint,
+        upstream_model,
+        ..
+    } = &model.backend
+    else {
+        return Err(bad(
+            "embedding.remote",
+            format!("model `{}` is a local chat model", section.remote),
+            "point embedding.remote at an OpenAI, Azure or OpenAI-compatible entry, or use embedding.local",
+        ));
+    };
+    if section.dimension == 0 {
+        return Err(bad(
+            "embedding.dimension",
+            "a remote embedding model needs its vector size".into(),
+            "set it, e.g. 1536 for text-embedding-3-small",
+        ));
+    }
+    Ok(EmbeddingConfig::Remote {
+        endpoint: endpoint.clone(),
+        model: upstream_model.clone(),
+        dimension: section.dimension as usize,
+        name: if section.name.is_empty() {
+            upstream_model.clone()
+        } else {
+            section.name.clone()
+        },
+    })
+}
+
+/// `embedding.local`, or when empty the cached MiniLM (else the hub's), run in this process.
+fn local_embedding(
+    section: &EmbeddingSection,
+    env: &[(String, String)],
+    bad: &impl Fn(&str, String, &str) -> ConfigError,
+) -> Result<EmbeddingConfig, ConfigError> {
     let (source, default_name) = if section.local.is_empty() {
+        let home = env
+            .iter()
+            .find(|(k, _)| k == "HOME")
+            .map(|(_, v)| v.as_str());
         match home.map(|h| PathBuf::from(h).join(DEFAULT_LOCAL_EMBEDDING)) {
             Some(cached) if cached.is_dir() => {
                 (cached.display().to_string(), "all-MiniLM-L6-v2".to_owned())
