@@ -9,6 +9,9 @@ pub enum AnswerError {
     /// No model, route or app has the name the caller gave.
     #[error("{0}")]
     UnknownTarget(String),
+    /// No guardrail has the name the caller gave.
+    #[error("{0}")]
+    UnknownGuard(String),
     /// The request cannot be answered as sent; `code` is stable, the message says what to change.
     #[error("{message}")]
     Invalid { code: &'static str, message: String },

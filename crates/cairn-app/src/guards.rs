@@ -279,7 +279,7 @@ impl GuardPolicy {
             .iter()
             .map(|name| {
                 self.named.get(name).cloned().ok_or_else(|| {
-                    AnswerError::UnknownTarget(format!(
+                    AnswerError::UnknownGuard(format!(
                         "guard `{name}` is not declared; guards: {}",
                         if self.named.is_empty() {
                             "none (declare them as [[guards]] in the config)".to_owned()

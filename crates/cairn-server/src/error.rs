@@ -243,6 +243,7 @@ impl From<cairn_app::AnswerError> for ApiError {
         // Exhaustive on purpose, as above: every front door's errors are mapped here, once.
         match error {
             AnswerError::UnknownTarget(message) => ApiError::not_found("model_not_found", message),
+            AnswerError::UnknownGuard(message) => ApiError::not_found("guard_not_found", message),
             AnswerError::Invalid { code, message } => ApiError::bad_request(code, message),
             AnswerError::Limited(refused) => crate::gateway::limited(refused),
             error @ AnswerError::Blocked { .. } => {

@@ -269,5 +269,6 @@ async fn other_services_check_texts_with_named_guards() {
 
     let (status, body) = check(json!({"guards": ["nope"], "text": "x"})).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "guard_not_found", "{body}");
     assert!(body.to_string().contains("codenames, pii"), "{body}");
 }
