@@ -4,6 +4,7 @@
 //! `cargo bench -p cairn-guard --bench checks`; figures in docs/benchmarks.md.
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_core::Guardrail;
@@ -32,11 +33,8 @@ fn section(kind: GuardKind, action: GuardAction, options: GuardOptions) -> Guard
     }
 }
 
-fn guards() -> Vec<(&'static str, Box<dyn Guardrail>)> {
-    let build = |s: GuardSection| -> Box<dyn Guardrail> {
-        let guard = s.build().expect("builds");
-        Box::new(ArcGuard(guard))
-    };
+fn guards() -> Vec<(&'static str, Arc<dyn Guardrail>)> {
+    let build = |s: GuardSection| s.build().expect("builds");
     let mut input_only = section(
         GuardKind::Injection,
         GuardAction::Block,
@@ -81,31 +79,6 @@ fn guards() -> Vec<(&'static str, Box<dyn Guardrail>)> {
             )),
         ),
     ]
-}
-
-/// Lets a built guard (an `Arc`) be boxed with the others.
-#[derive(Debug)]
-struct ArcGuard(std::sync::Arc<dyn Guardrail>);
-
-#[async_trait::async_trait]
-impl Guardrail for ArcGuard {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    fn stages(&self) -> &[GuardStage] {
-        self.0.stages()
-    }
-    fn settled(&self, unsent: &str, preceding: &str) -> cairn_core::guard::Settled {
-        self.0.settled(unsent, preceding)
-    }
-    async fn check(
-        &self,
-        stage: GuardStage,
-        text: &str,
-        scope: &mut GuardScope,
-    ) -> Result<cairn_core::guard::GuardVerdict, cairn_core::guard::GuardError> {
-        self.0.check(stage, text, scope).await
-    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

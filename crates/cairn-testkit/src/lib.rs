@@ -319,6 +319,16 @@ fn stream(model: &str) -> Response {
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+/// A non-streamed answer of `model` with `content` and the given token counts.
+fn text_completion(model: &str, content: &str, prompt: usize, completion: usize) -> Response {
+    json_response(
+        StatusCode::OK,
+        &json!({"id": "chatcmpl-upstream", "object": "chat.completion", "created": 1, "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}}),
+    )
+}
+
 /// The `echo` model answers with its last message's text (streamed in pieces of 7 characters).
 fn echo(body: &Value, streaming: bool) -> Response {
     let last = body["messages"]
@@ -334,12 +344,7 @@ fn echo(body: &Value, streaming: bool) -> Response {
             true,
         );
     }
-    json_response(
-        StatusCode::OK,
-        &json!({"id": "chatcmpl-upstream", "object": "chat.completion", "created": 1, "model": "echo",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": last}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}}),
-    )
+    text_completion("echo", last, 5, 5)
 }
 
 /// The `json-on-second-try` model answers in prose, and with `{"answer": "fixed"}` once told its
@@ -355,12 +360,7 @@ fn json_on_second_try(body: &Value) -> Response {
     } else {
         "Sure! The answer is: fixed."
     };
-    json_response(
-        StatusCode::OK,
-        &json!({"id": "chatcmpl-upstream", "object": "chat.completion", "created": 1, "model": "json",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}}),
-    )
+    text_completion("json", content, 10, 4)
 }
 
 /// The `chunks` model answers with the pieces its last message lists as a JSON array of strings:
@@ -373,12 +373,7 @@ fn chunks(body: &Value, streaming: bool) -> Response {
         .and_then(|c| serde_json::from_str(c).ok())
         .unwrap_or_default();
     if !streaming {
-        return json_response(
-            StatusCode::OK,
-            &json!({"id": "chatcmpl-upstream", "object": "chat.completion", "created": 1, "model": "chunks",
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": pieces.concat()}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 5, "completion_tokens": pieces.len(), "total_tokens": 5 + pieces.len()}}),
-        );
+        return text_completion("chunks", &pieces.concat(), 5, pieces.len());
     }
     let mut text: String = pieces
         .iter()
