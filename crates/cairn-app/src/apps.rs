@@ -163,20 +163,21 @@ pub(crate) async fn render(
     Ok(prompts.render(&prompt_name, &selector, &variables).await?)
 }
 
-/// The model call for an app: the rendered messages, with the client's sampling settings over the
-/// prompt's.
+/// The model call for a rendered prompt sent to `route`: the rendered messages, with the client's
+/// sampling settings over the caller's cap (`max_tokens`) over the prompt's.
 pub(crate) fn model_request(
-    app: &AppSection,
+    route: &str,
+    max_tokens: Option<u32>,
     rendered: &RenderedPrompt,
     client: ChatRequest,
 ) -> ChatRequest {
     let params = &rendered.model;
     ChatRequest {
-        model: app.route.clone(),
+        model: route.to_owned(),
         messages: rendered.messages.clone(),
         temperature: client.temperature.or(params.temperature),
         top_p: client.top_p.or(params.top_p),
-        max_tokens: client.max_tokens.or(app.max_tokens).or(params.max_tokens),
+        max_tokens: client.max_tokens.or(max_tokens).or(params.max_tokens),
         stop: if client.stop.is_empty() {
             params.stop.clone()
         } else {

@@ -8,6 +8,7 @@
 mod answer;
 pub mod apps;
 mod error;
+pub mod eval;
 pub mod guards;
 mod lineage;
 mod pipeline;
@@ -17,6 +18,7 @@ pub mod schema;
 pub use answer::{Answer, AnswerStream, Completed};
 pub use apps::{ALL_COLLECTIONS, AppSection};
 pub use error::AnswerError;
+pub use eval::PipelineAnswerer;
 pub use guards::{GuardPolicy, Guards, TextCheck, VerdictRecord};
 pub use pipeline::{AnswerRequest, CachePolicy, ModelLookup, Pipeline, PipelineParts, Target};
 pub use rag::{Rag, RagSetupError};

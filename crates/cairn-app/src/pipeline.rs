@@ -14,7 +14,7 @@ use std::time::{Instant, SystemTime};
 use cairn_core::model::{ChatModel, ChatRequest};
 use cairn_core::{Catalog, RequestContext};
 use cairn_gateway::{Admission, Limiter, ResponseCache};
-use cairn_prompts::PromptRegistry;
+use cairn_prompts::{PromptRegistry, Selector};
 use cairn_rag::Citation;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -41,6 +41,13 @@ pub enum Target {
     App(String),
     /// One collection, answered like an app with the default prompt through `route`.
     Collection { collection: String, route: String },
+    /// A registered prompt (`name@label`, `name@3`, `name`) rendered from `variables` and sent to
+    /// `route`, or to the route the prompt names; the caller's messages are not sent.
+    Prompt {
+        prompt: String,
+        route: Option<String>,
+        variables: serde_json::Value,
+    },
 }
 
 impl Target {
@@ -58,6 +65,7 @@ impl Target {
             Target::Model(name) => name.clone(),
             Target::App(name) => format!("app:{name}"),
             Target::Collection { route, .. } => route.clone(),
+            Target::Prompt { prompt, route, .. } => route.clone().unwrap_or_else(|| prompt.clone()),
         }
     }
 
@@ -67,6 +75,9 @@ impl Target {
             Target::Model(name) => name.clone(),
             Target::App(name) => format!("app:{name}"),
             Target::Collection { collection, .. } => format!("collection:{collection}"),
+            Target::Prompt { prompt, route, .. } => {
+                route.clone().unwrap_or_else(|| format!("prompt:{prompt}"))
+            }
         }
     }
 }
@@ -219,6 +230,14 @@ impl Pipeline {
                 prepared.app = None;
                 prepared
             }
+            Target::Prompt {
+                prompt,
+                route,
+                variables,
+            } => {
+                self.prepare_prompt(prompt, route.as_deref(), variables, chat)
+                    .await?
+            }
         };
         let draft = Draft {
             id: Uuid::now_v7(),
@@ -332,11 +351,50 @@ impl Pipeline {
             .await?;
         Ok(Prepared {
             model,
-            request: apps::model_request(app, &rendered, chat),
+            request: apps::model_request(&app.route, app.max_tokens, &rendered, chat),
             route: app.route.clone(),
             app: Some(app.name.clone()),
             prompt: Some((rendered.name.clone(), rendered.version)),
             citations: context.citations,
+        })
+    }
+}
+
+impl Pipeline {
+    /// A registered prompt rendered from `variables`, for `route` or the route the prompt names.
+    async fn prepare_prompt(
+        &self,
+        reference: &str,
+        route: Option<&str>,
+        variables: &serde_json::Value,
+        chat: ChatRequest,
+    ) -> Result<Prepared, AnswerError> {
+        let (name, selector) = Selector::parse_reference(reference);
+        let rendered = self
+            .parts
+            .prompts
+            .render(&name, &selector, variables)
+            .instrument(tracing::info_span!("cairn.render", prompt = %reference))
+            .await?;
+        let route = route
+            .map(str::to_owned)
+            .or_else(|| rendered.route.clone())
+            .ok_or_else(|| {
+                AnswerError::invalid(
+                    "route_required",
+                    format!(
+                        "prompt `{reference}` names no route: say which model or route answers it"
+                    ),
+                )
+            })?;
+        let model = self.model(&route)?;
+        Ok(Prepared {
+            model,
+            request: apps::model_request(&route, None, &rendered, chat),
+            route,
+            app: None,
+            prompt: Some((rendered.name.clone(), rendered.version)),
+            citations: Vec::new(),
         })
     }
 }

@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 mod bench;
 mod bench_gateway;
 mod bench_rag;
+mod eval;
 mod key;
 mod prompt;
 mod rag;
@@ -65,6 +66,14 @@ enum Command {
         storage: StorageArgs,
         #[command(subcommand)]
         command: key::KeyCommand,
+    },
+    /// Run eval suites and read stored runs: `cairn eval run evals/`, `eval list SUITE`, `eval show RUN`.
+    /// Exit codes: 0 every gate held, 1 a gate failed, 2 the suite could not run.
+    Eval {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(subcommand)]
+        command: eval::EvalCommand,
     },
     /// Manage versioned prompts: push, list, show, diff, label, rollback, history, status, render.
     Prompt {
@@ -179,6 +188,7 @@ fn main() -> ExitCode {
         | Command::Mcp(args)
         | Command::Key { storage: args, .. }
         | Command::Prompt { storage: args, .. }
+        | Command::Eval { storage: args, .. }
         | Command::Bench { storage: args, .. }
         | Command::Ingest { storage: args, .. }
         | Command::Search { storage: args, .. } => (args.flags(), false),
@@ -314,6 +324,7 @@ fn main() -> ExitCode {
                 catalog.close().await;
                 result
             }
+            Command::Eval { command, .. } => eval::run(&config, command).await,
             Command::Prompt { command, .. } => {
                 let catalog = cairn_runtime::catalog::open_for_use(&config).await?;
                 let registry = cairn_runtime::catalog::prompt_registry(&config, catalog.as_dyn());
@@ -325,6 +336,11 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<eval::Exit>().is_some() => {
+            let code = e.downcast_ref::<eval::Exit>().map_or(2, |exit| exit.code);
+            eprintln!("error: {e}");
+            ExitCode::from(code)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -5,12 +5,14 @@
 //! index crates) implement the traits; `cairn-server` wires them together.
 
 pub mod catalog;
+pub mod eval;
 pub mod guard;
 pub mod index;
 pub mod model;
 pub mod request;
 
 pub use catalog::{Catalog, CatalogError};
+pub use eval::Answerer;
 pub use guard::Guardrail;
 pub use index::VectorIndex;
 pub use model::{ChatModel, EmbeddingModel, ModelError, Reranker};

@@ -31,7 +31,7 @@ pub enum Selector {
 }
 
 /// The prompts the platform itself uses, as shipped in `prompts/`.
-const BUILTIN: [(&str, &str); 2] = [
+const BUILTIN: [(&str, &str); 6] = [
     (
         "prompts/rag_answer.prompt",
         include_str!("../../../prompts/rag_answer.prompt"),
@@ -39,6 +39,22 @@ const BUILTIN: [(&str, &str); 2] = [
     (
         "prompts/query_rewrite.prompt",
         include_str!("../../../prompts/query_rewrite.prompt"),
+    ),
+    (
+        "prompts/eval_faithfulness.prompt",
+        include_str!("../../../prompts/eval_faithfulness.prompt"),
+    ),
+    (
+        "prompts/eval_answer_relevance.prompt",
+        include_str!("../../../prompts/eval_answer_relevance.prompt"),
+    ),
+    (
+        "prompts/eval_answer_correctness.prompt",
+        include_str!("../../../prompts/eval_answer_correctness.prompt"),
+    ),
+    (
+        "prompts/eval_context_recall.prompt",
+        include_str!("../../../prompts/eval_context_recall.prompt"),
     ),
 ];
 

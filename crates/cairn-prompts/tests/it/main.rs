@@ -35,6 +35,25 @@ fn fixed_inputs(name: &str) -> Value {
                 {"role": "assistant", "content": "Sixteen weeks [1]."}
             ]
         }),
+        "eval_faithfulness" => json!({
+            "question": "How long is parental leave?",
+            "answer": "Sixteen weeks, paid [1]. It can be split into three blocks [2].",
+            "passages": ["Employees are entitled to sixteen weeks of paid parental leave.\n", "Parental leave can be split into two blocks."]
+        }),
+        "eval_context_recall" => json!({
+            "question": "How long is parental leave?",
+            "reference": "Sixteen weeks of paid leave, in up to two blocks.",
+            "passages": ["Employees are entitled to sixteen weeks of paid parental leave."]
+        }),
+        "eval_answer_relevance" => json!({
+            "question": "How long is parental leave?",
+            "answer": "Our office is closed on public holidays."
+        }),
+        "eval_answer_correctness" => json!({
+            "question": "How long is parental leave?",
+            "answer": "Twelve weeks.",
+            "reference": "Sixteen weeks of paid leave."
+        }),
         other => panic!("no fixed inputs for shipped prompt `{other}`: add them to fixed_inputs()"),
     }
 }

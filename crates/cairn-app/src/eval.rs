@@ -1,0 +1,181 @@
+//! The eval harness's door into the pipeline: [`PipelineAnswerer`] implements
+//! [`cairn_core::Answerer`] by calling [`Pipeline::answer`] in process, so eval targets and judges
+//! go through the same limits, guards, answer cache and lineage as every other front door.
+
+use std::time::Instant;
+
+use async_trait::async_trait;
+use cairn_core::eval::{Answerer, EvalAnswer, EvalCall, EvalCallError, EvalPassage, EvalTarget};
+use cairn_core::model::{ChatMessage, ChatRequest, Role};
+use cairn_core::{Principal, RequestContext};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::AnswerError;
+use crate::pipeline::{AnswerRequest, CachePolicy, Pipeline, Target};
+
+/// Answers eval calls through the pipeline, as `principal`.
+#[derive(Debug, Clone)]
+pub struct PipelineAnswerer {
+    pipeline: Pipeline,
+    principal: Principal,
+}
+
+impl PipelineAnswerer {
+    pub fn new(pipeline: Pipeline, principal: Principal) -> PipelineAnswerer {
+        PipelineAnswerer {
+            pipeline,
+            principal,
+        }
+    }
+}
+
+#[async_trait]
+impl Answerer for PipelineAnswerer {
+    async fn answer(
+        &self,
+        target: &EvalTarget,
+        call: &EvalCall,
+    ) -> Result<EvalAnswer, EvalCallError> {
+        let started = Instant::now();
+        let chat = ChatRequest {
+            messages: vec![ChatMessage::new(Role::User, call.question.clone())],
+            max_tokens: call.max_tokens,
+            temperature: call.temperature,
+            response_format: call.response_format.clone(),
+            ..ChatRequest::default()
+        };
+        let target = match target {
+            EvalTarget::App(name) => Target::App(name.clone()),
+            EvalTarget::Model {
+                route,
+                prompt: None,
+            } => Target::Model(route.clone()),
+            EvalTarget::Model {
+                route,
+                prompt: Some(prompt),
+            } => Target::Prompt {
+                prompt: prompt.clone(),
+                route: Some(route.clone()),
+                variables: variables(call),
+            },
+        };
+        let mut request = AnswerRequest::new(target, chat);
+        if !call.use_cache {
+            request.cache = CachePolicy::Bypass;
+        }
+        let context = RequestContext::new(self.principal.clone(), Uuid::now_v7().to_string());
+        let answer = self
+            .pipeline
+            .answer(&context, request)
+            .await
+            .map_err(classify)?;
+        let passages = answer
+            .citations()
+            .iter()
+            .map(|c| EvalPassage {
+                source: c.url.clone().unwrap_or_else(|| c.source.clone()),
+                title: c.title.clone(),
+                text: c.text.clone(),
+                score: c.score,
+            })
+            .collect();
+        let lineage_id = answer.lineage_id();
+        let prompt = answer
+            .prompt()
+            .map(|(name, version)| (name.to_owned(), version));
+        let completed = answer.complete().await.map_err(classify)?;
+        let usage = &completed.response.usage;
+        Ok(EvalAnswer {
+            text: completed.response.message.content.clone(),
+            passages,
+            lineage_id: Some(lineage_id),
+            prompt,
+            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+            cost_usd: completed.response.cost_usd,
+            prompt_tokens: usage.input_tokens,
+            completion_tokens: usage.output_tokens,
+            cached: completed.cached,
+        })
+    }
+
+    async fn check(&self, target: &EvalTarget, call: &EvalCall) -> Result<(), EvalCallError> {
+        let route = match target {
+            EvalTarget::App(name) => {
+                let app = self.pipeline.app(name).ok_or_else(|| {
+                    let apps: Vec<String> = self
+                        .pipeline
+                        .apps()
+                        .iter()
+                        .map(|a| format!("app:{}", a.name))
+                        .collect();
+                    EvalCallError::Unusable(format!(
+                        "app `{name}` does not exist; apps: {}",
+                        if apps.is_empty() {
+                            "none configured ([[apps]] in cairn.toml)".to_owned()
+                        } else {
+                            apps.join(", ")
+                        }
+                    ))
+                })?;
+                self.pipeline.rag().map_err(classify)?;
+                app.route.clone()
+            }
+            EvalTarget::Model { route, .. } => route.clone(),
+        };
+        if self.pipeline.models().get(&route).is_none() {
+            return Err(EvalCallError::Unusable(format!(
+                "model or route `{route}` does not exist; configured: {}",
+                self.pipeline.models().names().join(", ")
+            )));
+        }
+        if let EvalTarget::Model {
+            prompt: Some(prompt),
+            ..
+        } = target
+        {
+            let (name, selector) = cairn_prompts::Selector::parse_reference(prompt);
+            self.pipeline
+                .parts()
+                .prompts
+                .render(&name, &selector, &variables(call))
+                .await
+                .map_err(|e| classify(AnswerError::Prompt(e)))?;
+        }
+        Ok(())
+    }
+}
+
+/// The case's variables, with the question offered as `question` unless the case sets one.
+fn variables(call: &EvalCall) -> Value {
+    let mut variables = match &call.variables {
+        Value::Object(map) => map.clone(),
+        _ => serde_json::Map::new(),
+    };
+    variables
+        .entry("question")
+        .or_insert_with(|| Value::String(call.question.clone()));
+    Value::Object(variables)
+}
+
+/// A target or judge that cannot be called at all stops the suite; anything else fails one call.
+fn classify(error: AnswerError) -> EvalCallError {
+    match &error {
+        AnswerError::UnknownTarget(_)
+        | AnswerError::UnknownGuard(_)
+        | AnswerError::RetrievalUnavailable(_)
+        | AnswerError::Internal(_) => EvalCallError::Unusable(error.to_string()),
+        AnswerError::Prompt(cairn_prompts::PromptError::NotFound(_)) => {
+            EvalCallError::Unusable(error.to_string())
+        }
+        AnswerError::Invalid { .. }
+        | AnswerError::Limited(_)
+        | AnswerError::Blocked { .. }
+        | AnswerError::Prompt(_)
+        | AnswerError::Rag(_)
+        | AnswerError::Catalog(_)
+        | AnswerError::Model(_)
+        | AnswerError::SchemaNotMet { .. }
+        | AnswerError::DeadlineExceeded => EvalCallError::Failed(error.to_string()),
+    }
+}

@@ -1,0 +1,76 @@
+//! JUnit XML for CI systems: one test suite per run, one test case per case (failures carry the
+//! metrics that failed with the judge's reasons) and one per gate.
+
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+
+use super::RunReport;
+
+/// The run as JUnit XML.
+pub fn render(report: &RunReport) -> Result<String, String> {
+    let mut junit = Report::new(format!("cairn eval {}", report.suite));
+    let mut cases = TestSuite::new(format!("{} cases ({})", report.suite, report.target));
+    for case in &report.cases {
+        let status = if case.passed {
+            TestCaseStatus::success()
+        } else {
+            let failed: Vec<String> = case
+                .scores
+                .iter()
+                .filter_map(|(name, score)| {
+                    let threshold = report
+                        .metrics
+                        .iter()
+                        .find(|m| &m.name == name)
+                        .map_or(1.0, |m| m.threshold);
+                    match score.value() {
+                        Some(value) if value >= threshold => None,
+                        Some(value) => Some(format!(
+                            "{name} {value:.3} < {threshold}: {}",
+                            score.reason().unwrap_or("no reason given")
+                        )),
+                        None => Some(format!(
+                            "{name} unmeasured: {}",
+                            score.reason().unwrap_or("no reason given")
+                        )),
+                    }
+                })
+                .collect();
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            status
+                .set_message(failed.first().cloned().unwrap_or_default())
+                .set_description(format!(
+                    "question: {}\n{}",
+                    case.case.question,
+                    failed.join("\n")
+                ));
+            status
+        };
+        let mut test = TestCase::new(case.case.id.clone(), status);
+        test.set_classname(format!("{}.cases", report.suite));
+        let millis: f64 = case
+            .attempts
+            .iter()
+            .filter_map(|a| a.answer.as_ref().map(|answer| answer.latency_ms))
+            .sum();
+        test.set_time(Duration::from_secs_f64(millis.max(0.0) / 1000.0));
+        cases.add_test_case(test);
+    }
+    junit.add_test_suite(cases);
+    let mut gates = TestSuite::new(format!("{} gates", report.suite));
+    for gate in &report.gates {
+        let status = if gate.passed {
+            TestCaseStatus::success()
+        } else {
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            status.set_message(gate.detail.clone());
+            status
+        };
+        let mut test = TestCase::new(gate.gate.clone(), status);
+        test.set_classname(format!("{}.gates", report.suite));
+        gates.add_test_case(test);
+    }
+    junit.add_test_suite(gates);
+    junit.to_string().map_err(|e| e.to_string())
+}
