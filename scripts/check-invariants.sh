@@ -21,10 +21,10 @@ if [ -n "$server_users" ]; then
   fail=1
 fi
 
-# The application layer, authentication and the guardrails speak no HTTP: no server framework and no front door in
+# The application layer, authentication, the guardrails and the eval harness speak no HTTP: no server framework and no front door in
 # their graphs.
 http_server='^(axum|axum-core|axum-extra|actix-web|warp|poem|rmcp|cairn-server|cairn-mcp|cairn-cli)$'
-for crate in cairn-app cairn-auth cairn-guard; do
+for crate in cairn-app cairn-auth cairn-guard cairn-eval; do
   crate_http=$(cargo tree -p "$crate" -e normal --prefix none --format '{p}' --locked 2>/dev/null | awk '{print $1}' | sort -u | grep -E "$http_server" || true)
   if [ -n "$crate_http" ]; then
     echo "invariant broken: $crate depends on $(tr '\n' ' ' <<<"$crate_http")(it must not know HTTP)" >&2
@@ -42,7 +42,7 @@ fi
 
 # Adapters depend inward only: on cairn-core (and the catalog crates on cairn-sqlx), on no other
 # crate of ours.
-for adapter in cairn-openai cairn-local cairn-candle cairn-qdrant cairn-postgres cairn-sqlite cairn-sqlx cairn-gateway cairn-prompts cairn-guard; do
+for adapter in cairn-openai cairn-local cairn-candle cairn-qdrant cairn-postgres cairn-sqlite cairn-sqlx cairn-gateway cairn-prompts cairn-guard cairn-eval; do
   ours=$(cargo tree -p "$adapter" -e normal --depth 1 --prefix none --format '{p}' --locked 2>/dev/null | awk '{print $1}' | grep '^cairn-' | sort -u | grep -vxE "$adapter|cairn-core|cairn-sqlx" || true)
   if [ -n "$ours" ]; then
     echo "invariant broken: adapter $adapter depends on $(tr '\n' ' ' <<<"$ours")(adapters depend on cairn-core only)" >&2
@@ -74,5 +74,5 @@ if [ -n "$undocumented" ]; then
   fail=1
 fi
 
-[ "$fail" = 0 ] && echo "invariants: cairn-core has no I/O dependencies; only the binary depends on cairn-server; cairn-app, cairn-auth and cairn-guard know no HTTP; cairn-runtime depends on no front door; adapters depend on cairn-core only; SQL only in the catalog crates; status codes only in the HTTP crates; every module documented"
+[ "$fail" = 0 ] && echo "invariants: cairn-core has no I/O dependencies; only the binary depends on cairn-server; cairn-app, cairn-auth, cairn-guard and cairn-eval know no HTTP; cairn-runtime depends on no front door; adapters depend on cairn-core only; SQL only in the catalog crates; status codes only in the HTTP crates; every module documented"
 exit "$fail"

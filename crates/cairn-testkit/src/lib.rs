@@ -20,12 +20,14 @@
 //! | `hostile` | a stream of markup that tries to run script or load from elsewhere ([`HOSTILE`]) |
 //! | `trickle` | a stream of a word every 100 ms for 10 s |
 //! | `slow-N` | waits N milliseconds, then answers normally |
+//! | `judge` | a deterministic LLM judge for Cairn's built-in judge prompts ([`judge`]) |
 //! | `unmetered` | answers normally but reports no usage (streamed: no usage chunk) |
 //! | anything else | `answer from MODEL` (streamed as `Hi`, ` there`), with usage |
 //!
 //! Embedding requests get one vector per input, `[i, i, i]`, returned out of order; the model
 //! `wrong-dimension` gets 2-dimensional vectors.
 
+pub mod judge;
 pub mod oidc;
 
 use std::sync::{Arc, Mutex};
@@ -183,6 +185,14 @@ async fn answer(State(seen): State<Arc<Mutex<Vec<Seen>>>>, request: Request) -> 
         "trickle" if streaming => trickle(),
         "chunks" => chunks(&body, streaming),
         "echo" => echo(&body, streaming),
+        "judge" if !streaming => {
+            let last = body["messages"]
+                .as_array()
+                .and_then(|m| m.last())
+                .and_then(|m| m["content"].as_str())
+                .unwrap_or_default();
+            text_completion("judge", &judge::answer(last), 50, 20)
+        }
         "json-on-second-try" if !streaming => json_on_second_try(&body),
         _ if streaming => stream(&model),
         _ => completion(&model),

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::{Server, cairn};
 
-fn minilm() -> String {
+pub(crate) fn minilm() -> String {
     cairn_testkit::test_model("minilm").display().to_string()
 }
 

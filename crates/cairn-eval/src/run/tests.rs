@@ -1,3 +1,6 @@
+//! Running suites against a scripted answerer: scoring, unmeasured judges, flaky repeats,
+//! unusable targets and the baseline comparison.
+
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 

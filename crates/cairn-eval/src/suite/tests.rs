@@ -1,3 +1,5 @@
+//! The suite file format: what loads, and what is refused with its line and fix.
+
 use std::path::Path;
 
 use super::*;

@@ -1,0 +1,96 @@
+//! The `judge` model: a deterministic stand-in for an LLM judge that reads Cairn's built-in judge
+//! prompts and answers in their JSON shapes, so eval verdicts can be asserted exactly.
+//!
+//! - Claims prompts (faithfulness, context recall): the judged text (after `Answer:` or
+//!   `Reference answer:`) is split into sentences; a sentence is supported when some passage
+//!   contains it, ignoring case, citation markers and the final full stop.
+//! - Verdict prompts (answer relevance, correctness): `no` when the answer says it does not know or
+//!   is empty; for correctness, `yes` when the answer contains the reference, else `partly`.
+
+use serde_json::{Value, json};
+
+/// The judge's answer to a rendered judge prompt (the last user message).
+pub fn answer(prompt: &str) -> String {
+    if prompt.contains("Passages:") && prompt.contains("\nReference answer:\n") {
+        let passages = between(prompt, "Passages:\n", "\nReference answer:\n").unwrap_or_default();
+        return claims(after(prompt, "Reference answer:\n"), passages);
+    }
+    if prompt.contains("Passages:") {
+        let passages = between(prompt, "Passages:\n", "\nAnswer:\n").unwrap_or_default();
+        return claims(after(prompt, "Answer:\n"), passages);
+    }
+    let answer = after(prompt, "Answer:\n").trim().to_lowercase();
+    let evasive = answer.is_empty() || answer.contains("do not know") || answer.contains("don't know");
+    let verdict = match between(prompt, "Reference answer:\n", "\n\n") {
+        _ if evasive => "no",
+        Some(reference) if answer.contains(reference.trim().to_lowercase().trim_end_matches('.')) => "yes",
+        Some(_) => "partly",
+        None => "yes",
+    };
+    json!({"verdict": verdict, "reason": format!("scripted judge: {verdict}")}).to_string()
+}
+
+fn claims(text: &str, passages: &str) -> String {
+    let passages = normalise(passages);
+    let claims: Vec<Value> = text
+        .split(". ")
+        .map(|s| s.trim().trim_end_matches('.').trim())
+        .filter(|s| !s.is_empty())
+        .map(|claim| {
+            let supported = passages.contains(&normalise(claim));
+            json!({"claim": claim, "supported": supported,
+                   "reason": if supported { "found in the passages" } else { "not in the passages" }})
+        })
+        .collect();
+    json!({"claims": claims}).to_string()
+}
+
+/// Lower case, citation markers like `[1]` removed, whitespace collapsed.
+fn normalise(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_marker = false;
+    for c in text.chars() {
+        match c {
+            '[' => in_marker = true,
+            ']' if in_marker => in_marker = false,
+            _ if in_marker && c.is_ascii_digit() => {}
+            _ => {
+                in_marker = false;
+                out.extend(c.to_lowercase());
+            }
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn after<'a>(text: &'a str, marker: &str) -> &'a str {
+    text.rfind(marker).map_or("", |i| &text[i + marker.len()..])
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let from = text.find(start)? + start.len();
+    let rest = &text[from..];
+    Some(rest.find(end).map_or(rest, |i| &rest[..i]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scripted_judge_follows_its_rules() {
+        let faithfulness = "Question: q\n\nPassages:\n[1] TRUNCATE is fast. It skips triggers.\n\nAnswer:\nTRUNCATE is fast [1]. It fires triggers.";
+        let reply: Value = serde_json::from_str(&answer(faithfulness)).expect("json");
+        let supported: Vec<bool> = reply["claims"]
+            .as_array()
+            .expect("claims")
+            .iter()
+            .map(|c| c["supported"].as_bool().unwrap_or_default())
+            .collect();
+        assert_eq!(supported, [true, false]);
+        let relevance = "Question: q\n\nAnswer:\nI do not know.";
+        assert!(answer(relevance).contains("\"no\""));
+        let correct = "Question: q\n\nReference answer:\nSixteen weeks\n\nAnswer:\nIt is sixteen weeks.";
+        assert!(answer(correct).contains("\"yes\""));
+    }
+}
