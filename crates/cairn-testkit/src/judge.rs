@@ -20,10 +20,15 @@ pub fn answer(prompt: &str) -> String {
         return claims(after(prompt, "Answer:\n"), passages);
     }
     let answer = after(prompt, "Answer:\n").trim().to_lowercase();
-    let evasive = answer.is_empty() || answer.contains("do not know") || answer.contains("don't know");
+    let evasive =
+        answer.is_empty() || answer.contains("do not know") || answer.contains("don't know");
     let verdict = match between(prompt, "Reference answer:\n", "\n\n") {
         _ if evasive => "no",
-        Some(reference) if answer.contains(reference.trim().to_lowercase().trim_end_matches('.')) => "yes",
+        Some(reference)
+            if answer.contains(reference.trim().to_lowercase().trim_end_matches('.')) =>
+        {
+            "yes"
+        }
         Some(_) => "partly",
         None => "yes",
     };
@@ -71,26 +76,4 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
     let from = text.find(start)? + start.len();
     let rest = &text[from..];
     Some(rest.find(end).map_or(rest, |i| &rest[..i]))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_scripted_judge_follows_its_rules() {
-        let faithfulness = "Question: q\n\nPassages:\n[1] TRUNCATE is fast. It skips triggers.\n\nAnswer:\nTRUNCATE is fast [1]. It fires triggers.";
-        let reply: Value = serde_json::from_str(&answer(faithfulness)).expect("json");
-        let supported: Vec<bool> = reply["claims"]
-            .as_array()
-            .expect("claims")
-            .iter()
-            .map(|c| c["supported"].as_bool().unwrap_or_default())
-            .collect();
-        assert_eq!(supported, [true, false]);
-        let relevance = "Question: q\n\nAnswer:\nI do not know.";
-        assert!(answer(relevance).contains("\"no\""));
-        let correct = "Question: q\n\nReference answer:\nSixteen weeks\n\nAnswer:\nIt is sixteen weeks.";
-        assert!(answer(correct).contains("\"yes\""));
-    }
 }

@@ -167,7 +167,7 @@ async fn eval_suites_gate_report_and_store_through_the_cli() {
         .expect("suite");
         let (code, _, stderr) = eval(&dir, &["eval", "run", "evals/broken.yaml"]);
         assert_eq!(code, 2, "{stderr}");
-        assert!(stderr.contains("evals/broken.yaml:15") && stderr.contains("kk"), "{stderr}");
+        assert!(stderr.contains("evals/broken.yaml:16") && stderr.contains("kk"), "{stderr}");
         std::fs::write(
             dir.join("evals/nojudge.yaml"),
             SUITE.replace("JUDGE", "nobody").replace("GATE", "0.5"),
