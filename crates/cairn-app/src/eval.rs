@@ -81,13 +81,17 @@ impl Answerer for PipelineAnswerer {
             })
             .collect();
         let lineage_id = answer.lineage_id();
+        // The caller's own redacted values come back restored; what the harness stores must not
+        // hold them, so the answer it gets keeps their placeholders.
+        let redactions = answer.redactions();
         let prompt = answer
             .prompt()
             .map(|(name, version)| (name.to_owned(), version));
         let completed = answer.complete().await.map_err(classify)?;
         let usage = &completed.response.usage;
         Ok(EvalAnswer {
-            text: completed.response.message.content.clone(),
+            text: redactions.conceal(&completed.response.message.content),
+            question: redactions.conceal(&call.question),
             passages,
             lineage_id: Some(lineage_id),
             prompt,

@@ -94,6 +94,10 @@ pub struct EvalPassage {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct EvalAnswer {
     pub text: String,
+    /// The question as the pipeline keeps it: values its guards redacted stay placeholders (empty
+    /// when the answerer does not say).
+    #[serde(default)]
+    pub question: String,
     pub passages: Vec<EvalPassage>,
     /// The lineage record of the answer.
     pub lineage_id: Option<Uuid>,

@@ -21,6 +21,14 @@ pub async fn save(catalog: &dyn Catalog, report: &mut RunReport) -> CatalogResul
         )
         .await?;
     for case in &report.cases {
+        // The question as the pipeline kept it (redacted values as placeholders), where it says.
+        let question = case
+            .attempts
+            .iter()
+            .filter_map(|a| a.answer.as_ref())
+            .map(|a| a.question.as_str())
+            .find(|q| !q.is_empty())
+            .unwrap_or(&case.case.question);
         catalog
             .record_eval_result(NewEvalResult {
                 run_id: run.id,
@@ -28,7 +36,7 @@ pub async fn save(catalog: &dyn Catalog, report: &mut RunReport) -> CatalogResul
                 passed: case.passed,
                 metrics: serde_json::to_value(&case.scores).unwrap_or_default(),
                 output: json!({
-                    "question": case.case.question,
+                    "question": question,
                     "origin": case.case.origin,
                     "reference": case.case.reference,
                     "attempts": case.attempts,

@@ -42,7 +42,8 @@ fn setup(dir: &Path, base_url: &str) {
             "[[models]]\nname = \"writer\"\nprovider = \"openai-compatible\"\nbase_url = \"{base_url}\"\nmodel = \"echo\"\n\
              [[models]]\nname = \"judge\"\nprovider = \"openai-compatible\"\nbase_url = \"{base_url}\"\nmodel = \"judge\"\n\
              [[models]]\nname = \"rambler\"\nprovider = \"openai-compatible\"\nbase_url = \"{base_url}\"\nmodel = \"rambler\"\n\
-             [[apps]]\nname = \"docs\"\ncollections = [\"handbook\"]\nroute = \"writer\"\ntop_k = 8\n"
+             [[apps]]\nname = \"docs\"\ncollections = [\"handbook\"]\nroute = \"writer\"\ntop_k = 8\nguards = [\"pii\"]\n\
+             [[guards]]\nname = \"pii\"\nkind = \"pii\"\nstages = [\"input\", \"output\"]\naction = \"redact\"\noptions = {{ restore = true }}\n"
         ),
     )
     .expect("config");
@@ -177,6 +178,22 @@ async fn eval_suites_gate_report_and_store_through_the_cli() {
         assert_eq!(code, 2, "{stderr}");
         assert!(stderr.contains("`nobody` does not exist"), "{stderr}");
         assert_eq!(seen.chat_calls(), calls_before, "a broken suite made no model call");
+
+        // With redaction on, the stored run holds the placeholder, never the caller's email.
+        std::fs::write(
+            dir.join("evals/pii.yaml"),
+            "name: pii\ntarget: app:docs\ndataset:\n  cases:\n    - question: Write to jane.doe@example.com about SQLite.\nmetrics:\n  - metric: length\n    max: 2000\n",
+        )
+        .expect("suite");
+        let (code, stdout, stderr) = eval(&dir, &["eval", "run", "evals/pii.yaml", "--json"]);
+        assert_eq!(code, 0, "{stdout}\n{stderr}");
+        let pii: Vec<Value> = serde_json::from_str(&stdout).expect("json");
+        let pii_run = pii[0]["run_id"].as_str().expect("stored").to_owned();
+        let (_, shown, _) = eval(&dir, &["eval", "show", &pii_run, "--json"]);
+        assert!(
+            shown.contains("<EMAIL_1>") && !shown.contains("jane.doe@example.com"),
+            "{shown}"
+        );
 
         // Stored runs are listed and shown.
         let (code, stdout, stderr) = eval(&dir, &["eval", "list", "docs"]);
