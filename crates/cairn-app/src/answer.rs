@@ -171,7 +171,8 @@ impl Answer {
             attempts += 1;
         }
         if request.response_format.is_some() && response.message.tool_calls.is_empty() {
-            response.message.content = schema::unfenced(&response.message.content).to_owned();
+            response.message.content =
+                cairn_core::model::unfenced_json(&response.message.content).to_owned();
         }
         let upstream = upstream_started.elapsed();
         self.admission_charge(&response.usage, response.cost_usd);

@@ -45,21 +45,7 @@ impl Answerer for PipelineAnswerer {
             response_format: call.response_format.clone(),
             ..ChatRequest::default()
         };
-        let target = match target {
-            EvalTarget::App(name) => Target::App(name.clone()),
-            EvalTarget::Model {
-                route,
-                prompt: None,
-            } => Target::Model(route.clone()),
-            EvalTarget::Model {
-                route,
-                prompt: Some(prompt),
-            } => Target::Prompt {
-                prompt: prompt.clone(),
-                route: Some(route.clone()),
-                variables: variables(call),
-            },
-        };
+        let target = pipeline_target(target, call);
         let mut request = AnswerRequest::new(target, chat);
         if !call.use_cache {
             request.cache = CachePolicy::Bypass;
@@ -104,49 +90,29 @@ impl Answerer for PipelineAnswerer {
     }
 
     async fn check(&self, target: &EvalTarget, call: &EvalCall) -> Result<(), EvalCallError> {
-        let route = match target {
-            EvalTarget::App(name) => {
-                let app = self.pipeline.app(name).ok_or_else(|| {
-                    let apps: Vec<String> = self
-                        .pipeline
-                        .apps()
-                        .iter()
-                        .map(|a| format!("app:{}", a.name))
-                        .collect();
-                    EvalCallError::Unusable(format!(
-                        "app `{name}` does not exist; apps: {}",
-                        if apps.is_empty() {
-                            "none configured ([[apps]] in cairn.toml)".to_owned()
-                        } else {
-                            apps.join(", ")
-                        }
-                    ))
-                })?;
-                self.pipeline.rag().map_err(classify)?;
-                app.route.clone()
-            }
-            EvalTarget::Model { route, .. } => route.clone(),
-        };
-        if self.pipeline.models().get(&route).is_none() {
-            return Err(EvalCallError::Unusable(format!(
-                "model or route `{route}` does not exist; configured: {}",
-                self.pipeline.models().names().join(", ")
-            )));
-        }
-        if let EvalTarget::Model {
+        self.pipeline
+            .check(&pipeline_target(target, call))
+            .await
+            .map_err(classify)
+    }
+}
+
+/// The pipeline's target for an eval target: a prompt target renders from the call's variables.
+fn pipeline_target(target: &EvalTarget, call: &EvalCall) -> Target {
+    match target {
+        EvalTarget::App(name) => Target::App(name.clone()),
+        EvalTarget::Model {
+            route,
+            prompt: None,
+        } => Target::Model(route.clone()),
+        EvalTarget::Model {
+            route,
             prompt: Some(prompt),
-            ..
-        } = target
-        {
-            let (name, selector) = cairn_prompts::Selector::parse_reference(prompt);
-            self.pipeline
-                .parts()
-                .prompts
-                .render(&name, &selector, &variables(call))
-                .await
-                .map_err(|e| classify(AnswerError::Prompt(e)))?;
-        }
-        Ok(())
+        } => Target::Prompt {
+            prompt: prompt.clone(),
+            route: Some(route.clone()),
+            variables: variables(call),
+        },
     }
 }
 

@@ -173,6 +173,32 @@ impl Pipeline {
             .map_err(|e| AnswerError::RetrievalUnavailable(e.to_string()))
     }
 
+    /// Checks that `target` can be answered (its app, route or model exists, retrieval is up for
+    /// an app, a prompt renders from its variables) without retrieving, admitting or calling a
+    /// model: what a caller runs before a batch of calls (the eval harness, before its first).
+    pub async fn check(&self, target: &Target) -> Result<(), AnswerError> {
+        match target {
+            Target::Model(name) => self.model(name).map(drop),
+            Target::App(name) => {
+                let app = self.app(name).ok_or_else(|| self.unknown_app(name))?;
+                self.rag()?;
+                self.model(&app.route).map(drop)
+            }
+            Target::Collection { route, .. } => {
+                self.rag()?;
+                self.model(route).map(drop)
+            }
+            Target::Prompt {
+                prompt,
+                route,
+                variables,
+            } => self
+                .prepare_prompt(prompt, route.as_deref(), variables, ChatRequest::default())
+                .await
+                .map(drop),
+        }
+    }
+
     /// Admits, checks and prepares an answer; the caller completes or streams it.
     pub async fn answer(
         &self,

@@ -1,7 +1,9 @@
 //! Answers that must be JSON (`response_format`): checked against the caller's JSON Schema, and
 //! repaired by asking the model again with what was wrong, a bounded number of times.
 
-use cairn_core::model::{ChatMessage, ChatRequest, ChatResponse, ResponseFormat, Role};
+use cairn_core::model::{
+    ChatMessage, ChatRequest, ChatResponse, ResponseFormat, Role, unfenced_json,
+};
 use serde_json::Value;
 
 /// Model calls one answer may take to meet its schema: the first and two repairs.
@@ -15,7 +17,7 @@ pub fn problem(format: Option<&ResponseFormat>, text: &str) -> Option<String> {
         Some(ResponseFormat::JsonObject) => None,
         Some(ResponseFormat::JsonSchema { schema, .. }) => Some(schema),
     };
-    let value: Value = match serde_json::from_str(unfenced(text)) {
+    let value: Value = match serde_json::from_str(unfenced_json(text)) {
         Ok(value) => value,
         Err(error) => return Some(format!("the answer is not JSON ({error})")),
     };
@@ -37,16 +39,6 @@ pub fn problem(format: Option<&ResponseFormat>, text: &str) -> Option<String> {
         })
         .collect();
     (!errors.is_empty()).then(|| errors.join("; "))
-}
-
-/// The JSON inside a ```json … ``` fence, or `text` itself.
-pub fn unfenced(text: &str) -> &str {
-    let trimmed = text.trim();
-    trimmed
-        .strip_prefix("```json")
-        .or_else(|| trimmed.strip_prefix("```"))
-        .and_then(|rest| rest.strip_suffix("```"))
-        .map_or(trimmed, str::trim)
 }
 
 /// The request again, with the answer that missed and what was wrong with it.

@@ -245,17 +245,7 @@ async fn run_loaded(
         println!("{}", serde_json::to_string_pretty(&reports)?);
     }
     if let Some(path) = &args.junit {
-        // One file: the first report's XML for a single run, else every run's suites in turn.
-        let xml = reports
-            .iter()
-            .map(junit::render)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(broken)?;
-        let xml = if xml.len() == 1 {
-            xml.concat()
-        } else {
-            merge_junit(&xml)
-        };
+        let xml = junit::render(&reports).map_err(broken)?;
         std::fs::write(path, xml)
             .map_err(|e| broken(format!("cannot write {}: {e}", path.display())))?;
     }
@@ -272,21 +262,6 @@ async fn run_loaded(
             message: format!("gates failed: {}", failed.join(", ")),
         }))
     }
-}
-
-/// Several JUnit reports as one `<testsuites>` document.
-fn merge_junit(documents: &[String]) -> String {
-    let suites: String = documents
-        .iter()
-        .map(|doc| {
-            let start = doc.find("<testsuite ").unwrap_or(doc.len());
-            let end = doc.rfind("</testsuites>").unwrap_or(doc.len());
-            doc.get(start..end).unwrap_or_default().to_owned()
-        })
-        .collect();
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"cairn eval\">\n{suites}</testsuites>\n"
-    )
 }
 
 fn table(header: &[&str]) -> Table {

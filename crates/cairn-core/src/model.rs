@@ -117,6 +117,17 @@ pub enum ResponseFormat {
     },
 }
 
+/// The JSON inside a ```json … ``` fence, or `text` itself (trimmed): how models often wrap an
+/// answer that was asked to be JSON.
+pub fn unfenced_json(text: &str) -> &str {
+    let trimmed = text.trim();
+    trimmed
+        .strip_prefix("```json")
+        .or_else(|| trimmed.strip_prefix("```"))
+        .and_then(|rest| rest.strip_suffix("```"))
+        .map_or(trimmed, str::trim)
+}
+
 /// A chat-completion request, already rendered from a prompt version.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ChatRequest {

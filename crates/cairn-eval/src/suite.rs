@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use cairn_core::eval::EvalTarget;
 use serde::Deserialize;
+use serde_saphyr::Spanned;
 
 use crate::dataset::{self, Case, CaseFile};
 use crate::error::SuiteError;
@@ -15,15 +16,15 @@ use crate::metrics::{JudgeSettings, Metric, MetricFile};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SuiteFile {
-    pub name: String,
+    pub name: Spanned<String>,
     #[serde(default)]
     pub description: String,
     /// `app:NAME`, `route:NAME` or `model:NAME`.
     #[serde(default)]
-    pub target: Option<String>,
+    pub target: Option<Spanned<String>>,
     /// The matrix form: several targets on the same cases, one run each.
     #[serde(default)]
-    pub targets: Vec<String>,
+    pub targets: Vec<Spanned<String>>,
     /// For route and model targets: the registered prompt rendered from each case's variables
     /// (`name@label`, `name@3`); without one the question is sent as the user message.
     #[serde(default)]
@@ -31,12 +32,12 @@ pub struct SuiteFile {
     /// The matrix form over prompt versions.
     #[serde(default)]
     pub prompts: Vec<String>,
-    pub dataset: DatasetFile,
+    pub dataset: Spanned<DatasetFile>,
     #[serde(default)]
     pub judge: Option<JudgeFile>,
-    pub metrics: Vec<MetricFile>,
+    pub metrics: Spanned<Vec<Spanned<MetricFile>>>,
     #[serde(default)]
-    pub gates: Vec<GateFile>,
+    pub gates: Vec<Spanned<GateFile>>,
     /// Every case this many times (flaky verdicts are listed).
     #[serde(default = "one")]
     pub repeat: u32,
@@ -63,10 +64,10 @@ fn four() -> usize {
 pub struct DatasetFile {
     /// A JSONL or CSV file, relative to the suite file.
     #[serde(default)]
-    pub file: Option<String>,
+    pub file: Option<Spanned<String>>,
     /// Inline cases.
     #[serde(default)]
-    pub cases: Vec<CaseFile>,
+    pub cases: Vec<Spanned<CaseFile>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -124,34 +125,30 @@ impl Suite {
             origin: at(line),
             message,
         };
-        cairn_core::catalog::validate_name("suite", &file.name)
-            .map_err(|e| invalid(key_line(source, "name"), e.to_string()))?;
-        let targets = targets(&file).map_err(|m| {
-            invalid(
-                key_line(source, "target").or_else(|| key_line(source, "targets")),
-                m,
-            )
-        })?;
+        cairn_core::catalog::validate_name("suite", &file.name.value)
+            .map_err(|e| invalid(line(&file.name), e.to_string()))?;
+        let targets = targets(&file).map_err(|(at, m)| invalid(at, m))?;
 
         let base = path.parent().unwrap_or(Path::new("."));
         let mut cases: Vec<Case> = file
             .dataset
+            .value
             .cases
             .iter()
-            .cloned()
             .enumerate()
-            .map(|(i, case)| case.into_case(i, at(item_lines(source, "cases").get(i).copied())))
+            .map(|(i, case)| case.value.clone().into_case(i, at(line(case))))
             .collect();
-        if let Some(data) = &file.dataset.file {
-            let data_path = base.join(data);
+        if let Some(data) = &file.dataset.value.file {
+            let data_path = base.join(&data.value);
             let mut read = match data_path.extension().and_then(|e| e.to_str()) {
                 Some("jsonl") => dataset::read_jsonl(&data_path)?,
                 Some("csv") => dataset::read_csv(&data_path)?,
                 _ => {
                     return Err(invalid(
-                        key_line(source, "file"),
+                        line(data),
                         format!(
-                            "dataset `{data}` is neither .jsonl nor .csv; convert it to one of them"
+                            "dataset `{}` is neither .jsonl nor .csv; convert it to one of them",
+                            data.value
                         ),
                     ));
                 }
@@ -160,35 +157,36 @@ impl Suite {
         }
         if cases.is_empty() {
             return Err(invalid(
-                key_line(source, "dataset"),
+                line(&file.dataset),
                 "the dataset has no cases; add `cases:` or a `file:` (JSONL or CSV)".into(),
             ));
         }
         dataset::check_unique(&cases)?;
 
-        let metric_lines = item_lines(source, "metrics");
-        let metrics = file
-            .metrics
-            .into_iter()
-            .enumerate()
-            .map(|(i, metric)| Metric::build(metric, &cases, &at(metric_lines.get(i).copied())))
-            .collect::<Result<Vec<_>, _>>()?;
-        if metrics.is_empty() {
+        if file.metrics.value.is_empty() {
             return Err(invalid(
-                key_line(source, "metrics"),
+                line(&file.metrics),
                 "the suite measures nothing; list at least one metric".into(),
             ));
         }
-        if let Some(duplicate) = metrics
+        let metric_lines: Vec<Option<usize>> = file.metrics.value.iter().map(line).collect();
+        let metrics = file
+            .metrics
+            .value
+            .into_iter()
+            .zip(&metric_lines)
+            .map(|(metric, at_line)| Metric::build(metric.value, &cases, &at(*at_line)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some((i, duplicate)) = metrics
             .iter()
             .enumerate()
             .find(|(i, m)| metrics[..*i].iter().any(|o| o.name == m.name))
         {
             return Err(invalid(
-                metric_lines.get(duplicate.0).copied(),
+                metric_lines[i],
                 format!(
                     "two metrics are named `{}`; give one a `name:`",
-                    duplicate.1.name
+                    duplicate.name
                 ),
             ));
         }
@@ -203,20 +201,19 @@ impl Suite {
                 .find(|(_, m)| m.check.is_judged())
         {
             return Err(invalid(
-                metric_lines.get(i).copied(),
+                metric_lines[i],
                 format!(
                     "metric `{}` needs a judge; add `judge: {{route: NAME}}` naming the model or route that judges",
                     metric.name
                 ),
             ));
         }
-        let gate_lines = item_lines(source, "gates");
         let gates = file
             .gates
             .into_iter()
-            .enumerate()
-            .map(|(i, gate)| {
-                Gate::build(gate, &metrics).map_err(|m| invalid(gate_lines.get(i).copied(), m))
+            .map(|gate| {
+                let at_line = line(&gate);
+                Gate::build(gate.value, &metrics).map_err(|m| invalid(at_line, m))
             })
             .collect::<Result<Vec<_>, _>>()?;
         if file.repeat == 0 || file.concurrency == 0 {
@@ -226,7 +223,7 @@ impl Suite {
             ));
         }
         Ok(Suite {
-            name: file.name,
+            name: file.name.value,
             path: path.to_owned(),
             targets,
             cases,
@@ -265,10 +262,14 @@ impl Suite {
     }
 }
 
-fn targets(file: &SuiteFile) -> Result<Vec<EvalTarget>, String> {
-    let named: Vec<&String> = file.target.iter().chain(&file.targets).collect();
+/// Every target of the suite, each with every prompt; a bad one is refused with its line.
+fn targets(file: &SuiteFile) -> Result<Vec<EvalTarget>, (Option<usize>, String)> {
+    let named: Vec<&Spanned<String>> = file.target.iter().chain(&file.targets).collect();
     if named.is_empty() {
-        return Err("no `target`; name one: app:NAME, route:NAME or model:NAME".into());
+        return Err((
+            None,
+            "no `target`; name one: app:NAME, route:NAME or model:NAME".into(),
+        ));
     }
     let prompts: Vec<Option<String>> = if file.prompt.is_none() && file.prompts.is_empty() {
         vec![None]
@@ -282,11 +283,22 @@ fn targets(file: &SuiteFile) -> Result<Vec<EvalTarget>, String> {
     };
     let mut targets = Vec::new();
     for name in named {
-        let target = EvalTarget::parse(name)
-            .ok_or_else(|| format!("target `{name}` is not app:NAME, route:NAME or model:NAME"))?;
+        let target = EvalTarget::parse(&name.value).ok_or_else(|| {
+            (
+                line(name),
+                format!(
+                    "target `{}` is not app:NAME, route:NAME or model:NAME",
+                    name.value
+                ),
+            )
+        })?;
         if matches!(target, EvalTarget::App(_)) && prompts.iter().any(Option::is_some) {
-            return Err(format!(
-                "target `{name}` is an app, which renders its own prompt; `prompt` is for route and model targets"
+            return Err((
+                line(name),
+                format!(
+                    "target `{}` is an app, which renders its own prompt; `prompt` is for route and model targets",
+                    name.value
+                ),
             ));
         }
         for prompt in &prompts {
@@ -297,6 +309,13 @@ fn targets(file: &SuiteFile) -> Result<Vec<EvalTarget>, String> {
         }
     }
     Ok(targets)
+}
+
+/// The 1-based line a value starts on.
+fn line<T>(spanned: &Spanned<T>) -> Option<usize> {
+    usize::try_from(spanned.referenced.line())
+        .ok()
+        .filter(|line| *line > 0)
 }
 
 /// The line and message of a parse error: for an unknown key, the key's own line (the parser
@@ -331,50 +350,6 @@ fn parse_problem(source: &str, error: &serde_saphyr::Error) -> (Option<usize>, S
         (reported, _) => reported,
     };
     (line, message)
-}
-
-/// The 1-based line of the first top-level `key:`.
-fn key_line(source: &str, key: &str) -> Option<usize> {
-    let prefix = format!("{key}:");
-    source
-        .lines()
-        .position(|l| l.trim_start().starts_with(&prefix))
-        .map(|i| i + 1)
-}
-
-/// The 1-based lines where the items of the list under `key:` begin (`- ` lines at the list's
-/// indentation).
-fn item_lines(source: &str, key: &str) -> Vec<usize> {
-    let prefix = format!("{key}:");
-    let lines: Vec<&str> = source.lines().collect();
-    let Some(start) = lines
-        .iter()
-        .position(|l| l.trim_start().starts_with(&prefix))
-    else {
-        return Vec::new();
-    };
-    let key_indent = indent(lines[start]);
-    let mut item_indent = None;
-    let mut found = Vec::new();
-    for (i, line) in lines.iter().enumerate().skip(start + 1) {
-        if line.trim().is_empty() || line.trim_start().starts_with('#') {
-            continue;
-        }
-        let this = indent(line);
-        let is_item = line.trim_start().starts_with("- ") || line.trim() == "-";
-        if this < key_indent || (this == key_indent && !is_item) {
-            break;
-        }
-        if is_item && item_indent.is_none_or(|at| at == this) {
-            item_indent = Some(this);
-            found.push(i + 1);
-        }
-    }
-    found
-}
-
-fn indent(line: &str) -> usize {
-    line.len() - line.trim_start().len()
 }
 
 #[cfg(test)]

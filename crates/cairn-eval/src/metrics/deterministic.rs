@@ -2,6 +2,7 @@
 //! length, latency and cost ceilings.
 
 use cairn_core::eval::EvalAnswer;
+use cairn_core::model::unfenced_json;
 use regex::Regex;
 use serde_json::Value;
 
@@ -150,12 +151,12 @@ impl Deterministic {
             Deterministic::Regex(regex) => pass(regex.is_match(text), || {
                 format!("does not match `{}`", regex.as_str())
             }),
-            Deterministic::JsonValid => match serde_json::from_str::<Value>(unfenced(text)) {
+            Deterministic::JsonValid => match serde_json::from_str::<Value>(unfenced_json(text)) {
                 Ok(_) => Score::measured(1.0),
                 Err(e) => Score::because(0.0, format!("not JSON: {e}")),
             },
             Deterministic::JsonSchema(validator) => {
-                match serde_json::from_str::<Value>(unfenced(text)) {
+                match serde_json::from_str::<Value>(unfenced_json(text)) {
                     Err(e) => Score::because(0.0, format!("not JSON: {e}")),
                     Ok(value) => match validator.iter_errors(&value).next() {
                         None => Score::measured(1.0),
@@ -202,16 +203,6 @@ fn fold(text: &str, ignore_case: bool) -> String {
     } else {
         text.to_owned()
     }
-}
-
-/// The JSON inside a ```json fence, or the text itself.
-pub(crate) fn unfenced(text: &str) -> &str {
-    let trimmed = text.trim();
-    trimmed
-        .strip_prefix("```json")
-        .or_else(|| trimmed.strip_prefix("```"))
-        .and_then(|rest| rest.strip_suffix("```"))
-        .map_or(trimmed, str::trim)
 }
 
 #[cfg(test)]

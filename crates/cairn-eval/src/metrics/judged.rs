@@ -9,11 +9,10 @@
 //! - answer relevance and answer correctness: a verdict (yes, partly, no) scored 1, 0.5, 0.
 
 use cairn_core::eval::{Answerer, EvalAnswer, EvalCall, EvalCallError, EvalTarget};
-use cairn_core::model::ResponseFormat;
+use cairn_core::model::{ResponseFormat, unfenced_json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::deterministic::unfenced;
 use super::{MetricKind, Score};
 use crate::dataset::Case;
 
@@ -166,7 +165,7 @@ impl Judged {
 
     /// The score in a judge's answer, or why it has none.
     pub fn read(&self, text: &str) -> Score {
-        let value: Value = match serde_json::from_str(unfenced(text)) {
+        let value: Value = match serde_json::from_str(unfenced_json(text)) {
             Ok(value) => value,
             Err(e) => {
                 return Score::unmeasured(format!(

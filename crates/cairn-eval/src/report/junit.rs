@@ -1,5 +1,5 @@
-//! JUnit XML for CI systems: one test suite per run, one test case per case (failures carry the
-//! metrics that failed with the judge's reasons) and one per gate.
+//! JUnit XML for CI systems: per run, a test suite of cases (failures carry the metrics that
+//! failed with the judge's reasons) and one of gates.
 
 use std::time::Duration;
 
@@ -7,9 +7,16 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::RunReport;
 
-/// The run as JUnit XML.
-pub fn render(report: &RunReport) -> Result<String, String> {
-    let mut junit = Report::new(format!("cairn eval {}", report.suite));
+/// The runs as one JUnit XML document.
+pub fn render(reports: &[RunReport]) -> Result<String, String> {
+    let mut junit = Report::new("cairn eval");
+    for report in reports {
+        add_run(&mut junit, report);
+    }
+    junit.to_string().map_err(|e| e.to_string())
+}
+
+fn add_run(junit: &mut Report, report: &RunReport) {
     let mut cases = TestSuite::new(format!("{} cases ({})", report.suite, report.target));
     for case in &report.cases {
         let status = if case.passed {
@@ -72,5 +79,4 @@ pub fn render(report: &RunReport) -> Result<String, String> {
         gates.add_test_case(test);
     }
     junit.add_test_suite(gates);
-    junit.to_string().map_err(|e| e.to_string())
 }

@@ -119,25 +119,16 @@ pub fn combine(case: Case, attempts: Vec<Attempt>, metrics: &[Metric]) -> CaseRe
         if verdicts.iter().any(|v| *v) && verdicts.iter().any(|v| !*v) {
             flaky.push(metric.name.clone());
         }
+        let reason = attempts
+            .iter()
+            .find_map(|a| a.scores.get(&metric.name).and_then(Score::reason))
+            .map(str::to_owned);
         let score = match stats::mean(&values) {
-            Some(mean) => {
-                let reason = attempts
-                    .iter()
-                    .filter_map(|a| a.scores.get(&metric.name).and_then(Score::reason))
-                    .next()
-                    .map(str::to_owned);
-                Score::Measured {
-                    value: mean,
-                    reason,
-                }
-            }
-            None => Score::unmeasured(
-                attempts
-                    .iter()
-                    .filter_map(|a| a.scores.get(&metric.name).and_then(Score::reason))
-                    .next()
-                    .unwrap_or("not scored"),
-            ),
+            Some(mean) => Score::Measured {
+                value: mean,
+                reason,
+            },
+            None => Score::unmeasured(reason.unwrap_or_else(|| "not scored".to_owned())),
         };
         passed &= score.value().is_some_and(|v| v >= metric.threshold);
         scores.insert(metric.name.clone(), score);

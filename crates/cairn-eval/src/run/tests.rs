@@ -186,7 +186,7 @@ async fn a_run_scores_every_case_and_gates_on_the_aggregates() {
         report.gates[1]
     );
     assert!(!report.passed);
-    let xml = crate::report::junit::render(&report).expect("junit");
+    let xml = crate::report::junit::render(std::slice::from_ref(&report)).expect("junit");
     assert!(xml.contains("faithfulness 0.000 &lt; 0.5"), "{xml}");
 }
 
