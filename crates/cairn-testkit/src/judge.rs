@@ -77,3 +77,32 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
     let rest = &text[from..];
     Some(rest.find(end).map_or(rest, |i| &rest[..i]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scripted_judge_follows_its_rules() {
+        let faithfulness = "Question: q\n\nPassages:\n[1] TRUNCATE is fast. It skips triggers.\n\nAnswer:\nTRUNCATE is fast [1]. It fires triggers.";
+        let reply: Value = serde_json::from_str(&answer(faithfulness)).expect("json");
+        let supported: Vec<bool> = reply["claims"]
+            .as_array()
+            .expect("claims")
+            .iter()
+            .map(|c| c["supported"].as_bool().unwrap_or_default())
+            .collect();
+        assert_eq!(supported, [true, false]);
+        let recall = "Question: q\n\nPassages:\n[1] Sixteen weeks of leave.\n\nReference answer:\nSixteen weeks of leave. Paid in full.";
+        let reply: Value = serde_json::from_str(&answer(recall)).expect("json");
+        assert_eq!(reply["claims"][0]["supported"], true, "{reply}");
+        assert_eq!(reply["claims"][1]["supported"], false, "{reply}");
+        let relevance = "Question: q\n\nAnswer:\nI do not know.";
+        assert!(answer(relevance).contains("\"no\""));
+        let correct =
+            "Question: q\n\nReference answer:\nSixteen weeks\n\nAnswer:\nIt is sixteen weeks.";
+        assert!(answer(correct).contains("\"yes\""));
+        let partly = "Question: q\n\nReference answer:\nSixteen weeks\n\nAnswer:\nTwelve weeks.";
+        assert!(answer(partly).contains("\"partly\""));
+    }
+}
