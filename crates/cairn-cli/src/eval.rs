@@ -331,22 +331,7 @@ fn print_summary(report: &RunReport) {
     }
     let failing: Vec<_> = report.cases.iter().filter(|c| !c.passed).collect();
     for case in failing.iter().take(10) {
-        let reasons: Vec<String> = case
-            .scores
-            .iter()
-            .filter(|(name, score)| {
-                let threshold = report
-                    .metrics
-                    .iter()
-                    .find(|m| &m.name == *name)
-                    .map_or(1.0, |m| m.threshold);
-                score.value().is_none_or(|v| v < threshold)
-            })
-            .map(|(name, score)| match score.value() {
-                Some(v) => format!("{name} {v:.2}: {}", score.reason().unwrap_or("-")),
-                None => format!("{name} unmeasured: {}", score.reason().unwrap_or("-")),
-            })
-            .collect();
+        let reasons = report.failures(case);
         println!(
             "  case {} ({}): {}",
             case.case.id,

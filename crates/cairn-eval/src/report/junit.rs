@@ -22,28 +22,7 @@ fn add_run(junit: &mut Report, report: &RunReport) {
         let status = if case.passed {
             TestCaseStatus::success()
         } else {
-            let failed: Vec<String> = case
-                .scores
-                .iter()
-                .filter_map(|(name, score)| {
-                    let threshold = report
-                        .metrics
-                        .iter()
-                        .find(|m| &m.name == name)
-                        .map_or(1.0, |m| m.threshold);
-                    match score.value() {
-                        Some(value) if value >= threshold => None,
-                        Some(value) => Some(format!(
-                            "{name} {value:.3} < {threshold}: {}",
-                            score.reason().unwrap_or("no reason given")
-                        )),
-                        None => Some(format!(
-                            "{name} unmeasured: {}",
-                            score.reason().unwrap_or("no reason given")
-                        )),
-                    }
-                })
-                .collect();
+            let failed = report.failures(case);
             let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
             status
                 .set_message(failed.first().cloned().unwrap_or_default())

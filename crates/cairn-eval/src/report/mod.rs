@@ -95,6 +95,26 @@ impl RunReport {
     pub fn flaky_cases(&self) -> Vec<&CaseResult> {
         self.cases.iter().filter(|c| !c.flaky.is_empty()).collect()
     }
+
+    /// Why `case` did not pass: each metric below its threshold or unmeasured, with the reason.
+    pub fn failures(&self, case: &CaseResult) -> Vec<String> {
+        case.scores
+            .iter()
+            .filter_map(|(name, score)| {
+                let threshold = self
+                    .metrics
+                    .iter()
+                    .find(|m| &m.name == name)
+                    .map_or(1.0, |m| m.threshold);
+                let reason = score.reason().unwrap_or("no reason given");
+                match score.value() {
+                    Some(value) if value >= threshold => None,
+                    Some(value) => Some(format!("{name} {value:.3} < {threshold}: {reason}")),
+                    None => Some(format!("{name} unmeasured: {reason}")),
+                }
+            })
+            .collect()
+    }
 }
 
 /// A stored run's per-case scores, to compare a new run with.
