@@ -3,7 +3,7 @@
 
 use cairn_core::Catalog;
 use cairn_core::model::{ChatMessage, ChatRequest};
-use cairn_prompts::{PromptRegistry, RenderedPrompt, Selector};
+use cairn_prompts::{PromptRegistry, RenderedPrompt};
 use cairn_rag::{Citation, CitedContext, Passage, SearchRequest, assemble};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -146,6 +146,7 @@ pub(crate) async fn render(
     app: &AppSection,
     question: &str,
     citations: &[Citation],
+    pins: &crate::pipeline::PromptPins,
 ) -> Result<RenderedPrompt, AnswerError> {
     let variables = json!({
         "question": question,
@@ -159,7 +160,7 @@ pub(crate) async fn render(
             })
         }).collect::<Vec<_>>(),
     });
-    let (prompt_name, selector) = Selector::parse_reference(&app.prompt);
+    let (prompt_name, selector) = crate::pipeline::pinned(&app.prompt, pins);
     Ok(prompts.render(&prompt_name, &selector, &variables).await?)
 }
 

@@ -47,6 +47,7 @@ impl Answerer for PipelineAnswerer {
         };
         let target = pipeline_target(target, call);
         let mut request = AnswerRequest::new(target, chat);
+        request.prompt_pins = call.prompt_pins.clone();
         if !call.use_cache {
             request.cache = CachePolicy::Bypass;
         }
@@ -89,9 +90,20 @@ impl Answerer for PipelineAnswerer {
         })
     }
 
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EvalCallError> {
+        let rag = self.pipeline.rag().map_err(classify)?;
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        rag.embedder
+            .embed_documents(texts)
+            .await
+            .map_err(|e| EvalCallError::Failed(format!("embedding: {e}")))
+    }
+
     async fn check(&self, target: &EvalTarget, call: &EvalCall) -> Result<(), EvalCallError> {
         self.pipeline
-            .check(&pipeline_target(target, call))
+            .check(&pipeline_target(target, call), &call.prompt_pins)
             .await
             .map_err(classify)
     }

@@ -99,6 +99,10 @@ pub struct AnswerRequest {
     pub cache: CachePolicy,
     /// The web UI conversation the answer belongs to.
     pub conversation_id: Option<Uuid>,
+    /// Registered prompts to render at these versions instead of the label or version the app or
+    /// target names (prompt name → version): how the eval harness tries a candidate version before
+    /// a label moves to it.
+    pub prompt_pins: PromptPins,
 }
 
 impl AnswerRequest {
@@ -108,6 +112,7 @@ impl AnswerRequest {
             chat,
             cache: CachePolicy::Use,
             conversation_id: None,
+            prompt_pins: PromptPins::new(),
         }
     }
 }
@@ -176,12 +181,16 @@ impl Pipeline {
     /// Checks that `target` can be answered (its app, route or model exists, retrieval is up for
     /// an app, a prompt renders from its variables) without retrieving, admitting or calling a
     /// model: what a caller runs before a batch of calls (the eval harness, before its first).
-    pub async fn check(&self, target: &Target) -> Result<(), AnswerError> {
+    pub async fn check(&self, target: &Target, pins: &PromptPins) -> Result<(), AnswerError> {
         match target {
             Target::Model(name) => self.model(name).map(drop),
             Target::App(name) => {
                 let app = self.app(name).ok_or_else(|| self.unknown_app(name))?;
                 self.rag()?;
+                let (prompt, selector) = pinned(&app.prompt, pins);
+                if pins.contains_key(&prompt) {
+                    self.parts.prompts.resolve(&prompt, &selector).await?;
+                }
                 self.model(&app.route).map(drop)
             }
             Target::Collection { route, .. } => {
@@ -193,7 +202,13 @@ impl Pipeline {
                 route,
                 variables,
             } => self
-                .prepare_prompt(prompt, route.as_deref(), variables, ChatRequest::default())
+                .prepare_prompt(
+                    prompt,
+                    route.as_deref(),
+                    variables,
+                    ChatRequest::default(),
+                    pins,
+                )
                 .await
                 .map(drop),
         }
@@ -225,6 +240,7 @@ impl Pipeline {
             mut chat,
             cache,
             conversation_id,
+            prompt_pins,
         } = request;
         let admission = self.admit(context, &target).await?;
         let guards = self.parts.guards.for_target(&target.guard_name());
@@ -248,11 +264,14 @@ impl Pipeline {
             }
             Target::App(name) => {
                 let app = self.app(name).ok_or_else(|| self.unknown_app(name))?;
-                self.prepare_app(context, app, chat, &mut checks).await?
+                self.prepare_app(context, app, chat, &mut checks, &prompt_pins)
+                    .await?
             }
             Target::Collection { collection, route } => {
                 let app = AppSection::for_collection(collection, route.clone());
-                let mut prepared = self.prepare_app(context, &app, chat, &mut checks).await?;
+                let mut prepared = self
+                    .prepare_app(context, &app, chat, &mut checks, &prompt_pins)
+                    .await?;
                 prepared.app = None;
                 prepared
             }
@@ -261,7 +280,7 @@ impl Pipeline {
                 route,
                 variables,
             } => {
-                self.prepare_prompt(prompt, route.as_deref(), variables, chat)
+                self.prepare_prompt(prompt, route.as_deref(), variables, chat, &prompt_pins)
                     .await?
             }
         };
@@ -336,6 +355,7 @@ impl Pipeline {
         app: &AppSection,
         chat: ChatRequest,
         checks: &mut GuardRun,
+        pins: &PromptPins,
     ) -> Result<Prepared, AnswerError> {
         if !chat.tools.is_empty() {
             return Err(AnswerError::invalid(
@@ -372,9 +392,15 @@ impl Pipeline {
             .instrument(tracing::info_span!("cairn.guard.context"))
             .await;
         let context = apps::cite(rag, app, &kept);
-        let rendered = apps::render(&self.parts.prompts, app, &question, &context.citations)
-            .instrument(tracing::info_span!("cairn.render", prompt = %app.prompt))
-            .await?;
+        let rendered = apps::render(
+            &self.parts.prompts,
+            app,
+            &question,
+            &context.citations,
+            pins,
+        )
+        .instrument(tracing::info_span!("cairn.render", prompt = %app.prompt))
+        .await?;
         Ok(Prepared {
             model,
             request: apps::model_request(&app.route, app.max_tokens, &rendered, chat),
@@ -394,8 +420,9 @@ impl Pipeline {
         route: Option<&str>,
         variables: &serde_json::Value,
         chat: ChatRequest,
+        pins: &PromptPins,
     ) -> Result<Prepared, AnswerError> {
-        let (name, selector) = Selector::parse_reference(reference);
+        let (name, selector) = pinned(reference, pins);
         let rendered = self
             .parts
             .prompts
@@ -422,6 +449,18 @@ impl Pipeline {
             prompt: Some((rendered.name.clone(), rendered.version)),
             citations: Vec::new(),
         })
+    }
+}
+
+/// Prompt name → the version to render instead of the one a reference names.
+pub type PromptPins = std::collections::BTreeMap<String, i64>;
+
+/// The prompt and version a reference (`name`, `name@label`, `name@3`) resolves to under `pins`.
+pub(crate) fn pinned(reference: &str, pins: &PromptPins) -> (String, Selector) {
+    let (name, selector) = Selector::parse_reference(reference);
+    match pins.get(&name) {
+        Some(version) => (name, Selector::Version(*version)),
+        None => (name, selector),
     }
 }
 

@@ -97,7 +97,7 @@ pub async fn eval_runs(catalog: Arc<dyn Catalog>) {
     ));
 
     let runs: Vec<Uuid> = catalog
-        .list_eval_runs("rag-smoke", 10)
+        .list_eval_runs(Some("rag-smoke"), 10)
         .await
         .expect("runs")
         .into_iter()
@@ -106,12 +106,20 @@ pub async fn eval_runs(catalog: Arc<dyn Catalog>) {
     assert_eq!(runs, [run.id, older.id], "newest first");
     assert_eq!(
         catalog
-            .list_eval_runs("rag-smoke", 1)
+            .list_eval_runs(Some("rag-smoke"), 1)
             .await
             .expect("limited")
             .len(),
         1
     );
+    let suites: Vec<String> = catalog
+        .list_eval_runs(None, 10)
+        .await
+        .expect("every suite's runs")
+        .into_iter()
+        .map(|r| r.suite)
+        .collect();
+    assert_eq!(suites, ["other", "rag-smoke", "rag-smoke"], "newest first");
     assert_eq!(
         catalog.get_eval_run(run.id).await.expect("get"),
         Some(finished)

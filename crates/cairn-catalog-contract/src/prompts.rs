@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use cairn_core::catalog::*;
 use serde_json::json;
+use uuid::Uuid;
 
 use crate::assert_not_found;
 
@@ -134,6 +135,9 @@ pub async fn concurrent_publishes(catalog: Arc<dyn Catalog>) {
     );
 }
 
+/// A label move as compared: label, from, to, reason, the vouching eval run.
+type MoveRow<'a> = (&'a str, Option<i64>, i64, &'a str, Option<Uuid>);
+
 fn set_label(label: &str, version: i64, reason: &str) -> SetLabel {
     SetLabel {
         name: "rag_answer".into(),
@@ -141,6 +145,7 @@ fn set_label(label: &str, version: i64, reason: &str) -> SetLabel {
         version,
         actor: "grace".into(),
         reason: reason.into(),
+        eval_run: None,
     }
 }
 
@@ -174,10 +179,16 @@ pub async fn prompt_labels(catalog: Arc<dyn Catalog>) {
         .await
         .expect("set");
     assert_eq!((first.from_version, first.to_version), (None, 1));
+    // The run that vouched for an eval-gated move is kept in the audit trail.
+    let vouching = Uuid::now_v7();
     let moved = catalog
-        .set_prompt_label(set_label("production", 2, "better answers"))
+        .set_prompt_label(SetLabel {
+            eval_run: Some(vouching),
+            ..set_label("production", 2, "better answers")
+        })
         .await
         .expect("move");
+    assert_eq!(moved.eval_run, Some(vouching));
     assert_eq!((moved.from_version, moved.to_version), (Some(1), 2));
     catalog
         .set_prompt_label(set_label("staging", 2, "try"))
@@ -209,7 +220,7 @@ pub async fn prompt_labels(catalog: Arc<dyn Catalog>) {
         .prompt_label_history("rag_answer")
         .await
         .expect("history");
-    let moves: Vec<(&str, Option<i64>, i64, &str)> = history
+    let moves: Vec<MoveRow<'_>> = history
         .iter()
         .map(|m| {
             (
@@ -217,15 +228,16 @@ pub async fn prompt_labels(catalog: Arc<dyn Catalog>) {
                 m.from_version,
                 m.to_version,
                 m.reason.as_str(),
+                m.eval_run,
             )
         })
         .collect();
     assert_eq!(
         moves,
         [
-            ("production", None, 1, "launch"),
-            ("production", Some(1), 2, "better answers"),
-            ("staging", None, 2, "try")
+            ("production", None, 1, "launch", None),
+            ("production", Some(1), 2, "better answers", Some(vouching)),
+            ("staging", None, 2, "try", None)
         ]
     );
     assert!(matches!(

@@ -1,13 +1,19 @@
-//! `cairn eval`: run suites (`run FILE|DIR`), list a suite's stored runs, show one, compare two.
+//! `cairn eval`: run suites (`run FILE|DIR`), list a suite's stored runs; showing and comparing
+//! stored runs is in `stored.rs`, judge calibration in `calibrate.rs`.
 //! Exit codes: 0 every gate held, 1 a gate failed, 2 the suite could not run (bad file, target or
 //! judge missing, catalog unreachable).
 
+mod calibrate;
+mod stored;
+
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use cairn_core::Catalog;
+use cairn_eval::metrics::Check;
 use cairn_eval::report::{MetricSummary, RunReport, junit};
 use cairn_eval::{Observer, RunOptions, Suite, store};
 use clap::{Args, Subcommand};
@@ -33,6 +39,18 @@ pub enum EvalCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Runs a judged metric's judge over a human-labelled JSONL set and reports how often it
+    /// agrees with the labels (accuracy, Cohen's kappa, confusion matrix); stored with the judge
+    /// prompt's version, and shown by every later run that uses that judge.
+    Calibrate(CalibrateArgs),
+    /// Two stored runs case by case: per metric, the difference with its 95% interval and the
+    /// cases that got better or worse.
+    Compare {
+        before: Uuid,
+        after: Uuid,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -54,7 +72,35 @@ pub struct RunArgs {
     /// Writes JUnit XML (one test case per case and per gate) for CI.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Writes one self-contained HTML report: summary, distributions, every case to open.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Does not store the run in the catalog.
+    #[arg(long)]
+    pub no_store: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// The labelled set: JSONL lines of question, answer, passages and label (pass or fail).
+    pub labels: PathBuf,
+    /// The judged metric: faithfulness, context_recall, answer_relevance or answer_correctness.
+    #[arg(long)]
+    pub metric: String,
+    /// The model or route that judges.
+    #[arg(long)]
+    pub judge: String,
+    /// Another registered judge prompt (default: the metric's built-in `eval_<metric>@production`).
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// A judge score at or above this is a pass (default: the metric's).
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    #[arg(long)]
+    pub json: bool,
+    /// Does not store the calibration.
     #[arg(long)]
     pub no_store: bool,
 }
@@ -91,7 +137,7 @@ pub async fn run(
             let catalog = cairn_runtime::catalog::open_for_use(config)
                 .await
                 .map_err(broken)?;
-            let runs = catalog.as_dyn().list_eval_runs(&suite, limit).await;
+            let runs = catalog.as_dyn().list_eval_runs(Some(&suite), limit).await;
             catalog.close().await;
             let runs = runs.map_err(broken)?;
             if json {
@@ -118,90 +164,126 @@ pub async fn run(
             println!("{table}");
             Ok(())
         }
+        EvalCommand::Calibrate(args) => calibrate::calibrate(config, args).await,
+        EvalCommand::Compare {
+            before,
+            after,
+            json,
+        } => {
+            let catalog = cairn_runtime::catalog::open_for_use(config)
+                .await
+                .map_err(broken)?;
+            let compared = stored::compare(&*catalog.as_dyn(), before, after, json).await;
+            catalog.close().await;
+            compared
+        }
         EvalCommand::Show { run, json } => {
             let catalog = cairn_runtime::catalog::open_for_use(config)
                 .await
                 .map_err(broken)?;
-            let found = show(&*catalog.as_dyn(), run, json).await;
+            let found = stored::show(&*catalog.as_dyn(), run, json).await;
             catalog.close().await;
             found
         }
     }
 }
 
-async fn show(catalog: &dyn Catalog, id: Uuid, json: bool) -> anyhow::Result<()> {
-    let run = catalog
-        .get_eval_run(id)
-        .await
-        .map_err(broken)?
-        .ok_or_else(|| {
-            broken(format!(
-                "no eval run `{id}`; `cairn eval list SUITE` lists a suite's runs"
-            ))
-        })?;
-    let results = catalog.list_eval_results(id).await.map_err(broken)?;
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"run": run, "results": results}))?
-        );
-        return Ok(());
-    }
-    println!(
-        "run {} of suite `{}`: {} ({})",
-        run.id,
-        run.suite,
-        run.status.as_str(),
-        run.summary["target"].as_str().unwrap_or_default()
-    );
-    let metrics: Vec<MetricSummary> =
-        serde_json::from_value(run.summary["metrics"].clone()).unwrap_or_default();
-    println!("{}", metric_table(&metrics));
-    let mut cases = table(&["case", "passed", "scores"]);
-    for result in results {
-        cases.add_row(vec![
-            result.case_id,
-            if result.passed { "yes" } else { "no" }.to_owned(),
-            result
-                .metrics
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(name, score)| match score["value"].as_f64() {
-                            Some(v) => format!("{name} {v:.2}"),
-                            None => format!("{name} unmeasured"),
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default(),
-        ]);
-    }
-    println!("{cases}");
-    Ok(())
-}
-
 async fn run_suites(config: &cairn_runtime::config::Config, args: RunArgs) -> anyhow::Result<()> {
-    let files = Suite::files(&args.path).map_err(broken)?;
-    let suites = files
-        .iter()
-        .map(|file| Suite::load(file))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(broken)?;
+    let suites = load_suites(&args.path)?;
     let catalog = cairn_runtime::catalog::open_for_use(config)
         .await
         .map_err(broken)?;
-    let result = run_loaded(config, &catalog, &suites, &args).await;
+    let result = execute(config, &catalog, &suites, &args, &BTreeMap::new()).await;
     catalog.close().await;
-    result
+    let reports = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    }
+    if let Some(path) = &args.junit {
+        let xml = junit::render(&reports).map_err(broken)?;
+        std::fs::write(path, xml)
+            .map_err(|e| broken(format!("cannot write {}: {e}", path.display())))?;
+    }
+    if let Some(path) = &args.html {
+        let page = cairn_eval::report::html::render(&reports).map_err(broken)?;
+        std::fs::write(path, page)
+            .map_err(|e| broken(format!("cannot write {}: {e}", path.display())))?;
+    }
+    let failed: Vec<String> = reports
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| format!("{} ({})", r.suite, r.target))
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow::Error::new(Exit {
+            code: 1,
+            message: format!("gates failed: {}", failed.join(", ")),
+        }))
+    }
 }
 
-async fn run_loaded(
+fn load_suites(path: &Path) -> anyhow::Result<Vec<Suite>> {
+    let files = Suite::files(path).map_err(broken)?;
+    files
+        .iter()
+        .map(|file| Suite::load(file))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(broken)
+}
+
+/// Runs `suite_file` with prompt `name` pinned at `version`, and stores the run: the run that
+/// vouches for (or refuses) moving one of the prompt's eval-gated labels to that version.
+pub async fn vouch(
+    config: &cairn_runtime::config::Config,
+    catalog: &cairn_runtime::catalog::OpenCatalog,
+    suite_file: &Path,
+    name: &str,
+    version: i64,
+) -> anyhow::Result<RunReport> {
+    let suites = load_suites(suite_file)?;
+    let [suite] = suites.as_slice() else {
+        return Err(broken(format!(
+            "{} holds {} suites; a label gate runs exactly one suite file",
+            suite_file.display(),
+            suites.len()
+        )));
+    };
+    if suite.targets.len() != 1 {
+        return Err(broken(format!(
+            "suite `{}` ({}) runs {} targets; a label gate needs a suite with one target, so that one run vouches for the move",
+            suite.name,
+            suite_file.display(),
+            suite.targets.len()
+        )));
+    }
+    let args = RunArgs {
+        path: suite_file.to_owned(),
+        repeat: None,
+        baseline: None,
+        fresh: false,
+        json: false,
+        junit: None,
+        html: None,
+        no_store: false,
+    };
+    let pins = BTreeMap::from([(name.to_owned(), version)]);
+    let mut reports = execute(config, catalog, &suites, &args, &pins).await?;
+    reports
+        .pop()
+        .ok_or_else(|| broken(format!("suite `{}` produced no run", suite.name)))
+}
+
+/// Runs every target of every suite; stores the runs unless told not to and prints their summaries
+/// unless `--json`.
+async fn execute(
     config: &cairn_runtime::config::Config,
     catalog: &cairn_runtime::catalog::OpenCatalog,
     suites: &[Suite],
     args: &RunArgs,
-) -> anyhow::Result<()> {
+    prompt_pins: &BTreeMap<String, i64>,
+) -> anyhow::Result<Vec<RunReport>> {
     let runtime = cairn_runtime::Runtime::build(config, catalog)
         .await
         .map_err(broken)?;
@@ -220,14 +302,48 @@ async fn run_loaded(
         repeat: args.repeat,
         fresh: args.fresh,
         baseline,
+        prompt_pins: prompt_pins.clone(),
     };
     let mut reports = Vec::new();
     for suite in suites {
+        let mut runs = Vec::new();
         for target in &suite.targets {
             let progress = Progress::new(&format!("{} · {target}", suite.name));
             let report = cairn_eval::run(suite, target, &answerer, &options, &progress).await;
             progress.finish();
-            let mut report = report.map_err(broken)?;
+            runs.push(report.map_err(broken)?);
+        }
+        if let (Some(settings), Some(judge), [first, second]) =
+            (&suite.pairwise, &suite.judge, runs.as_mut_slice())
+        {
+            eprintln!(
+                "eval: judging {} against {} in both orders",
+                first.target, second.target
+            );
+            let (a, b) = (first.first_answers(), second.first_answers());
+            let pairs: Vec<cairn_eval::pairwise::Pair<'_>> = suite
+                .cases
+                .iter()
+                .map(|case| cairn_eval::pairwise::Pair {
+                    case,
+                    first: a.get(case.id.as_str()).copied(),
+                    second: b.get(case.id.as_str()).copied(),
+                })
+                .collect();
+            let compared = cairn_eval::pairwise::compare(
+                &answerer,
+                judge,
+                settings,
+                (&first.target, &second.target),
+                &pairs,
+                suite.concurrency,
+            )
+            .await
+            .map_err(broken)?;
+            second.pairwise = Some(compared);
+        }
+        for mut report in runs {
+            attach_calibrations(&*runtime.catalog, suite, &mut report).await;
             if !args.no_store {
                 store::save(&*runtime.catalog, &mut report)
                     .await
@@ -241,26 +357,18 @@ async fn run_loaded(
             reports.push(report);
         }
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
-    }
-    if let Some(path) = &args.junit {
-        let xml = junit::render(&reports).map_err(broken)?;
-        std::fs::write(path, xml)
-            .map_err(|e| broken(format!("cannot write {}: {e}", path.display())))?;
-    }
-    let failed: Vec<String> = reports
-        .iter()
-        .filter(|r| !r.passed)
-        .map(|r| format!("{} ({})", r.suite, r.target))
-        .collect();
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(anyhow::Error::new(Exit {
-            code: 1,
-            message: format!("gates failed: {}", failed.join(", ")),
-        }))
+    Ok(reports)
+}
+
+/// Each judged metric's latest judge calibration, where one is stored.
+async fn attach_calibrations(catalog: &dyn Catalog, suite: &Suite, report: &mut RunReport) {
+    for metric in &suite.metrics {
+        if let Check::Judged(judged) = &metric.check
+            && let Ok(Some((_, calibration))) =
+                store::latest_calibration(catalog, &judged.prompt).await
+        {
+            report.calibrations.insert(metric.name.clone(), calibration);
+        }
     }
 }
 
@@ -324,7 +432,21 @@ fn print_summary(report: &RunReport) {
         report.calls.cached,
         report.cost_usd
     );
+    if !report.prompt_pins.is_empty() {
+        let pins: Vec<String> = report
+            .prompt_pins
+            .iter()
+            .map(|(name, version)| format!("{name} v{version}"))
+            .collect();
+        println!("with {} in place of what the target names", pins.join(", "));
+    }
     println!("{}", metric_table(&report.metrics));
+    for (metric, calibration) in &report.calibrations {
+        println!("judge of {metric}: {}", calibration.describe());
+    }
+    if let Some(pairwise) = &report.pairwise {
+        println!("{}", pairwise.describe());
+    }
     for gate in &report.gates {
         let mark = if gate.passed { "pass" } else { "FAIL" };
         println!("{mark}  {}: {}", gate.gate, gate.detail);

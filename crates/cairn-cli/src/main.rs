@@ -327,8 +327,7 @@ fn main() -> ExitCode {
             Command::Eval { command, .. } => eval::run(&config, command).await,
             Command::Prompt { command, .. } => {
                 let catalog = cairn_runtime::catalog::open_for_use(&config).await?;
-                let registry = cairn_runtime::catalog::prompt_registry(&config, catalog.as_dyn());
-                let result = prompt::run(&registry, &*catalog.as_dyn(), command).await;
+                let result = prompt::run(&config, &catalog, command).await;
                 catalog.close().await;
                 result
             }

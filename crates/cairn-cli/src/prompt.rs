@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use cairn_prompts::{PromptFile, PromptRegistry, Selector};
+use cairn_prompts::{PromptFile, Selector};
 use clap::Subcommand;
 use serde_json::Value;
 
@@ -32,7 +32,9 @@ pub enum PromptCommand {
         from: String,
         to: String,
     },
-    /// Point a label (production, staging, …) at a version.
+    /// Point a label (production, staging, …) at a version. An eval-gated label (`[[prompts.gates]]`)
+    /// moves only when its suite passes on that version: the suite runs first, and the stored run
+    /// is recorded with the move.
     Label {
         name: String,
         version: i64,
@@ -41,6 +43,13 @@ pub enum PromptCommand {
         reason: String,
         #[arg(long)]
         author: Option<String>,
+        /// Runs this suite file on the version first and moves the label only if it passes
+        /// (a gated label runs its configured suite without this flag).
+        #[arg(long, value_name = "SUITE_FILE", conflicts_with = "eval_run")]
+        require_eval: Option<PathBuf>,
+        /// Moves the label on the strength of a stored passing run of the suite on this version.
+        #[arg(long, value_name = "RUN_ID")]
+        eval_run: Option<uuid::Uuid>,
     },
     /// Move a label back to the version it pointed at before its last move.
     Rollback {
@@ -109,10 +118,13 @@ fn read_prompt(path: &Path) -> Result<PromptFile> {
 }
 
 pub async fn run(
-    registry: &PromptRegistry,
-    catalog: &dyn cairn_core::Catalog,
+    config: &cairn_runtime::config::Config,
+    open: &cairn_runtime::catalog::OpenCatalog,
     command: PromptCommand,
 ) -> Result<()> {
+    let catalog_arc = open.as_dyn();
+    let registry = cairn_runtime::catalog::prompt_registry(config, catalog_arc.clone());
+    let catalog = &*catalog_arc;
     match command {
         PromptCommand::Push {
             paths,
@@ -196,13 +208,61 @@ pub async fn run(
             label,
             reason,
             author,
+            require_eval,
+            eval_run,
         } => {
-            let moved = registry
-                .set_label(&name, &label, version, &actor(author), &reason)
-                .await?;
+            let actor = actor(author);
+            let suite_file = require_eval.or_else(|| {
+                config
+                    .prompt_gates
+                    .iter()
+                    .find(|g| g.gate.prompt == name && g.gate.label == label)
+                    .map(|g| g.suite_file.clone())
+            });
+            let vouching = match (eval_run, suite_file) {
+                (Some(run), _) => Some(run),
+                (None, Some(file)) => {
+                    registry.resolve(&name, &Selector::Version(version)).await?;
+                    let report = crate::eval::vouch(config, open, &file, &name, version).await?;
+                    if !report.passed {
+                        let failed: Vec<String> = report
+                            .gates
+                            .iter()
+                            .filter(|g| !g.passed)
+                            .map(|g| format!("{}: {}", g.gate, g.detail))
+                            .collect();
+                        return Err(anyhow::Error::new(crate::eval::Exit {
+                            code: 1,
+                            message: format!(
+                                "{name}@{label} stays where it was: suite `{}` did not pass on v{version} ({})",
+                                report.suite,
+                                failed.join("; ")
+                            ),
+                        }));
+                    }
+                    report.run_id
+                }
+                (None, None) => None,
+            };
+            let moved = match vouching {
+                Some(run) => {
+                    registry
+                        .set_label_vouched(&name, &label, version, &actor, &reason, run)
+                        .await?
+                }
+                None => {
+                    registry
+                        .set_label(&name, &label, version, &actor, &reason)
+                        .await?
+                }
+            };
+            let vouched = moved
+                .eval_run
+                .map(|run| format!(" (vouched for by eval run {run})"))
+                .unwrap_or_default();
             match moved.from_version {
-                Some(from) => println!("{name}@{label}: v{from} → v{}", moved.to_version),
-                None => println!("{name}@{label}: → v{}", moved.to_version),
+                Some(from) => println!("{name}@{label}: v{from} → v{}{vouched}", moved.to_version),
+                None => println!("{name}@{label}: → v{}{vouched}", moved.to_version),
             }
         }
         PromptCommand::Rollback {
@@ -238,8 +298,12 @@ pub async fn run(
                 let from = moved
                     .from_version
                     .map_or_else(|| "new".to_owned(), |v| format!("v{v}"));
+                let vouched = moved
+                    .eval_run
+                    .map(|run| format!("  [eval run {run}]"))
+                    .unwrap_or_default();
                 println!(
-                    "label {} {from} → v{}  {}  {}  {}",
+                    "label {} {from} → v{}  {}  {}  {}{vouched}",
                     moved.label,
                     moved.to_version,
                     moved.moved_at.to_rfc3339(),

@@ -3,6 +3,7 @@
 //! pipeline, so eval calls get the same limits, guards, cache and lineage as every other door; the
 //! harness itself (`cairn-eval`) knows only this trait.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use async_trait::async_trait;
@@ -79,6 +80,11 @@ pub struct EvalCall {
     pub temperature: Option<f32>,
     /// Whether an answer cached from an identical earlier call may stand in.
     pub use_cache: bool,
+    /// Registered prompts to use at these versions instead of the label or version the target
+    /// names (prompt name → version): how a candidate version is evaluated before a label moves
+    /// to it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prompt_pins: BTreeMap<String, i64>,
 }
 
 /// A passage the answer was given, in the order the prompt numbered them.
@@ -138,4 +144,13 @@ pub trait Answerer: Send + Sync + fmt::Debug {
     /// prompt renders from the call's variables. The harness checks one call per target and
     /// judge before the first model call.
     async fn check(&self, target: &EvalTarget, call: &EvalCall) -> Result<(), EvalCallError>;
+
+    /// Embeds texts with the platform's own embedding model (the one collections are indexed
+    /// with), for similarity metrics. An empty slice checks that there is one.
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EvalCallError> {
+        let _ = texts;
+        Err(EvalCallError::Unusable(
+            "no embedding model is available to this answerer".into(),
+        ))
+    }
 }

@@ -1,14 +1,16 @@
 //! Cairn's eval harness: suites in files (`evals/*.yaml`), datasets, deterministic, retrieval and
-//! LLM-judged metrics, statistics with confidence intervals, gates and reports (JSON, JUnit),
-//! runs stored in the catalog for comparison.
+//! LLM-judged metrics, statistics with confidence intervals, gates and reports (JSON, JUnit, HTML),
+//! runs stored in the catalog for comparison, and judge calibration against human labels.
 //!
 //! It calls targets and judges only through the [`cairn_core::Answerer`] port, which the
 //! application layer implements over the one answer pipeline; no HTTP and no model code here.
 
+pub mod calibrate;
 pub mod dataset;
 mod error;
 pub mod gates;
 pub mod metrics;
+pub mod pairwise;
 pub mod report;
 pub mod run;
 pub mod stats;

@@ -25,6 +25,9 @@ pub struct RunOptions {
     /// Refuse answers from the answer cache (every call goes to a model).
     pub fresh: bool,
     pub baseline: Option<Baseline>,
+    /// Prompt versions the target uses instead of those it names (prompt name → version); judges
+    /// keep theirs. Recorded with the run, so a gated label move can name the run that allowed it.
+    pub prompt_pins: BTreeMap<String, i64>,
 }
 
 /// Told about each finished attempt, to draw progress.
@@ -55,7 +58,7 @@ pub async fn run(
         suite: suite.name.clone(),
         message,
     };
-    preflight(suite, target, answerer, !options.fresh)
+    preflight(suite, target, answerer, options)
         .await
         .map_err(|e| unusable(e.to_string()))?;
 
@@ -74,8 +77,7 @@ pub async fn run(
             let case = &suite.cases[case_idx];
             let (done, running, calls, cost) = (&done, &running, &calls, &cost);
             async move {
-                let attempt =
-                    attempt(suite, target, answerer, case, repeat_idx, !options.fresh).await?;
+                let attempt = attempt(suite, target, answerer, case, repeat_idx, options).await?;
                 if let Ok(mut calls) = calls.lock() {
                     calls.target += 1;
                     calls.judge += attempt.judge_calls;
@@ -144,6 +146,7 @@ pub async fn run(
         target: target.to_string(),
         run_id: None,
         baseline: options.baseline.as_ref().map(|b| b.run_id),
+        prompt_pins: options.prompt_pins.clone(),
         started_at,
         seconds: clock.elapsed().as_secs_f64(),
         repeat,
@@ -153,6 +156,8 @@ pub async fn run(
         gates,
         cases,
         passed,
+        calibrations: BTreeMap::new(),
+        pairwise: None,
     })
 }
 
@@ -161,14 +166,14 @@ async fn preflight(
     suite: &Suite,
     target: &EvalTarget,
     answerer: &dyn Answerer,
-    use_cache: bool,
+    options: &RunOptions,
 ) -> Result<(), EvalCallError> {
     let Some(first) = suite.cases.first() else {
         return Ok(());
     };
     for case in &suite.cases {
         answerer
-            .check(target, &target_call(suite, case, use_cache))
+            .check(target, &target_call(suite, case, options))
             .await
             .map_err(|e| match e {
                 EvalCallError::Unusable(m) => EvalCallError::Unusable(m),
@@ -176,6 +181,17 @@ async fn preflight(
                     EvalCallError::Unusable(format!("case `{}` ({}): {m}", case.id, case.origin))
                 }
             })?;
+    }
+    if suite
+        .metrics
+        .iter()
+        .any(|m| matches!(m.check, Check::Similarity(_)))
+    {
+        answerer.embed(&[]).await.map_err(|e| {
+            EvalCallError::Unusable(format!(
+                "a similarity metric needs the embedding model: {e}"
+            ))
+        })?;
     }
     let Some(judge) = &suite.judge else {
         return Ok(());
@@ -199,14 +215,15 @@ async fn preflight(
     Ok(())
 }
 
-fn target_call(suite: &Suite, case: &Case, use_cache: bool) -> EvalCall {
+fn target_call(suite: &Suite, case: &Case, options: &RunOptions) -> EvalCall {
     EvalCall {
         question: case.question.clone(),
         variables: serde_json::Value::Object(case.variables.clone()),
         response_format: None,
         max_tokens: suite.max_tokens,
         temperature: suite.temperature,
-        use_cache,
+        use_cache: !options.fresh,
+        prompt_pins: options.prompt_pins.clone(),
     }
 }
 
@@ -224,9 +241,10 @@ async fn attempt(
     answerer: &dyn Answerer,
     case: &Case,
     repeat: u32,
-    use_cache: bool,
+    options: &RunOptions,
 ) -> Result<Scored, EvalCallError> {
-    let call = target_call(suite, case, use_cache);
+    let use_cache = !options.fresh;
+    let call = target_call(suite, case, options);
     let answer = match answerer.answer(target, &call).await {
         Ok(answer) => answer,
         Err(EvalCallError::Failed(reason)) => {
@@ -276,6 +294,7 @@ async fn attempt(
                 scored.cost_usd += judgement.cost_usd.unwrap_or_default();
                 judgement.score
             }
+            (Check::Similarity(similarity), _) => similarity.score(answerer, case, &answer).await?,
             _ => metric.score_locally(case, &answer),
         };
         scored.attempt.scores.insert(metric.name.clone(), score);

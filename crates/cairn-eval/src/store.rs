@@ -5,19 +5,25 @@
 use std::collections::BTreeMap;
 
 use cairn_core::Catalog;
-use cairn_core::catalog::{CatalogResult, EvalStatus, NewEvalResult};
+use cairn_core::catalog::{CatalogResult, EvalRun, EvalStatus, NewEvalResult};
+use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::calibrate::Calibration;
 use crate::metrics::Score;
-use crate::report::{Baseline, RunReport};
+use crate::report::{self, Baseline, Comparison, MetricSummary, RunReport};
 
 /// Stores a run and sets its `run_id`.
 pub async fn save(catalog: &dyn Catalog, report: &mut RunReport) -> CatalogResult<Uuid> {
     let run = catalog
         .create_eval_run(
             &report.suite,
-            json!({"target": report.target, "baseline": report.baseline}),
+            json!({
+                "target": report.target,
+                "baseline": report.baseline,
+                "prompt_pins": report.prompt_pins,
+            }),
         )
         .await?;
     for case in &report.cases {
@@ -62,6 +68,7 @@ pub fn summary(report: &RunReport) -> serde_json::Value {
     json!({
         "target": report.target,
         "baseline": report.baseline,
+        "prompt_pins": report.prompt_pins,
         "seconds": report.seconds,
         "repeat": report.repeat,
         "calls": report.calls,
@@ -71,6 +78,8 @@ pub fn summary(report: &RunReport) -> serde_json::Value {
         "passed": report.passed,
         "cases": report.cases.len(),
         "flaky": report.flaky_cases().iter().map(|c| c.case.id.clone()).collect::<Vec<_>>(),
+        "calibrations": report.calibrations,
+        "pairwise": report.pairwise,
     })
 }
 
@@ -94,4 +103,121 @@ pub async fn baseline(catalog: &dyn Catalog, run_id: Uuid) -> CatalogResult<Opti
         })
         .collect();
     Ok(Some(Baseline { run_id, scores }))
+}
+
+/// Two stored runs compared case by case (`cairn eval compare`, `GET /v1/evals/compare`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredComparison {
+    pub before: EvalRun,
+    pub after: EvalRun,
+    /// Per metric of the later run.
+    pub metrics: Vec<MetricComparison>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricComparison {
+    pub metric: String,
+    pub before_mean: Option<f64>,
+    pub after_mean: Option<f64>,
+    /// `None` when no case was measured in both runs.
+    pub comparison: Option<Comparison>,
+}
+
+/// Compares two stored runs; `Err(id)` names a run that does not exist.
+pub async fn compare(
+    catalog: &dyn Catalog,
+    before: Uuid,
+    after: Uuid,
+) -> CatalogResult<Result<StoredComparison, Uuid>> {
+    let (Some(before_scores), Some(before_run)) = (
+        baseline(catalog, before).await?,
+        catalog.get_eval_run(before).await?,
+    ) else {
+        return Ok(Err(before));
+    };
+    let (Some(after_scores), Some(after_run)) = (
+        baseline(catalog, after).await?,
+        catalog.get_eval_run(after).await?,
+    ) else {
+        return Ok(Err(after));
+    };
+    let summaries = |run: &EvalRun| -> Vec<MetricSummary> {
+        serde_json::from_value(run.summary["metrics"].clone()).unwrap_or_default()
+    };
+    let (before_metrics, after_metrics) = (summaries(&before_run), summaries(&after_run));
+    let mean = |metrics: &[MetricSummary], name: &str| {
+        metrics
+            .iter()
+            .find(|m| m.name == name)
+            .and_then(|m| m.mean)
+            .map(|e| e.value)
+    };
+    let names: Vec<String> = after_metrics.iter().map(|m| m.name.clone()).collect();
+    let metrics = report::compare_runs(&before_scores, &after_scores, &names)
+        .into_iter()
+        .map(|(metric, comparison)| MetricComparison {
+            before_mean: mean(&before_metrics, &metric),
+            after_mean: mean(&after_metrics, &metric),
+            metric,
+            comparison,
+        })
+        .collect();
+    Ok(Ok(StoredComparison {
+        before: before_run,
+        after: after_run,
+        metrics,
+    }))
+}
+
+/// Calibrations are stored as eval runs of the suite `calibration:PROMPT`, so they are listed and
+/// shown like any run.
+pub const CALIBRATION_SUITE: &str = "calibration:";
+
+fn prompt_name(prompt: &str) -> &str {
+    prompt.split_once('@').map_or(prompt, |(name, _)| name)
+}
+
+/// Stores a calibration with its judge prompt and version.
+pub async fn save_calibration(
+    catalog: &dyn Catalog,
+    calibration: &Calibration,
+) -> CatalogResult<Uuid> {
+    let suite = format!("{CALIBRATION_SUITE}{}", prompt_name(&calibration.prompt));
+    let run = catalog
+        .create_eval_run(
+            &suite,
+            json!({
+                "target": format!("judge:{}", calibration.judge),
+                "metric": calibration.metric,
+                "prompt": calibration.prompt,
+                "prompt_version": calibration.prompt_version,
+            }),
+        )
+        .await?;
+    let summary = serde_json::to_value(calibration).unwrap_or_default();
+    catalog
+        .finish_eval_run(run.id, EvalStatus::Passed, summary)
+        .await?;
+    Ok(run.id)
+}
+
+/// A judge prompt's latest stored calibration, without its list of disagreements.
+pub async fn latest_calibration(
+    catalog: &dyn Catalog,
+    prompt: &str,
+) -> CatalogResult<Option<(Uuid, Calibration)>> {
+    let suite = format!("{CALIBRATION_SUITE}{}", prompt_name(prompt));
+    let Some(run) = catalog
+        .list_eval_runs(Some(&suite), 1)
+        .await?
+        .into_iter()
+        .next()
+    else {
+        return Ok(None);
+    };
+    let Ok(mut calibration) = serde_json::from_value::<Calibration>(run.summary) else {
+        return Ok(None);
+    };
+    calibration.disagreements.clear();
+    Ok(Some((run.id, calibration)))
 }

@@ -12,6 +12,7 @@ use crate::dataset::{self, Case, CaseFile};
 use crate::error::SuiteError;
 use crate::gates::{Gate, GateFile};
 use crate::metrics::{JudgeSettings, Metric, MetricFile};
+use crate::pairwise::{Pairwise, PairwiseFile};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +50,9 @@ pub struct SuiteFile {
     pub max_tokens: Option<u32>,
     #[serde(default)]
     pub temperature: Option<f32>,
+    /// With exactly two targets: a judge compares their answers case by case, in both orders.
+    #[serde(default)]
+    pub pairwise: Option<Spanned<PairwiseFile>>,
 }
 
 fn one() -> u32 {
@@ -93,6 +97,8 @@ pub struct Suite {
     pub concurrency: usize,
     pub max_tokens: Option<u32>,
     pub temperature: Option<f32>,
+    /// The pairwise comparison of the two targets, when asked for.
+    pub pairwise: Option<Pairwise>,
 }
 
 impl Suite {
@@ -216,6 +222,28 @@ impl Suite {
                 Gate::build(gate.value, &metrics).map_err(|m| invalid(at_line, m))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let pairwise = match file.pairwise {
+            None => None,
+            Some(pairwise) => {
+                let at_line = line(&pairwise);
+                if targets.len() != 2 {
+                    return Err(invalid(
+                        at_line,
+                        format!(
+                            "`pairwise` compares exactly two targets, and this suite has {}; list two under `targets:`",
+                            targets.len()
+                        ),
+                    ));
+                }
+                if judge.is_none() {
+                    return Err(invalid(
+                        at_line,
+                        "`pairwise` needs a judge; add `judge: {route: NAME}`".into(),
+                    ));
+                }
+                Some(Pairwise::build(pairwise.value))
+            }
+        };
         if file.repeat == 0 || file.concurrency == 0 {
             return Err(invalid(
                 None,
@@ -234,6 +262,7 @@ impl Suite {
             concurrency: file.concurrency,
             max_tokens: file.max_tokens,
             temperature: file.temperature,
+            pairwise,
         })
     }
 

@@ -80,6 +80,9 @@ pub enum PromptError {
     OutOfFuel { prompt: String, fuel: u64 },
     #[error("{0}")]
     NotFound(String),
+    /// The label is eval-gated and the move names no run, or a run that does not vouch for it.
+    #[error("{0}")]
+    Gated(String),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
 }

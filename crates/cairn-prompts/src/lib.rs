@@ -7,11 +7,13 @@
 //! record. This crate does no HTTP and contains no SQL: it talks to the catalog through `cairn-core`.
 
 pub mod error;
+pub mod gates;
 pub mod registry;
 pub mod render;
 pub mod source;
 
 pub use error::PromptError;
+pub use gates::LabelGate;
 pub use registry::{PromptRegistry, Selector};
 pub use render::{RenderLimits, RenderedPrompt};
 pub use source::PromptFile;

@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::PromptError;
+use crate::gates::{self, LabelGate};
 use crate::render::{CompiledPrompt, RenderLimits, RenderedPrompt};
 use crate::source::PromptFile;
 
@@ -31,7 +32,7 @@ pub enum Selector {
 }
 
 /// The prompts the platform itself uses, as shipped in `prompts/`.
-const BUILTIN: [(&str, &str); 6] = [
+const BUILTIN: [(&str, &str); 8] = [
     (
         "prompts/rag_answer.prompt",
         include_str!("../../../prompts/rag_answer.prompt"),
@@ -55,6 +56,14 @@ const BUILTIN: [(&str, &str); 6] = [
     (
         "prompts/eval_context_recall.prompt",
         include_str!("../../../prompts/eval_context_recall.prompt"),
+    ),
+    (
+        "prompts/eval_rubric.prompt",
+        include_str!("../../../prompts/eval_rubric.prompt"),
+    ),
+    (
+        "prompts/eval_pairwise.prompt",
+        include_str!("../../../prompts/eval_pairwise.prompt"),
     ),
 ];
 
@@ -108,6 +117,8 @@ pub struct PromptRegistry {
     label_ttl: Duration,
     compiled: Mutex<HashMap<VersionKey, Arc<CompiledPrompt>>>,
     labels: RwLock<HashMap<(String, String), (i64, Instant)>>,
+    /// Labels that move only with a passing eval run.
+    gates: Vec<LabelGate>,
 }
 
 impl PromptRegistry {
@@ -118,7 +129,32 @@ impl PromptRegistry {
             label_ttl,
             compiled: Mutex::new(HashMap::new()),
             labels: RwLock::new(HashMap::new()),
+            gates: Vec::new(),
         })
+    }
+
+    /// The same registry with eval-gated labels (`[[prompts.gates]]`).
+    pub fn with_gates(
+        catalog: Arc<dyn Catalog>,
+        limits: RenderLimits,
+        label_ttl: Duration,
+        gates: Vec<LabelGate>,
+    ) -> Arc<Self> {
+        Arc::new(PromptRegistry {
+            catalog,
+            limits,
+            label_ttl,
+            compiled: Mutex::new(HashMap::new()),
+            labels: RwLock::new(HashMap::new()),
+            gates,
+        })
+    }
+
+    /// The gate on `name`'s `label`, if it is eval-gated.
+    pub fn gate(&self, name: &str, label: &str) -> Option<&LabelGate> {
+        self.gates
+            .iter()
+            .find(|g| g.prompt == name && g.label == label)
     }
 
     /// Follows label moves made by other processes, when the catalog has a feed of them (PostgreSQL).
@@ -167,12 +203,14 @@ impl PromptRegistry {
             let outcome = self
                 .publish(&file, "cairn", "built-in prompt, published at first start")
                 .await?;
-            self.set_label(
+            // The initial label of a shipped prompt is not a move an eval gate guards.
+            self.move_label(
                 &name,
                 "production",
                 outcome.version.version,
                 "cairn",
                 "built-in prompt, published at first start",
+                None,
             )
             .await?;
             published.push(name);
@@ -342,7 +380,8 @@ impl PromptRegistry {
         self.compiled(name, selector).await?.render(variables)
     }
 
-    /// Points a label at a version and records the move.
+    /// Points a label at a version and records the move. An eval-gated label is refused: it moves
+    /// with [`PromptRegistry::set_label_vouched`].
     pub async fn set_label(
         &self,
         name: &str,
@@ -350,6 +389,39 @@ impl PromptRegistry {
         version: i64,
         actor: &str,
         reason: &str,
+    ) -> Result<LabelMove, PromptError> {
+        if let Some(gate) = self.gate(name, label) {
+            return Err(gate.unvouched(version));
+        }
+        self.move_label(name, label, version, actor, reason, None)
+            .await
+    }
+
+    /// Points a label at a version that the passing eval run `run` evaluated, and records the run
+    /// with the move. When the label is gated, the run must be of the gate's suite.
+    pub async fn set_label_vouched(
+        &self,
+        name: &str,
+        label: &str,
+        version: i64,
+        actor: &str,
+        reason: &str,
+        run: uuid::Uuid,
+    ) -> Result<LabelMove, PromptError> {
+        let stored = self.catalog.get_eval_run(run).await?;
+        gates::vouches(stored.as_ref(), run, name, version, self.gate(name, label))?;
+        self.move_label(name, label, version, actor, reason, Some(run))
+            .await
+    }
+
+    async fn move_label(
+        &self,
+        name: &str,
+        label: &str,
+        version: i64,
+        actor: &str,
+        reason: &str,
+        eval_run: Option<uuid::Uuid>,
     ) -> Result<LabelMove, PromptError> {
         if self
             .catalog
@@ -367,6 +439,7 @@ impl PromptRegistry {
                 version,
                 actor: actor.to_owned(),
                 reason: reason.to_owned(),
+                eval_run,
             })
             .await?;
         self.invalidate_label(name, label);
@@ -397,7 +470,10 @@ impl PromptRegistry {
                 last.to_version
             ))
         })?;
-        self.set_label(name, label, previous, actor, reason).await
+        // Rolling back returns the label to a version it held before; it is not gated, so an
+        // operator can always undo a bad move at once.
+        self.move_label(name, label, previous, actor, reason, None)
+            .await
     }
 
     /// A unified diff between two versions' files (front matter as TOML, then the body).

@@ -136,9 +136,10 @@ pub fn prompt_registry(
         max_output_bytes: usize::try_from(config.prompts.max_render_bytes).unwrap_or(usize::MAX),
         ..Default::default()
     };
-    cairn_prompts::PromptRegistry::new(
+    cairn_prompts::PromptRegistry::with_gates(
         catalog,
         limits,
         std::time::Duration::from_secs(config.prompts.label_cache_ttl_secs),
+        config.prompt_gates.iter().map(|g| g.gate.clone()).collect(),
     )
 }

@@ -91,6 +91,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/prompts/{name}/labels/{label}", put(prompts::set_label))
         .route("/v1/prompts/{name}/render", post(prompts::render))
+        .route("/v1/evals/runs", get(crate::evals_api::list_runs))
+        .route("/v1/evals/runs/{id}", get(crate::evals_api::get_run))
+        .route("/v1/evals/compare", get(crate::evals_api::compare))
         .route(
             "/v1/chat/completions",
             post(crate::openai_api::chat_completions),

@@ -138,6 +138,12 @@ impl From<cairn_prompts::PromptError> for ApiError {
                 ApiError::bad_request("render_limit_exceeded", message)
             }
             PromptError::NotFound(_) => ApiError::not_found("prompt_not_found", message),
+            PromptError::Gated(_) => ApiError::new(
+                StatusCode::CONFLICT,
+                "invalid_request_error",
+                "label_gated",
+                message,
+            ),
             PromptError::Catalog(catalog) => catalog.into(),
         }
     }

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod collections;
 mod embeddings_api;
 pub mod error;
+mod evals_api;
 pub mod extract;
 pub mod gateway;
 mod guard_api;

@@ -57,6 +57,7 @@ fn label_move_json(moved: &LabelMove) -> Value {
         "actor": moved.actor,
         "reason": moved.reason,
         "moved_at": moved.moved_at.to_rfc3339(),
+        "eval_run": moved.eval_run,
     })
 }
 
@@ -177,6 +178,9 @@ pub(crate) struct LabelRequest {
     reason: String,
     #[serde(default = "api_actor")]
     actor: String,
+    /// The passing eval run that vouches for the version (required when the label is eval-gated).
+    #[serde(default)]
+    eval_run: Option<uuid::Uuid>,
 }
 
 pub(crate) async fn set_label(
@@ -184,16 +188,20 @@ pub(crate) async fn set_label(
     Path((name, label)): Path<(String, String)>,
     ApiJson(request): ApiJson<LabelRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let moved = state
-        .prompts
-        .set_label(
-            &name,
-            &label,
-            request.version,
-            &request.actor,
-            &request.reason,
-        )
-        .await?;
+    let prompts = &state.prompts;
+    let (version, actor, reason) = (request.version, &request.actor, &request.reason);
+    let moved = match request.eval_run {
+        Some(run) => {
+            prompts
+                .set_label_vouched(&name, &label, version, actor, reason, run)
+                .await?
+        }
+        None => {
+            prompts
+                .set_label(&name, &label, version, actor, reason)
+                .await?
+        }
+    };
     Ok(Json(label_move_json(&moved)))
 }
 

@@ -4,6 +4,8 @@
 //! - Claims prompts (faithfulness, context recall): the judged text (after `Answer:` or
 //!   `Reference answer:`) is split into sentences; a sentence is supported when some passage
 //!   contains it, ignoring case, citation markers and the final full stop.
+//! - Pairwise prompts: the answer that contains the reference answer is better, whichever order
+//!   they are shown in; a tie when both or neither do.
 //! - Verdict prompts (answer relevance, correctness): `no` when the answer says it does not know or
 //!   is empty; for correctness, `yes` when the answer contains the reference, else `partly`.
 
@@ -11,6 +13,9 @@ use serde_json::{Value, json};
 
 /// The judge's answer to a rendered judge prompt (the last user message).
 pub fn answer(prompt: &str) -> String {
+    if prompt.contains("\nAnswer 1:\n") && prompt.contains("\nAnswer 2:\n") {
+        return pairwise(prompt);
+    }
     if prompt.contains("Passages:") && prompt.contains("\nReference answer:\n") {
         let passages = between(prompt, "Passages:\n", "\nReference answer:\n").unwrap_or_default();
         return claims(after(prompt, "Reference answer:\n"), passages);
@@ -33,6 +38,21 @@ pub fn answer(prompt: &str) -> String {
         None => "yes",
     };
     json!({"verdict": verdict, "reason": format!("scripted judge: {verdict}")}).to_string()
+}
+
+fn pairwise(prompt: &str) -> String {
+    let reference = between(prompt, "Reference answer:\n", "\n")
+        .map(|r| normalise(r.trim().trim_end_matches('.')))
+        .unwrap_or_default();
+    let one = normalise(between(prompt, "\nAnswer 1:\n", "\n\nAnswer 2:\n").unwrap_or_default());
+    let two = normalise(after(prompt, "\nAnswer 2:\n"));
+    let has = |answer: &str| !reference.is_empty() && answer.contains(&reference);
+    let better = match (has(&one), has(&two)) {
+        (true, false) => "1",
+        (false, true) => "2",
+        _ => "tie",
+    };
+    json!({"better": better, "reason": format!("scripted judge: {better}")}).to_string()
 }
 
 fn claims(text: &str, passages: &str) -> String {
@@ -104,5 +124,15 @@ mod tests {
         assert!(answer(correct).contains("\"yes\""));
         let partly = "Question: q\n\nReference answer:\nSixteen weeks\n\nAnswer:\nTwelve weeks.";
         assert!(answer(partly).contains("\"partly\""));
+        let pair = |one: &str, two: &str| {
+            let prompt = format!(
+                "Criteria: c\n\nQuestion: q\n\nReference answer:\nSixteen weeks.\n\nAnswer 1:\n{one}\n\nAnswer 2:\n{two}"
+            );
+            let reply: Value = serde_json::from_str(&answer(&prompt)).expect("json");
+            reply["better"].as_str().unwrap_or_default().to_owned()
+        };
+        assert_eq!(pair("Sixteen weeks [1].", "Twelve weeks."), "1");
+        assert_eq!(pair("Twelve weeks.", "It is sixteen weeks."), "2");
+        assert_eq!(pair("Twelve weeks.", "Ten weeks."), "tie");
     }
 }

@@ -20,7 +20,7 @@ fn screenshots_dir() -> PathBuf {
     target.join("browser-screenshots")
 }
 
-fn chromedriver() -> String {
+pub(crate) fn chromedriver() -> String {
     let path = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
     assert!(
         std::path::Path::new(&path).is_file(),

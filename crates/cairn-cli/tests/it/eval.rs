@@ -1,7 +1,8 @@
 //! `cairn eval` end to end: a suite against a real RAG app (ingested with the packaged embedding
 //! model, answered and judged through the scripted upstream's `echo` and `judge` models), through
 //! the real CLI: exit codes for pass, fail and a broken suite, the JUnit file read by a real JUnit
-//! parser, a judge answering garbage left unmeasured, and runs stored and read back.
+//! parser, the HTML report opened in headless Chromium, a judge answering garbage left unmeasured,
+//! and runs stored and read back.
 
 use std::path::Path;
 use std::process::Command;
@@ -34,8 +35,11 @@ gates:
     min_mean: GATE
 ";
 
-fn setup(dir: &Path, base_url: &str) {
+/// The handbook ingested as `handbook`, app `docs` over it, models `writer` (echo), `judge` and
+/// `rambler`; `extra` is appended to the config (its suite files must exist already).
+pub(crate) fn setup(dir: &Path, base_url: &str, extra: &str) {
     write_handbook(&dir.join("docs"));
+    std::fs::create_dir_all(dir.join("evals")).expect("evals dir");
     std::fs::write(
         dir.join("cairn.toml"),
         format!(
@@ -43,11 +47,10 @@ fn setup(dir: &Path, base_url: &str) {
              [[models]]\nname = \"judge\"\nprovider = \"openai-compatible\"\nbase_url = \"{base_url}\"\nmodel = \"judge\"\n\
              [[models]]\nname = \"rambler\"\nprovider = \"openai-compatible\"\nbase_url = \"{base_url}\"\nmodel = \"rambler\"\n\
              [[apps]]\nname = \"docs\"\ncollections = [\"handbook\"]\nroute = \"writer\"\ntop_k = 8\nguards = [\"pii\"]\n\
-             [[guards]]\nname = \"pii\"\nkind = \"pii\"\nstages = [\"input\", \"output\"]\naction = \"redact\"\noptions = {{ restore = true }}\n"
+             [[guards]]\nname = \"pii\"\nkind = \"pii\"\nstages = [\"input\", \"output\"]\naction = \"redact\"\noptions = {{ restore = true }}\n{extra}"
         ),
     )
     .expect("config");
-    std::fs::create_dir_all(dir.join("evals")).expect("evals dir");
     let (code, stdout, stderr) = eval(dir, &["ingest", "docs", "--collection", "handbook"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
 }
@@ -63,7 +66,7 @@ fn write_suite(dir: &Path, file: &str, judge: &str, gate: &str) -> String {
 }
 
 /// Runs `cairn ARGS`; returns (exit code, stdout, stderr).
-fn eval(dir: &Path, args: &[&str]) -> (i32, String, String) {
+pub(crate) fn eval(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let model = minilm();
     let output = cairn(dir, args, &[("CAIRN__EMBEDDING__LOCAL", &model)])
         .output()
@@ -83,12 +86,12 @@ async fn eval_suites_gate_report_and_store_through_the_cli() {
     let base_url = upstream.base_url();
     let seen = upstream.clone();
     tokio::task::spawn_blocking(move || {
-        setup(&dir, &base_url);
+        setup(&dir, &base_url, "");
 
         // Passing: one faithful answer and one made up; the mean (0.5) holds a 0.4 gate.
         let suite = write_suite(&dir, "docs.yaml", "judge", "0.4");
         let (code, stdout, stderr) =
-            eval(&dir, &["eval", "run", &suite, "--junit", "report.xml", "--json"]);
+            eval(&dir, &["eval", "run", &suite, "--junit", "report.xml", "--html", "report.html", "--json"]);
         assert_eq!(code, 0, "{stdout}\n{stderr}");
         assert!(stderr.contains("eval: docs · app:docs 2/2"), "{stderr}");
         let reports: Vec<Value> = serde_json::from_str(&stdout).expect("--json prints the reports");
@@ -144,11 +147,70 @@ async fn eval_suites_gate_report_and_store_through_the_cli() {
             "{junit:?}"
         );
 
+        // The HTML report, opened in headless Chromium.
+        let html_report = dir.join("report.html");
+        let browsed = Command::new(python())
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser/test_eval_report.py"))
+            .env("CAIRN_REPORT", &html_report)
+            .env("CHROMEDRIVER", crate::browser::chromedriver())
+            .output()
+            .expect("python");
+        let browsed_report = format!(
+            "{}{}",
+            String::from_utf8_lossy(&browsed.stdout),
+            String::from_utf8_lossy(&browsed.stderr)
+        );
+        assert!(browsed.status.success(), "the HTML report failed in the browser:\n{browsed_report}");
+        crate::assert_ran(&browsed_report, 2, 0);
+
+        // Calibrating the judge against labels: it agrees on five of six labelled answers (one
+        // was labelled a pass though its passage does not say it), κ = 2/3; stored, and shown by
+        // the next run that uses the judge.
+        let passage = "Without a URL, the catalog is an SQLite file under the data directory.";
+        let labels: String = [
+            ("Without a URL, the catalog is an SQLite file.", "pass"),
+            ("The catalog is an SQLite file under the data directory.", "pass"),
+            ("Without a URL, the catalog is an SQLite file under the data directory.", "pass"),
+            ("The catalog is a PostgreSQL database.", "fail"),
+            ("The catalog lives on the moon.", "fail"),
+            ("The catalog is kept in memory.", "pass"),
+        ]
+        .iter()
+        .map(|(answer, label)| {
+            format!(
+                "{}\n",
+                serde_json::json!({"question": "Where is the catalog?", "answer": answer, "passages": [passage], "label": label})
+            )
+        })
+        .collect();
+        std::fs::write(dir.join("labels.jsonl"), labels).expect("labels");
+        let (code, stdout, stderr) = eval(
+            &dir,
+            &["eval", "calibrate", "labels.jsonl", "--metric", "faithfulness", "--judge", "judge", "--json"],
+        );
+        assert_eq!(code, 0, "{stdout}\n{stderr}");
+        let calibrated: Value = serde_json::from_str(&stdout).expect("json");
+        let agreement = &calibrated["calibration"]["agreement"];
+        assert!((agreement["kappa"].as_f64().unwrap_or_default() - 2.0 / 3.0).abs() < 1e-9, "{calibrated}");
+        assert_eq!(agreement["confusion"]["judge_only_fail"], 1, "{calibrated}");
+        assert_eq!(calibrated["calibration"]["disagreements"][0]["id"], "line-6", "{calibrated}");
+        assert!(calibrated["run_id"].is_string(), "stored: {calibrated}");
+        let (code, _, stderr) = eval(
+            &dir,
+            &["eval", "calibrate", "labels.jsonl", "--metric", "recall_at_k", "--judge", "judge"],
+        );
+        assert_eq!(code, 2, "a metric without a judge cannot be calibrated: {stderr}");
+        assert!(stderr.contains("needs no judge"), "{stderr}");
+
         // Failing: the same run against a 0.9 gate exits 1 and says which gate.
         let strict = write_suite(&dir, "strict.yaml", "judge", "0.9");
         let (code, stdout, stderr) = eval(&dir, &["eval", "run", &strict]);
         assert_eq!(code, 1, "{stdout}\n{stderr}");
         assert!(stdout.contains("FAIL  faithfulness mean ≥ 0.9: mean 0.500 is below 0.9"), "{stdout}");
+        assert!(
+            stdout.contains("judge of faithfulness: κ 0.67, accuracy 0.83 on 6 of 6 labelled answers (eval_faithfulness v1, judge judge)"),
+            "{stdout}"
+        );
         assert!(stdout.contains("case moon"), "{stdout}");
 
         // A judge that answers in prose: faithfulness is unmeasured, not zero, and the gate fails
@@ -194,6 +256,44 @@ async fn eval_suites_gate_report_and_store_through_the_cli() {
             shown.contains("<EMAIL_1>") && !shown.contains("jane.doe@example.com"),
             "{shown}"
         );
+
+        // Similarity under the real embedding model: the echoed answer against its own words and
+        // against an unrelated sentence.
+        std::fs::write(
+            dir.join("evals/similar.yaml"),
+            "name: similar\ntarget: app:docs\ndataset:\n  cases:\n    - id: same\n      question: The catalog is an SQLite file under the data directory.\n      answer: The catalog is an SQLite file under the data directory.\n    - id: other\n      question: The catalog is an SQLite file under the data directory.\n      answer: Bananas are rich in potassium.\nmetrics:\n  - metric: similarity\n",
+        )
+        .expect("suite");
+        let (code, stdout, stderr) = eval(&dir, &["eval", "run", "evals/similar.yaml", "--json", "--no-store"]);
+        assert_eq!(code, 0, "no gates, so it passes: {stdout}\n{stderr}");
+        let similar: Vec<Value> = serde_json::from_str(&stdout).expect("json");
+        let value = |id: &str| {
+            similar[0]["cases"]
+                .as_array()
+                .and_then(|cases| cases.iter().find(|c| c["case"]["id"] == id))
+                .and_then(|c| c["scores"]["similarity"]["value"].as_f64())
+                .unwrap_or(-1.0)
+        };
+        assert!(value("same") > 0.99, "{stdout}");
+        assert!((0.0..0.5).contains(&value("other")), "{stdout}");
+
+        // Pairwise: the app (whose echoed answer holds the reference) against the rambler, judged
+        // in both orders; the app wins and the judge agrees with itself.
+        std::fs::write(
+            dir.join("evals/pair.yaml"),
+            "name: pair\ntargets: [app:docs, route:rambler]\ndataset:\n  cases:\n    - question: The catalog is an SQLite file under the data directory.\n      answer: The catalog is an SQLite file under the data directory.\njudge:\n  route: judge\nmetrics:\n  - metric: length\n    max: 5000\npairwise:\n  criteria: Which answer says where the catalog is?\n",
+        )
+        .expect("suite");
+        let (code, stdout, stderr) = eval(&dir, &["eval", "run", "evals/pair.yaml", "--json", "--no-store"]);
+        assert_eq!(code, 0, "{stdout}\n{stderr}");
+        let pair: Vec<Value> = serde_json::from_str(&stdout).expect("json");
+        let compared = &pair[1]["pairwise"];
+        assert_eq!(
+            (compared["first"].as_str(), compared["first_wins"].as_u64(), compared["second_wins"].as_u64()),
+            (Some("app:docs"), Some(1), Some(0)),
+            "{compared}"
+        );
+        assert_eq!(compared["position_consistency"], 1.0, "{compared}");
 
         // Stored runs are listed and shown.
         let (code, stdout, stderr) = eval(&dir, &["eval", "list", "docs"]);

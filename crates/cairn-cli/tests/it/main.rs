@@ -15,6 +15,7 @@ mod eval;
 mod front_doors;
 mod guards;
 mod mcp;
+mod promotion;
 mod rag;
 mod web;
 

@@ -84,8 +84,8 @@ pub trait EvalRepo: Send + Sync {
         summary: Value,
     ) -> CatalogResult<EvalRun>;
     async fn get_eval_run(&self, id: Uuid) -> CatalogResult<Option<EvalRun>>;
-    /// A suite's runs, newest first.
-    async fn list_eval_runs(&self, suite: &str, limit: u32) -> CatalogResult<Vec<EvalRun>>;
+    /// A suite's runs, or every suite's (`None`), newest first.
+    async fn list_eval_runs(&self, suite: Option<&str>, limit: u32) -> CatalogResult<Vec<EvalRun>>;
     /// Records one case's result; a case is recorded once per run.
     async fn record_eval_result(&self, new: NewEvalResult) -> CatalogResult<EvalResult>;
     async fn list_eval_results(&self, run_id: Uuid) -> CatalogResult<Vec<EvalResult>>;

@@ -63,6 +63,9 @@ pub struct SetLabel {
     pub version: i64,
     pub actor: String,
     pub reason: String,
+    /// The passing eval run that vouched for the move, when the label is eval-gated.
+    #[serde(default)]
+    pub eval_run: Option<Uuid>,
 }
 
 /// One entry of a prompt's label audit trail.
@@ -75,6 +78,9 @@ pub struct LabelMove {
     pub actor: String,
     pub reason: String,
     pub moved_at: DateTime<Utc>,
+    /// The passing eval run that vouched for the move.
+    #[serde(default)]
+    pub eval_run: Option<Uuid>,
 }
 
 #[async_trait]

@@ -7,12 +7,14 @@
 //!   score = supported / claims.
 //! - context recall: the same over the reference answer's claims: the share the passages support.
 //! - answer relevance and answer correctness: a verdict (yes, partly, no) scored 1, 0.5, 0.
+//! - rubric: the suite's criteria, each scored on a scale with a reason (`rubric.rs`).
 
 use cairn_core::eval::{Answerer, EvalAnswer, EvalCall, EvalCallError, EvalTarget};
 use cairn_core::model::{ResponseFormat, unfenced_json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::rubric::Rubric;
 use super::{MetricKind, Score};
 use crate::dataset::Case;
 
@@ -29,6 +31,8 @@ pub struct Judged {
     kind: MetricKind,
     /// The registered judge prompt.
     pub prompt: String,
+    /// The criteria of a rubric metric.
+    rubric: Option<Rubric>,
 }
 
 /// What a judge's call produced: the score and what the call cost.
@@ -44,7 +48,11 @@ pub struct Judgement {
 }
 
 impl Judged {
-    pub fn build(kind: MetricKind, prompt: Option<String>) -> Result<Judged, String> {
+    pub fn build(
+        kind: MetricKind,
+        prompt: Option<String>,
+        rubric: Option<Rubric>,
+    ) -> Result<Judged, String> {
         let prompt = prompt.unwrap_or_else(|| format!("eval_{}@production", kind.as_str()));
         if prompt.trim().is_empty() {
             return Err(
@@ -52,7 +60,11 @@ impl Judged {
                     .into(),
             );
         }
-        Ok(Judged { kind, prompt })
+        Ok(Judged {
+            kind,
+            prompt,
+            rubric,
+        })
     }
 
     fn claims_based(&self) -> bool {
@@ -66,6 +78,16 @@ impl Judged {
     pub fn variables(&self, case: &Case, answer: &EvalAnswer) -> Value {
         let passages: Vec<&str> = answer.passages.iter().map(|p| p.text.as_str()).collect();
         let reference = case.reference.as_deref().unwrap_or_default();
+        if let Some(rubric) = &self.rubric {
+            return json!({
+                "question": case.question,
+                "answer": answer.text,
+                "reference": reference,
+                "passages": passages,
+                "criteria": rubric.criteria,
+                "scale": rubric.scale,
+            });
+        }
         match self.kind {
             MetricKind::Faithfulness => {
                 json!({"question": case.question, "answer": answer.text, "passages": passages})
@@ -81,7 +103,9 @@ impl Judged {
     }
 
     fn schema(&self) -> Value {
-        if self.claims_based() {
+        if let Some(rubric) = &self.rubric {
+            rubric.schema()
+        } else if self.claims_based() {
             json!({
                 "type": "object",
                 "required": ["claims"],
@@ -136,6 +160,7 @@ impl Judged {
             max_tokens: judge.max_tokens,
             temperature: Some(0.0),
             use_cache,
+            prompt_pins: Default::default(),
         };
         let target = EvalTarget::Model {
             route: judge.route.clone(),
@@ -174,7 +199,9 @@ impl Judged {
                 ));
             }
         };
-        if self.claims_based() {
+        if let Some(rubric) = &self.rubric {
+            rubric.read(&value, &excerpt(text))
+        } else if self.claims_based() {
             read_claims(&value, text)
         } else {
             read_verdict(&value, text)
@@ -258,7 +285,7 @@ mod tests {
 
     #[test]
     fn judge_answers_are_read_or_left_unmeasured() {
-        let faithfulness = Judged::build(MetricKind::Faithfulness, None).expect("builds");
+        let faithfulness = Judged::build(MetricKind::Faithfulness, None, None).expect("builds");
         assert_eq!(faithfulness.prompt, "eval_faithfulness@production");
         let score = faithfulness.read(
             "```json\n{\"claims\": [{\"claim\": \"a\", \"supported\": true}, {\"claim\": \"b\", \"supported\": false, \"reason\": \"not in [1]\"}]}\n```",
@@ -276,7 +303,7 @@ mod tests {
         assert_eq!(faithfulness.read("{\"claims\": []}").value(), None);
         assert_eq!(faithfulness.read("{\"verdict\": \"yes\"}").value(), None);
 
-        let relevance = Judged::build(MetricKind::AnswerRelevance, None).expect("builds");
+        let relevance = Judged::build(MetricKind::AnswerRelevance, None, None).expect("builds");
         assert_eq!(
             relevance.read("{\"verdict\": \"partly\"}").value(),
             Some(0.5)

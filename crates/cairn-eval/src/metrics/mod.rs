@@ -5,6 +5,8 @@
 mod deterministic;
 mod judged;
 mod retrieval;
+mod rubric;
+mod similarity;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -13,6 +15,8 @@ use crate::dataset::Case;
 use crate::error::SuiteError;
 
 pub use judged::{JudgeSettings, Judged};
+pub use rubric::{Criterion, CriterionFile, Rubric};
+pub use similarity::Similarity;
 
 /// A metric as written in a suite file.
 #[derive(Debug, Clone, Deserialize)]
@@ -26,7 +30,8 @@ pub struct MetricFile {
     /// 0.5 for graded ones).
     #[serde(default)]
     pub threshold: Option<f64>,
-    /// `equals`: the expected answer (default: the case's reference); `contains`: one value.
+    /// `equals`, `similarity`: the expected answer (default: the case's reference); `contains`:
+    /// one value.
     #[serde(default)]
     pub value: Option<String>,
     /// `contains`: several values, any (default) or all of them (`all: true`).
@@ -54,6 +59,12 @@ pub struct MetricFile {
     /// `eval_<metric>@production`.
     #[serde(default)]
     pub prompt: Option<String>,
+    /// `rubric`: what the judge scores, each a sentence or `{name, description}`.
+    #[serde(default)]
+    pub criteria: Vec<CriterionFile>,
+    /// `rubric`: criteria are scored from 1 to this (default 5).
+    #[serde(default)]
+    pub scale: Option<u8>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +86,8 @@ pub enum MetricKind {
     AnswerRelevance,
     AnswerCorrectness,
     ContextRecall,
+    Similarity,
+    Rubric,
 }
 
 impl MetricKind {
@@ -96,6 +109,8 @@ impl MetricKind {
             MetricKind::AnswerRelevance => "answer_relevance",
             MetricKind::AnswerCorrectness => "answer_correctness",
             MetricKind::ContextRecall => "context_recall",
+            MetricKind::Similarity => "similarity",
+            MetricKind::Rubric => "rubric",
         }
     }
 }
@@ -114,6 +129,8 @@ pub enum Check {
     Deterministic(deterministic::Deterministic),
     Retrieval(retrieval::Retrieval),
     Judged(Judged),
+    /// Embedding similarity to a reference, through the answerer's embedding model.
+    Similarity(Similarity),
 }
 
 impl Check {
@@ -223,7 +240,21 @@ impl Metric {
                 ) {
                     needs("reference answer", &|c| c.reference.is_some())?;
                 }
-                Check::Judged(Judged::build(kind, file.prompt.clone()).map_err(invalid)?)
+                Check::Judged(Judged::build(kind, file.prompt.clone(), None).map_err(invalid)?)
+            }
+            MetricKind::Rubric => {
+                let rubric = Rubric::build(&file.criteria, file.scale).map_err(invalid)?;
+                Check::Judged(
+                    Judged::build(kind, file.prompt.clone(), Some(rubric)).map_err(invalid)?,
+                )
+            }
+            MetricKind::Similarity => {
+                if file.value.is_none() {
+                    needs("reference answer", &|c| c.reference.is_some())?;
+                }
+                Check::Similarity(Similarity {
+                    value: file.value.clone(),
+                })
             }
         };
         let graded = matches!(
@@ -232,7 +263,12 @@ impl Metric {
                 | Check::Retrieval(_)
                 | Check::Deterministic(deterministic::Deterministic::Contains { all: true, .. })
         );
-        let threshold = file.threshold.unwrap_or(if graded { 0.5 } else { 1.0 });
+        let threshold = file.threshold.unwrap_or(match check {
+            // Sentence embeddings of paraphrases sit well above 0.5.
+            Check::Similarity(_) => 0.8,
+            _ if graded => 0.5,
+            _ => 1.0,
+        });
         if !(0.0..=1.0).contains(&threshold) {
             return Err(invalid(format!(
                 "threshold {threshold} is outside 0..1; scores run from 0 to 1"
@@ -255,6 +291,9 @@ impl Metric {
             Check::Deterministic(check) => check.score(case, answer),
             Check::Retrieval(check) => check.score(case, &answer.passages),
             Check::Judged(_) => Score::unmeasured("a judged metric is scored by its judge"),
+            Check::Similarity(_) => {
+                Score::unmeasured("a similarity is scored with the embedding model")
+            }
         }
     }
 }

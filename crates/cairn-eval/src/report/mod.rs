@@ -1,7 +1,9 @@
 //! What a run found: every case with its answers and scores, per-metric aggregates with confidence
 //! intervals, the comparison with a baseline run, and the gates. Serialised as-is for `--json` and
-//! the catalog; `junit` writes the JUnit XML CI systems read.
+//! the catalog; `junit` writes the JUnit XML CI systems read, `html` one self-contained page for
+//! people.
 
+pub mod html;
 pub mod junit;
 
 use std::collections::{BTreeMap, HashMap};
@@ -79,6 +81,9 @@ pub struct RunReport {
     /// The catalog id, once stored.
     pub run_id: Option<Uuid>,
     pub baseline: Option<Uuid>,
+    /// Prompt versions the target used instead of those it names (prompt name → version).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prompt_pins: BTreeMap<String, i64>,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub seconds: f64,
     pub repeat: u32,
@@ -89,9 +94,27 @@ pub struct RunReport {
     pub cases: Vec<CaseResult>,
     /// Every gate held.
     pub passed: bool,
+    /// Per judged metric, its judge prompt's latest calibration against human labels, where one
+    /// is stored (filled in by the caller that has the catalog).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub calibrations: BTreeMap<String, crate::calibrate::Calibration>,
+    /// On the second target's run of a `pairwise` suite: the judge's comparison with the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pairwise: Option<crate::pairwise::PairwiseReport>,
 }
 
 impl RunReport {
+    /// Each case's answer in its first repeat, by case id.
+    pub fn first_answers(&self) -> HashMap<&str, &EvalAnswer> {
+        self.cases
+            .iter()
+            .filter_map(|c| {
+                let answer = c.attempts.first()?.answer.as_ref()?;
+                Some((c.case.id.as_str(), answer))
+            })
+            .collect()
+    }
+
     pub fn flaky_cases(&self) -> Vec<&CaseResult> {
         self.cases.iter().filter(|c| !c.flaky.is_empty()).collect()
     }
@@ -191,24 +214,56 @@ pub fn summarise(
 }
 
 fn compare(cases: &[CaseResult], metric: &str, baseline: &Baseline) -> Option<Comparison> {
+    let now = cases.iter().filter_map(|case| {
+        let value = case.scores.get(metric).and_then(Score::value)?;
+        Some((case.case.id.as_str(), value))
+    });
+    paired(now, metric, baseline)
+}
+
+/// Two stored runs compared case by case: for each metric of `after`, the paired difference
+/// `after - before` and the cases that got better or worse (`cairn eval compare`).
+pub fn compare_runs(
+    before: &Baseline,
+    after: &Baseline,
+    metrics: &[String],
+) -> Vec<(String, Option<Comparison>)> {
+    metrics
+        .iter()
+        .map(|metric| {
+            let mut now: Vec<(&str, f64)> = after
+                .scores
+                .iter()
+                .filter_map(|(case, scores)| Some((case.as_str(), *scores.get(metric)?)))
+                .collect();
+            now.sort_by(|a, b| a.0.cmp(b.0));
+            (metric.clone(), paired(now.into_iter(), metric, before))
+        })
+        .collect()
+}
+
+/// Pairs each case's score now with its score in `baseline`, where both were measured.
+fn paired<'a>(
+    now: impl Iterator<Item = (&'a str, f64)>,
+    metric: &str,
+    baseline: &Baseline,
+) -> Option<Comparison> {
     let mut pairs = Vec::new();
     let mut better = Vec::new();
     let mut worse = Vec::new();
-    for case in cases {
-        let (Some(now), Some(before)) = (
-            case.scores.get(metric).and_then(Score::value),
-            baseline
-                .scores
-                .get(&case.case.id)
-                .and_then(|s| s.get(metric))
-                .copied(),
-        ) else {
+    for (case, now) in now {
+        let Some(before) = baseline
+            .scores
+            .get(case)
+            .and_then(|s| s.get(metric))
+            .copied()
+        else {
             continue;
         };
         if now > before + 1e-9 {
-            better.push(case.case.id.clone());
+            better.push(case.to_owned());
         } else if now < before - 1e-9 {
-            worse.push(case.case.id.clone());
+            worse.push(case.to_owned());
         }
         pairs.push((before, now));
     }
@@ -218,4 +273,43 @@ fn compare(cases: &[CaseResult], metric: &str, baseline: &Baseline) -> Option<Co
         better,
         worse,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(scores: &[(&str, f64)]) -> Baseline {
+        Baseline {
+            run_id: Uuid::nil(),
+            scores: scores
+                .iter()
+                .map(|(case, value)| {
+                    (
+                        (*case).to_owned(),
+                        BTreeMap::from([("faithfulness".to_owned(), *value)]),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn stored_runs_compare_case_by_case() {
+        let before = run(&[("a", 1.0), ("b", 0.5), ("c", 0.0), ("gone", 1.0)]);
+        let after = run(&[("a", 0.0), ("b", 0.5), ("c", 1.0), ("new", 1.0)]);
+        let compared = compare_runs(
+            &before,
+            &after,
+            &["faithfulness".to_owned(), "missing".to_owned()],
+        );
+        let (name, faithfulness) = &compared[0];
+        assert_eq!(name, "faithfulness");
+        let faithfulness = faithfulness.as_ref().expect("three pairs");
+        assert_eq!(faithfulness.pairs, 3);
+        assert_eq!(faithfulness.better, ["c"]);
+        assert_eq!(faithfulness.worse, ["a"]);
+        assert!(faithfulness.difference.value.abs() < 1e-9);
+        assert_eq!(compared[1].1, None, "no pairs, no comparison");
+    }
 }

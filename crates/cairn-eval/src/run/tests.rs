@@ -24,6 +24,8 @@ struct Scripted {
     flip: bool,
     /// Always answer `What is TRUNCATE?` with a claim the passage does not support.
     unfaithful: bool,
+    /// The prompt pins of each call: (a judge call, its pins).
+    pins: std::sync::Mutex<Vec<(bool, BTreeMap<String, i64>)>>,
 }
 
 #[async_trait]
@@ -33,6 +35,11 @@ impl Answerer for Scripted {
         target: &EvalTarget,
         call: &EvalCall,
     ) -> Result<EvalAnswer, EvalCallError> {
+        let judge =
+            matches!(target, EvalTarget::Model { prompt: Some(p), .. } if p.starts_with("eval_"));
+        if let Ok(mut pins) = self.pins.lock() {
+            pins.push((judge, call.prompt_pins.clone()));
+        }
         match target {
             EvalTarget::Model {
                 prompt: Some(prompt),
@@ -41,6 +48,18 @@ impl Answerer for Scripted {
                 assert!(prompt.starts_with("eval_"), "{prompt}");
                 if self.garbage_judge {
                     return Ok(answer("I think it is mostly fine.", Vec::new()));
+                }
+                if prompt.starts_with("eval_rubric") {
+                    // Every criterion 4 of the scale, named as the suite named it.
+                    let scored: Vec<Value> = call.variables["criteria"]
+                        .as_array()
+                        .map(|c| {
+                            c.iter()
+                                .map(|c| json!({"criterion": c["name"], "score": 4, "reason": format!("about {}", c["description"])}))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    return Ok(answer(&json!({"criteria": scored}).to_string(), Vec::new()));
                 }
                 let passages: Vec<String> = call.variables["passages"]
                     .as_array()
@@ -81,6 +100,20 @@ impl Answerer for Scripted {
                 ))
             }
         }
+    }
+
+    /// One axis per word of interest: texts that share them point the same way.
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EvalCallError> {
+        Ok(texts
+            .iter()
+            .map(|t| {
+                ["empties", "fast", "vacuum"]
+                    .iter()
+                    .map(|w| f32::from(u8::from(t.to_lowercase().contains(w))))
+                    .chain([0.1])
+                    .collect()
+            })
+            .collect())
     }
 
     async fn check(&self, target: &EvalTarget, _: &EvalCall) -> Result<(), EvalCallError> {
@@ -316,4 +349,99 @@ async fn a_significant_drop_against_the_baseline_fails_the_regression_gate() {
     assert_eq!(comparison.pairs, 2);
     assert_eq!(comparison.worse, ["truncate", "vacuum"], "{comparison:?}");
     assert!(!worse.passed, "{:?}", worse.gates);
+}
+
+#[tokio::test]
+async fn pinned_prompt_versions_reach_the_target_and_not_the_judge() {
+    let suite = suite("");
+    let scripted = Scripted::default();
+    let pins = BTreeMap::from([("rag_answer".to_owned(), 3)]);
+    let report = run_with(
+        &suite,
+        &scripted,
+        &RunOptions {
+            prompt_pins: pins.clone(),
+            ..RunOptions::default()
+        },
+    )
+    .await;
+    assert_eq!(report.prompt_pins, pins);
+    let calls = scripted.pins.lock().expect("calls").clone();
+    assert!(calls.iter().any(|(judge, _)| *judge), "{calls:?}");
+    for (judge, seen) in calls {
+        if judge {
+            assert!(seen.is_empty(), "a judge call carried pins: {seen:?}");
+        } else {
+            assert_eq!(seen, pins);
+        }
+    }
+}
+
+#[tokio::test]
+async fn similarity_compares_answer_and_reference_vectors() {
+    let source = "name: similar
+target: route:fast
+dataset:
+  cases:
+    - id: truncate
+      question: What is TRUNCATE?
+      answer: TRUNCATE empties tables, and is fast.
+    - id: vacuum
+      question: What is VACUUM?
+      answer: VACUUM reclaims storage.
+metrics:
+  - metric: similarity
+";
+    let suite = Suite::parse(source, Path::new("similar.yaml")).expect("suite parses");
+    assert_eq!(suite.metrics[0].threshold, 0.8);
+    let report = run_with(&suite, &Scripted::default(), &RunOptions::default()).await;
+    let score = |id: &str| {
+        report
+            .cases
+            .iter()
+            .find(|c| c.case.id == id)
+            .and_then(|c| c.scores["similarity"].value())
+    };
+    // "It empties tables. It is fast" against the reference: the same words of interest.
+    assert!(
+        (score("truncate").unwrap_or_default() - 1.0).abs() < 1e-6,
+        "{report:?}"
+    );
+    // "No idea" shares none of VACUUM's.
+    assert!(score("vacuum").unwrap_or(1.0) < 0.2, "{report:?}");
+    assert_eq!(report.calls.judge, 0);
+
+    // Without a reference the suite is refused before anything runs.
+    let missing = source.replace("      answer: VACUUM reclaims storage.\n", "");
+    let refused = Suite::parse(&missing, Path::new("similar.yaml")).expect_err("refused");
+    assert!(
+        refused.to_string().contains("needs a reference answer"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn rubric_criteria_reach_the_judge_and_come_back_scored() {
+    let suite = suite(
+        "  - metric: rubric
+    name: style
+    scale: 5
+    criteria:
+      - name: cites
+        description: Every claim cites a passage.
+      - Answers in two sentences at most.
+",
+    );
+    let report = run_with(&suite, &Scripted::default(), &RunOptions::default()).await;
+    let style = metric(&report, "style");
+    assert_eq!(style.measured, 2);
+    let case = &report.cases[0];
+    assert_eq!(case.scores["style"].value(), Some(0.75));
+    assert!(
+        case.scores["style"].reason().is_some_and(|r| r
+            .contains("cites 4/5: about \"Every claim cites a passage.\"")
+            && r.contains("criterion 2 4/5")),
+        "{:?}",
+        case.scores["style"]
+    );
 }

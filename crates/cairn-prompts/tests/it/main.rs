@@ -54,6 +54,22 @@ fn fixed_inputs(name: &str) -> Value {
             "answer": "Twelve weeks.",
             "reference": "Sixteen weeks of paid leave."
         }),
+        "eval_rubric" => json!({
+            "question": "How long is parental leave?",
+            "answer": "Sixteen weeks, paid [1].",
+            "passages": ["Employees are entitled to sixteen weeks of paid parental leave."],
+            "criteria": [
+                {"name": "cites", "description": "Every claim cites a passage."},
+                {"name": "concise", "description": "Answers in at most two sentences."}
+            ],
+            "scale": 5
+        }),
+        "eval_pairwise" => json!({
+            "question": "How long is parental leave?",
+            "answer_1": "Sixteen weeks, paid [1].",
+            "answer_2": "About four months.",
+            "reference": "Sixteen weeks of paid leave."
+        }),
         other => panic!("no fixed inputs for shipped prompt `{other}`: add them to fixed_inputs()"),
     }
 }

@@ -3,8 +3,8 @@
 //! Loading has two phases, as in any config worth trusting. Parsing merges the layers into
 //! [`RawConfig`] with unknown keys rejected; every error names where the bad value came from (file and
 //! line, environment variable, or flag). Validation then turns it into [`Config`], checking what types
-//! cannot (addresses, URLs). Neither phase touches the disk beyond reading the file: a bad config
-//! never leaves anything behind. This module does not read the process environment or arguments
+//! cannot (addresses, URLs) and reading the eval suites that gate prompt labels. Neither phase writes
+//! anything: a bad config never leaves anything behind. This module does not read the process environment or arguments
 //! itself; the CLI passes them in.
 
 use std::collections::BTreeMap;
@@ -22,6 +22,7 @@ mod gateway;
 mod guards;
 mod layers;
 mod models;
+mod prompts;
 mod rag;
 #[cfg(test)]
 mod tests;
@@ -31,6 +32,7 @@ pub use database::*;
 pub use gateway::*;
 pub use layers::*;
 pub use models::*;
+pub use prompts::*;
 pub use rag::*;
 
 /// The configuration as written: every key optional, unknown keys rejected.
@@ -64,28 +66,6 @@ pub struct RawConfig {
 
 pub use cairn_app::AppSection;
 use cairn_app::apps::default_app_prompt;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PromptsSection {
-    /// How long a resolved label is trusted without hearing of a move (PostgreSQL announces moves
-    /// at once; this bounds staleness if that feed is interrupted).
-    pub label_cache_ttl_secs: u64,
-    /// Template instructions one render may execute.
-    pub render_fuel: u64,
-    /// Bytes one render may produce.
-    pub max_render_bytes: u64,
-}
-
-impl Default for PromptsSection {
-    fn default() -> Self {
-        PromptsSection {
-            label_cache_ttl_secs: 30,
-            render_fuel: 500_000,
-            max_render_bytes: 1 << 20,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -163,6 +143,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub log: LogSection,
     pub prompts: PromptsSection,
+    /// Eval-gated labels, each with its suite's name read from the suite file.
+    pub prompt_gates: Vec<PromptGate>,
     pub models: Vec<ModelConfig>,
     pub routes: Vec<RouteSection>,
     pub embedding: EmbeddingConfig,
@@ -203,7 +185,7 @@ pub fn validate(
 
     let (listen, max_body_bytes) = server_settings(&raw.server, &bad)?;
     check_data_dir_and_log(&raw, &bad)?;
-    check_prompts(&raw.prompts, &bad)?;
+    let prompt_gates = prompts::check_prompts(&raw.prompts, &bad)?;
     let database = database_config(&raw, &bad)?;
     let mut models = model_configs(&raw, env, &bad)?;
     let mut apps = raw.apps.clone();
@@ -227,6 +209,7 @@ pub fn validate(
         database,
         log: raw.log,
         prompts: raw.prompts,
+        prompt_gates,
         models,
         routes: raw.routes,
         embedding,
@@ -299,26 +282,6 @@ fn check_data_dir_and_log(
     tracing_subscriber::EnvFilter::try_new(&raw.log.level).map_err(|e| {
         bad("log.level", format!("`{}` is not a log filter ({e})", raw.log.level), "use a level (error, warn, info, debug, trace) or directives such as `info,cairn_server=debug`")
     })?;
-    Ok(())
-}
-
-/// `[prompts]`: a render must be allowed some fuel and some output.
-fn check_prompts(
-    prompts: &PromptsSection,
-    bad: &impl Fn(&str, String, &str) -> ConfigError,
-) -> Result<(), ConfigError> {
-    if prompts.render_fuel == 0 || prompts.max_render_bytes == 0 {
-        let key = if prompts.render_fuel == 0 {
-            "prompts.render_fuel"
-        } else {
-            "prompts.max_render_bytes"
-        };
-        return Err(bad(
-            key,
-            "0 would refuse every render".into(),
-            "use a positive number; see cairn.example.toml for the defaults",
-        ));
-    }
     Ok(())
 }
 

@@ -253,10 +253,17 @@ fn the_example_config_is_valid_and_complete() {
     let documented: Vec<String> = dotted_keys(&toml::from_str(example).expect("table"));
     let all: Vec<String> =
         dotted_keys(&toml::Table::try_from(RawConfig::default()).expect("defaults serialize"));
-    for key in all
-        .iter()
-        .filter(|key| !["models", "routes", "apps", "limits", "guards"].contains(&key.as_str()))
-    {
+    for key in all.iter().filter(|key| {
+        ![
+            "models",
+            "routes",
+            "apps",
+            "limits",
+            "guards",
+            "prompts.gates",
+        ]
+        .contains(&key.as_str())
+    }) {
         assert!(
             documented.contains(key),
             "cairn.example.toml does not document `{key}`"
@@ -531,5 +538,50 @@ fn guards_are_checked_where_they_are_declared_and_named() {
         &[],
         &[],
         &["guard `inj`", "use stages input and retrieved_context"],
+    );
+}
+
+#[test]
+fn prompt_gates_read_their_suite_and_are_refused_when_it_is_missing_or_doubled() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let suite = dir.path().join("gate.yaml");
+    std::fs::write(
+        &suite,
+        "name: docs-gate\ntarget: app:chat\ndataset:\n  cases:\n    - question: What is VACUUM?\nmetrics:\n  - metric: length\n    max: 100\n",
+    )
+    .expect("suite");
+    let gate = |suite: &str| {
+        format!(
+            "[[prompts.gates]]\nprompt = \"rag_answer\"\nlabel = \"production\"\nsuite = \"{suite}\"\n"
+        )
+    };
+    let config = load_ok(Some(&gate(&suite.display().to_string())), &[], &[]);
+    assert_eq!(config.prompt_gates.len(), 1);
+    assert_eq!(
+        config.prompt_gates[0].gate.suite, "docs-gate",
+        "the suite's own name"
+    );
+    assert_eq!(config.prompt_gates[0].suite_file, suite);
+
+    check_error(
+        Some(&gate("/nowhere/gate.yaml")),
+        &[],
+        &[],
+        &[
+            "prompts.gates[0].suite",
+            "/nowhere/gate.yaml",
+            "cairn eval run FILE",
+        ],
+    );
+    let twice = format!(
+        "{}{}",
+        gate(&suite.display().to_string()),
+        gate(&suite.display().to_string())
+    );
+    check_error(
+        Some(&twice),
+        &[],
+        &[],
+        &["prompts.gates[1].label", "gated twice"],
     );
 }

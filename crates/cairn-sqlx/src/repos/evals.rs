@@ -145,11 +145,15 @@ macro_rules! impl_eval_repo {
                 row.map(EvalRun::try_from).transpose()
             }
 
-            async fn list_eval_runs(&self, suite: &str, limit: u32) -> CatalogResult<Vec<EvalRun>> {
+            async fn list_eval_runs(
+                &self,
+                suite: Option<&str>,
+                limit: u32,
+            ) -> CatalogResult<Vec<EvalRun>> {
                 let rows: Vec<EvalRunRow> = sqlx::query_as(concat!(
                     "SELECT ",
                     $crate::eval_run_columns!(),
-                    " FROM eval_runs WHERE suite = $1 ORDER BY started_at DESC, id DESC LIMIT $2"
+                    " FROM eval_runs WHERE ($1 IS NULL OR suite = $1) ORDER BY started_at DESC, id DESC LIMIT $2"
                 ))
                 .bind(suite)
                 .bind(i64::from(limit))

@@ -90,6 +90,7 @@ pub struct LabelMoveRow {
     pub actor: String,
     pub reason: String,
     pub moved_at: DateTime<Utc>,
+    pub eval_run: Option<Uuid>,
 }
 
 impl From<LabelMoveRow> for LabelMove {
@@ -102,6 +103,7 @@ impl From<LabelMoveRow> for LabelMove {
             actor: row.actor,
             reason: row.reason,
             moved_at: row.moved_at,
+            eval_run: row.eval_run,
         }
     }
 }
@@ -258,9 +260,9 @@ macro_rules! impl_prompt_repo {
                 .await
                 .map_err(db_error)?;
                 let row: LabelMoveRow = sqlx::query_as(
-                    "INSERT INTO prompt_label_moves (id, name, label, from_version, to_version, actor, reason, moved_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                     RETURNING name, label, from_version, to_version, actor, reason, moved_at",
+                    "INSERT INTO prompt_label_moves (id, name, label, from_version, to_version, actor, reason, moved_at, eval_run) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                     RETURNING name, label, from_version, to_version, actor, reason, moved_at, eval_run",
                 )
                 .bind(Uuid::now_v7())
                 .bind(&set.name)
@@ -270,6 +272,7 @@ macro_rules! impl_prompt_repo {
                 .bind(&set.actor)
                 .bind(&set.reason)
                 .bind(now)
+                .bind(set.eval_run)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db_error)?;
@@ -307,7 +310,7 @@ macro_rules! impl_prompt_repo {
 
             async fn prompt_label_history(&self, name: &str) -> CatalogResult<Vec<LabelMove>> {
                 let rows: Vec<LabelMoveRow> = sqlx::query_as(
-                    "SELECT name, label, from_version, to_version, actor, reason, moved_at FROM prompt_label_moves \
+                    "SELECT name, label, from_version, to_version, actor, reason, moved_at, eval_run FROM prompt_label_moves \
                      WHERE name = $1 ORDER BY moved_at, id",
                 )
                 .bind(name)
