@@ -20,19 +20,18 @@ violation in the page fails the test it happened in.
 import json
 import os
 import re
-import shutil
 import tempfile
 import time
 import unittest
 import urllib.error
 import urllib.request
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
+
+import chrome
 
 URL = os.environ["CAIRN_URL"].rstrip("/")
 SHOTS = os.environ.get("CAIRN_SCREENSHOTS") or tempfile.mkdtemp(prefix="cairn-ui-screenshots-")
@@ -42,15 +41,6 @@ DOWN_APP = os.environ.get("CAIRN_DOWN_APP", "down")
 SLOW_APP = os.environ.get("CAIRN_SLOW_APP", "slow")
 ANSWER_TIMEOUT = float(os.environ.get("CAIRN_ANSWER_TIMEOUT", "120"))
 QUESTION = "How do I install Cairn on macOS?"
-CHROME_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 # The last assistant message's state and answer length, read in one round trip.
 LAST_ANSWER_JS = """
@@ -77,22 +67,12 @@ class ChatUi(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         os.makedirs(SHOTS, exist_ok=True)
-        cls.profile = tempfile.mkdtemp(prefix="cairn-ui-chrome-")
-        options = webdriver.ChromeOptions()
-        options.binary_location = os.environ.get("CHROME_BIN", "/usr/bin/chromium")
-        for flag in CHROME_FLAGS:
-            options.add_argument(flag)
-        options.add_argument(f"--user-data-dir={cls.profile}")
-        options.add_argument("--window-size=1280,900")
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        service = Service(executable_path=os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
-        cls.driver = webdriver.Chrome(service=service, options=options)
+        cls.driver, cls.profile = chrome.start(console_log=True)
         cls.driver.set_script_timeout(30)
 
     @classmethod
     def tearDownClass(cls):
-        cls.driver.quit()
-        shutil.rmtree(cls.profile, ignore_errors=True)
+        chrome.stop(cls.driver, cls.profile)
         print(f"\nscreenshots: {SHOTS}")
 
     def setUp(self):

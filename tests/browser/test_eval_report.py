@@ -14,46 +14,26 @@ page makes, fails the test.
 
 import os
 import pathlib
-import shutil
 import tempfile
 import unittest
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+
+import chrome
 
 REPORT = pathlib.Path(os.environ["CAIRN_REPORT"]).resolve()
 SHOTS = os.environ.get("CAIRN_SCREENSHOTS") or tempfile.mkdtemp(prefix="cairn-report-screenshots-")
-CHROME_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 class EvalReport(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         os.makedirs(SHOTS, exist_ok=True)
-        cls.profile = tempfile.mkdtemp(prefix="cairn-report-chrome-")
-        options = webdriver.ChromeOptions()
-        options.binary_location = os.environ.get("CHROME_BIN", "/usr/bin/chromium")
-        for flag in CHROME_FLAGS:
-            options.add_argument(flag)
-        options.add_argument(f"--user-data-dir={cls.profile}")
-        options.add_argument("--window-size=1280,900")
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        service = Service(executable_path=os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
-        cls.driver = webdriver.Chrome(service=service, options=options)
+        cls.driver, cls.profile = chrome.start(console_log=True)
 
     @classmethod
     def tearDownClass(cls):
-        cls.driver.quit()
-        shutil.rmtree(cls.profile, ignore_errors=True)
+        chrome.stop(cls.driver, cls.profile)
 
     def setUp(self):
         self.driver.get(REPORT.as_uri())

@@ -6,44 +6,25 @@ Environment: CAIRN_URL, CAIRN_SCREENSHOTS, and optionally CHROME_BIN and CHROMED
 """
 
 import os
-import shutil
 import tempfile
 import unittest
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+import chrome
+
 URL = os.environ["CAIRN_URL"].rstrip("/")
 SHOTS = os.environ.get("CAIRN_SCREENSHOTS") or tempfile.mkdtemp(prefix="cairn-ui-screenshots-")
-CHROME_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 class SignIn(unittest.TestCase):
     def setUp(self):
         os.makedirs(SHOTS, exist_ok=True)
-        self.profile = tempfile.mkdtemp(prefix="cairn-ui-chrome-")
-        options = webdriver.ChromeOptions()
-        options.binary_location = os.environ.get("CHROME_BIN", "/usr/bin/chromium")
-        for flag in CHROME_FLAGS:
-            options.add_argument(flag)
-        options.add_argument(f"--user-data-dir={self.profile}")
-        options.add_argument("--window-size=1280,900")
-        service = Service(executable_path=os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
-        self.driver = webdriver.Chrome(service=service, options=options)
+        self.driver, self.profile = chrome.start()
 
     def tearDown(self):
-        self.driver.quit()
-        shutil.rmtree(self.profile, ignore_errors=True)
+        chrome.stop(self.driver, self.profile)
 
     def wait(self, condition, message, timeout=20):
         WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(lambda _: condition(), message)

@@ -27,14 +27,7 @@ pub async fn save(catalog: &dyn Catalog, report: &mut RunReport) -> CatalogResul
         )
         .await?;
     for case in &report.cases {
-        // The question as the pipeline kept it (redacted values as placeholders), where it says.
-        let question = case
-            .attempts
-            .iter()
-            .filter_map(|a| a.answer.as_ref())
-            .map(|a| a.question.as_str())
-            .find(|q| !q.is_empty())
-            .unwrap_or(&case.case.question);
+        let question = case.asked();
         catalog
             .record_eval_result(NewEvalResult {
                 run_id: run.id,

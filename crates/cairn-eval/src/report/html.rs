@@ -146,13 +146,7 @@ fn case_view(report: &RunReport, case: &CaseResult) -> Value {
             })
         })
         .collect();
-    let question = case
-        .attempts
-        .iter()
-        .filter_map(|a| a.answer.as_ref())
-        .map(|a| a.question.as_str())
-        .find(|q| !q.is_empty())
-        .unwrap_or(&case.case.question);
+    let question = case.asked();
     json!({
         "id": case.case.id,
         "origin": case.case.origin,

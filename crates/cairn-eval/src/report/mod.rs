@@ -41,6 +41,19 @@ pub struct CaseResult {
     pub flaky: Vec<String>,
 }
 
+impl CaseResult {
+    /// The question as the pipeline kept it (values its guards redacted stay placeholders), where
+    /// an answer says, else as the dataset wrote it.
+    pub fn asked(&self) -> &str {
+        self.attempts
+            .iter()
+            .filter_map(|a| a.answer.as_ref())
+            .map(|a| a.question.as_str())
+            .find(|q| !q.is_empty())
+            .unwrap_or(&self.case.question)
+    }
+}
+
 /// A paired comparison of one metric with a baseline run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
