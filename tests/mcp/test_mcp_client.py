@@ -37,6 +37,7 @@ TOOLS = {
     "list_prompts",
     "get_prompt",
     "render_prompt",
+    "run_eval_suite",
 }
 INVALID_PARAMS = -32602
 
@@ -140,6 +141,25 @@ class EveryTransport(unittest.TestCase):
                 self.assertEqual(answer["citations"][0]["index"], 1)
                 self.assertEqual(answer["prompt"], "rag_answer@v1")
                 self.assertTrue(answer["lineage_id"])
+
+        run(body)
+
+    def test_an_eval_suite_runs_by_name_and_is_stored(self):
+        async def body(session, _):
+            ran = structured(await session.call_tool("run_eval_suite", {"suite": "handbook"}))
+            self.assertEqual(ran["suite"], "handbook-smoke")
+            self.assertTrue(ran["passed"], ran)
+            first = ran["runs"][0]
+            self.assertEqual(first["target"], "app:handbook")
+            self.assertEqual(first["metrics"][0]["mean"], 1.0, first)
+            self.assertEqual(first["failing_cases"], [])
+            self.assertTrue(first["run_id"], first)
+            outside = await session.call_tool("run_eval_suite", {"suite": "../cairn"})
+            self.assertTrue(outside.is_error)
+            self.assertIn("is not a suite name", outside.content[0].text)
+            missing = await session.call_tool("run_eval_suite", {"suite": "nope"})
+            self.assertTrue(missing.is_error)
+            self.assertIn("suites: handbook", missing.content[0].text)
 
         run(body)
 

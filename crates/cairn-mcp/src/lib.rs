@@ -1,7 +1,7 @@
 //! Cairn as an MCP tool server for IDE agents (VS Code, Cursor, Claude Code, Codex).
 //!
-//! [`CairnMcp`] exposes the knowledge base (search, documents, collections), cited answers and the
-//! prompt registry as MCP tools, registry prompts through the prompts capability, and documents as
+//! [`CairnMcp`] exposes the knowledge base (search, documents, collections), cited answers, the
+//! prompt registry and eval suites (stored runs, and a suite run on request) as MCP tools, registry prompts through the prompts capability, and documents as
 //! resources (`cairn://collections/{collection}/documents/{id}`). It runs over stdio
 //! ([`CairnMcp::serve_stdio`], as the local user) or streamable HTTP ([`http::router`], behind
 //! API-key auth with RFC 9728 protected-resource metadata). Every tool checks the caller's
@@ -24,6 +24,7 @@ use cairn_rag::Retriever;
 
 pub use cairn_auth::{Grant, keys};
 pub use server::CairnMcp;
+pub use tools::evals::{EvalSuiteOutput, FailingCaseOut, GateOut, MetricOut, SuiteRunOut};
 pub use tools::{AnswerOutput, CheckOutput, TOOL_NAMES};
 
 /// What the tools read.
@@ -65,4 +66,7 @@ pub trait Answerer: Send + Sync + fmt::Debug {
         stage: cairn_core::guard::GuardStage,
         text: String,
     ) -> Result<CheckOutput, String>;
+    /// Runs the eval suite named `suite` (a file of the configured suites directory) as the
+    /// caller, through the answer pipeline, and stores the run. The error is a message.
+    async fn run_eval(&self, grant: &Grant, suite: &str) -> Result<EvalSuiteOutput, String>;
 }

@@ -55,7 +55,7 @@ more around a passage.";
 
 impl CairnMcp {
     fn new(knowledge: Knowledge, transport: Transport) -> CairnMcp {
-        let tool_router = Self::tool_router();
+        let tool_router = Self::tool_router() + Self::eval_tool_router();
         let validators = tool_router
             .list_all()
             .into_iter()

@@ -15,12 +15,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+pub mod evals;
+
 use crate::AnswerTarget;
 use crate::server::CairnMcp;
 use cairn_auth::Grant;
 
 /// Every tool, as named in key allow-lists (`cairn key create --tools …`).
-pub const TOOL_NAMES: [&str; 8] = [
+pub const TOOL_NAMES: [&str; 9] = [
     "search_knowledge",
     "answer_question",
     "check_text",
@@ -29,6 +31,7 @@ pub const TOOL_NAMES: [&str; 8] = [
     "list_prompts",
     "get_prompt",
     "render_prompt",
+    "run_eval_suite",
 ];
 
 /// The URI of a document resource.
@@ -523,6 +526,24 @@ impl CairnMcp {
                 })
                 .collect(),
         }))
+    }
+}
+
+#[tool_router(router = eval_tool_router, vis = "pub(crate)")]
+impl CairnMcp {
+    #[tool(
+        description = "Run an eval suite by name and store the run; returns metrics, gates, failing cases."
+    )]
+    async fn run_eval_suite(
+        &self,
+        Parameters(args): Parameters<evals::RunSuiteArgs>,
+        Extension(grant): Extension<Grant>,
+    ) -> Result<Json<evals::EvalSuiteOutput>, String> {
+        self.knowledge()
+            .answerer
+            .run_eval(&grant, args.suite.trim())
+            .await
+            .map(Json)
     }
 }
 

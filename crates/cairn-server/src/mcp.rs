@@ -5,7 +5,10 @@ use async_trait::async_trait;
 use cairn_app::{AnswerRequest, Pipeline, Target};
 use cairn_core::RequestContext;
 use cairn_core::model::{ChatMessage, ChatRequest, Role};
-use cairn_mcp::{AnswerOutput, AnswerTarget, Answerer, CairnMcp, CheckOutput, Grant, Knowledge};
+use cairn_mcp::{
+    AnswerOutput, AnswerTarget, Answerer, CairnMcp, CheckOutput, EvalSuiteOutput, FailingCaseOut,
+    GateOut, Grant, Knowledge, MetricOut, SuiteRunOut,
+};
 
 use crate::app::AppState;
 
@@ -15,6 +18,8 @@ struct PipelineAnswerer {
     pipeline: Pipeline,
     /// `mcp.answer_route`: the route for questions about a bare collection.
     answer_route: String,
+    /// `mcp.eval_suites`: where `run_eval_suite` finds suites; empty: nowhere.
+    eval_suites: String,
 }
 
 impl PipelineAnswerer {
@@ -60,6 +65,30 @@ impl Answerer for PipelineAnswerer {
                 .iter()
                 .map(|v| serde_json::to_value(v).unwrap_or_default())
                 .collect(),
+        })
+    }
+
+    async fn run_eval(&self, grant: &Grant, suite: &str) -> Result<EvalSuiteOutput, String> {
+        let file = self.suite_file(suite)?;
+        let suite = cairn_eval::Suite::load(&file).map_err(|e| e.to_string())?;
+        let answerer = cairn_app::PipelineAnswerer::new(self.pipeline.clone(), grant.principal());
+        let catalog = self.pipeline.parts().catalog.clone();
+        let options = cairn_eval::RunOptions::default();
+        let mut runs = Vec::new();
+        for target in &suite.targets {
+            let mut report =
+                cairn_eval::run(&suite, target, &answerer, &options, &cairn_eval::Quiet)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            cairn_eval::store::save(catalog.as_ref(), &mut report)
+                .await
+                .map_err(|e| format!("the run finished but could not be stored: {e}"))?;
+            runs.push(suite_run(&report));
+        }
+        Ok(EvalSuiteOutput {
+            passed: runs.iter().all(|r| r.passed),
+            suite: suite.name,
+            runs,
         })
     }
 
@@ -109,6 +138,90 @@ impl Answerer for PipelineAnswerer {
     }
 }
 
+impl PipelineAnswerer {
+    /// The suite file for a name: `NAME.yaml` (or `.yml`) in the suites directory; a name with a
+    /// path in it is refused, so a caller reads nothing outside that directory.
+    fn suite_file(&self, suite: &str) -> Result<std::path::PathBuf, String> {
+        if self.eval_suites.is_empty() {
+            return Err("this server runs no eval suites (mcp.eval_suites is empty)".into());
+        }
+        let valid = !suite.is_empty()
+            && suite
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+        if !valid {
+            return Err(format!(
+                "`{suite}` is not a suite name: use the file name without `.yaml` (letters, digits, `-`, `_`)"
+            ));
+        }
+        let dir = std::path::Path::new(&self.eval_suites);
+        ["yaml", "yml"]
+            .iter()
+            .map(|ext| dir.join(format!("{suite}.{ext}")))
+            .find(|path| path.is_file())
+            .ok_or_else(|| {
+                let known: Vec<String> = std::fs::read_dir(dir)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter_map(|entry| {
+                        let path = entry.path();
+                        let yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+                        yaml.then(|| path.file_stem()?.to_str().map(str::to_owned))
+                            .flatten()
+                    })
+                    .collect();
+                format!(
+                    "no suite `{suite}` in {}; suites: {}",
+                    dir.display(),
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                )
+            })
+    }
+}
+
+/// A run summarised for an agent.
+fn suite_run(report: &cairn_eval::RunReport) -> SuiteRunOut {
+    SuiteRunOut {
+        run_id: report.run_id.map(|id| id.to_string()),
+        target: report.target.clone(),
+        passed: report.passed,
+        metrics: report
+            .metrics
+            .iter()
+            .map(|m| MetricOut {
+                name: m.name.clone(),
+                mean: m.mean.map(|e| e.value),
+                measured: m.measured as u64,
+                unmeasured: m.unmeasured as u64,
+            })
+            .collect(),
+        gates: report
+            .gates
+            .iter()
+            .map(|g| GateOut {
+                gate: g.gate.clone(),
+                passed: g.passed,
+                detail: g.detail.clone(),
+            })
+            .collect(),
+        failing_cases: report
+            .cases
+            .iter()
+            .filter(|c| !c.passed)
+            .take(20)
+            .map(|c| FailingCaseOut {
+                case: c.case.id.clone(),
+                reasons: report.failures(c),
+            })
+            .collect(),
+    }
+}
+
 /// What the MCP tools read, over the app state.
 pub fn knowledge(state: &AppState) -> Knowledge {
     Knowledge {
@@ -121,6 +234,7 @@ pub fn knowledge(state: &AppState) -> Knowledge {
         answerer: std::sync::Arc::new(PipelineAnswerer {
             pipeline: state.pipeline.clone(),
             answer_route: state.mcp.answer_route.clone(),
+            eval_suites: state.mcp.eval_suites.clone(),
         }),
     }
 }

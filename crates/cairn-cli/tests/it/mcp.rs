@@ -58,6 +58,12 @@ async fn the_mcp_python_sdk_works_over_http_with_keys_and_over_stdio() {
         ),
     )
     .expect("config");
+    std::fs::create_dir_all(dir.path().join("evals")).expect("evals dir");
+    std::fs::write(
+        dir.path().join("evals/handbook.yaml"),
+        "name: handbook-smoke\ntarget: app:handbook\ndataset:\n  cases:\n    - question: Where is the catalog kept with PostgreSQL?\nmetrics:\n  - metric: contains\n    value: answer from good\ngates:\n  - metric: contains\n    min_mean: 1.0\n",
+    )
+    .expect("suite");
     for (source, collection) in [("docs", "handbook"), ("finance", "finance")] {
         let (ok, stdout, stderr) = run(
             dir.path(),
@@ -139,7 +145,7 @@ async fn the_mcp_python_sdk_works_over_http_with_keys_and_over_stdio() {
             ("CAIRN_KEY_LIMITED".to_owned(), limited),
             ("CAIRN_KEY_REVOKED".to_owned(), revoked),
         ]);
-        run_client(env, "http", 16, 0).await;
+        run_client(env, "http", 17, 0).await;
         let logs = server.logs();
         assert!(
             logs.contains("tool call refused by the key's allow-list"),
@@ -152,9 +158,9 @@ async fn the_mcp_python_sdk_works_over_http_with_keys_and_over_stdio() {
         ("CAIRN_BIN".to_owned(), crate::BIN.to_owned()),
         ("CAIRN_DIR".to_owned(), dir.path().display().to_string()),
     ]);
-    // Twelve tests run over stdio; the four HTTP authentication tests are skipped (they ran over
+    // Thirteen tests run over stdio; the four HTTP authentication tests are skipped (they ran over
     // HTTP above), and say so.
-    run_client(env, "stdio", 16, 4).await;
+    run_client(env, "stdio", 17, 4).await;
 }
 
 fn search_json_in(dir: &Path, query: &str, collection: &str) -> Vec<Value> {

@@ -38,7 +38,7 @@ impl Default for AuthSection {
 }
 
 /// The MCP tool server (`/mcp` over streamable HTTP, `cairn mcp` over stdio).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct McpSection {
     /// Host names (or `host:port`) accepted in the Host header of `/mcp` requests, against DNS
@@ -53,6 +53,21 @@ pub struct McpSection {
     /// The model or route `answer_question` uses for a bare collection. Empty: the route of the
     /// first app, else the first model.
     pub answer_route: String,
+    /// The directory `run_eval_suite` reads suites from (`NAME` is `DIR/NAME.yaml`), relative to
+    /// the working directory. Empty: the tool refuses every suite.
+    pub eval_suites: String,
+}
+
+impl Default for McpSection {
+    fn default() -> Self {
+        McpSection {
+            allowed_hosts: Vec::new(),
+            resource_url: String::new(),
+            authorization_servers: Vec::new(),
+            answer_route: String::new(),
+            eval_suites: "evals".to_owned(),
+        }
+    }
 }
 
 pub(super) fn auth_config(
