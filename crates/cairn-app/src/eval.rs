@@ -90,6 +90,17 @@ impl Answerer for PipelineAnswerer {
         })
     }
 
+    async fn prompt_version(&self, reference: &str) -> Option<i64> {
+        let (name, selector) = cairn_prompts::Selector::parse_reference(reference);
+        self.pipeline
+            .parts()
+            .prompts
+            .resolve(&name, &selector)
+            .await
+            .ok()
+            .map(|version| version.version)
+    }
+
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EvalCallError> {
         let rag = self.pipeline.rag().map_err(classify)?;
         if texts.is_empty() {

@@ -124,4 +124,19 @@ pub async fn eval_runs(catalog: Arc<dyn Catalog>) {
         catalog.get_eval_run(run.id).await.expect("get"),
         Some(finished)
     );
+
+    // The call cache: a miss, a hit, and a replaced answer.
+    assert_eq!(catalog.cached_eval_call("k1").await.expect("miss"), None);
+    catalog
+        .cache_eval_call("k1", json!({"text": "yes"}))
+        .await
+        .expect("cache");
+    catalog
+        .cache_eval_call("k1", json!({"text": "no"}))
+        .await
+        .expect("replace");
+    assert_eq!(
+        catalog.cached_eval_call("k1").await.expect("hit"),
+        Some(json!({"text": "no"}))
+    );
 }

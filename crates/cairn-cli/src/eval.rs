@@ -287,8 +287,10 @@ async fn execute(
     let runtime = cairn_runtime::Runtime::build(config, catalog)
         .await
         .map_err(broken)?;
-    let answerer =
+    let pipeline_answerer =
         cairn_app::PipelineAnswerer::new(runtime.pipeline.clone(), cairn_core::Principal::local());
+    // Judge and prompt calls are answered from the catalog when their inputs are unchanged.
+    let answerer = cairn_eval::CachingAnswerer::new(&pipeline_answerer, &*runtime.catalog);
     let baseline = match args.baseline {
         None => None,
         Some(id) => Some(

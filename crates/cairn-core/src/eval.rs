@@ -145,6 +145,13 @@ pub trait Answerer: Send + Sync + fmt::Debug {
     /// judge before the first model call.
     async fn check(&self, target: &EvalTarget, call: &EvalCall) -> Result<(), EvalCallError>;
 
+    /// The version a registered prompt reference (`name`, `name@label`, `name@3`) resolves to now,
+    /// or `None` when it cannot say; the harness caches a prompt call's answer only when it knows.
+    async fn prompt_version(&self, reference: &str) -> Option<i64> {
+        let _ = reference;
+        None
+    }
+
     /// Embeds texts with the platform's own embedding model (the one collections are indexed
     /// with), for similarity metrics. An empty slice checks that there is one.
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EvalCallError> {

@@ -5,6 +5,7 @@
 //! It calls targets and judges only through the [`cairn_core::Answerer`] port, which the
 //! application layer implements over the one answer pipeline; no HTTP and no model code here.
 
+pub mod cache;
 pub mod calibrate;
 pub mod dataset;
 mod error;
@@ -17,6 +18,7 @@ pub mod stats;
 pub mod store;
 pub mod suite;
 
+pub use cache::CachingAnswerer;
 pub use error::SuiteError;
 pub use report::{Baseline, RunReport};
 pub use run::{Observer, Quiet, RunOptions, run};

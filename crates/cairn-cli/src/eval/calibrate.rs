@@ -38,8 +38,9 @@ pub(super) async fn calibrate_with(
     let runtime = cairn_runtime::Runtime::build(config, catalog)
         .await
         .map_err(broken)?;
-    let answerer =
+    let pipeline_answerer =
         cairn_app::PipelineAnswerer::new(runtime.pipeline.clone(), cairn_core::Principal::local());
+    let answerer = cairn_eval::CachingAnswerer::new(&pipeline_answerer, &*runtime.catalog);
     let judge = cairn_eval::metrics::JudgeSettings {
         route: args.judge.clone(),
         max_tokens: None,

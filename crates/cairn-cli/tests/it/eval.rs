@@ -203,9 +203,14 @@ async fn eval_suites_gate_report_and_store_through_the_cli() {
         assert!(stderr.contains("needs no judge"), "{stderr}");
 
         // Failing: the same run against a 0.9 gate exits 1 and says which gate.
+        // Its judge calls have the same inputs as the first run's: they come from the catalog's
+        // call cache, and only the two app answers reach a model.
         let strict = write_suite(&dir, "strict.yaml", "judge", "0.9");
+        let calls_before = seen.chat_calls();
         let (code, stdout, stderr) = eval(&dir, &["eval", "run", &strict]);
         assert_eq!(code, 1, "{stdout}\n{stderr}");
+        assert!(stdout.contains("2 target and 4 judge calls (4 from the cache)"), "{stdout}");
+        assert_eq!(seen.chat_calls() - calls_before, 2, "only the app's answers were asked for");
         assert!(stdout.contains("FAIL  faithfulness mean ≥ 0.9: mean 0.500 is below 0.9"), "{stdout}");
         assert!(
             stdout.contains("judge of faithfulness: κ 0.67, accuracy 0.83 on 6 of 6 labelled answers (eval_faithfulness v1, judge judge)"),

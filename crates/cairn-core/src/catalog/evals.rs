@@ -89,4 +89,8 @@ pub trait EvalRepo: Send + Sync {
     /// Records one case's result; a case is recorded once per run.
     async fn record_eval_result(&self, new: NewEvalResult) -> CatalogResult<EvalResult>;
     async fn list_eval_results(&self, run_id: Uuid) -> CatalogResult<Vec<EvalResult>>;
+    /// A cached eval call's answer, by the hash of its inputs.
+    async fn cached_eval_call(&self, key: &str) -> CatalogResult<Option<Value>>;
+    /// Caches an eval call's answer; a later answer under the same key replaces it.
+    async fn cache_eval_call(&self, key: &str, answer: Value) -> CatalogResult<()>;
 }

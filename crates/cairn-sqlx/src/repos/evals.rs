@@ -207,6 +207,30 @@ macro_rules! impl_eval_repo {
                 .map_err(db_error)?;
                 Ok(rows.into_iter().map(EvalResult::from).collect())
             }
+
+            async fn cached_eval_call(&self, key: &str) -> CatalogResult<Option<Value>> {
+                let row: Option<(Json<Value>,)> =
+                    sqlx::query_as("SELECT answer FROM eval_call_cache WHERE key = $1")
+                        .bind(key)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                Ok(row.map(|(answer,)| answer.0))
+            }
+
+            async fn cache_eval_call(&self, key: &str, answer: Value) -> CatalogResult<()> {
+                sqlx::query(
+                    "INSERT INTO eval_call_cache (key, answer, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (key) DO UPDATE SET answer = $2, created_at = $3",
+                )
+                .bind(key)
+                .bind(Json(&answer))
+                .bind(Utc::now())
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
+                Ok(())
+            }
         }
     };
 }
