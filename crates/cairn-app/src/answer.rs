@@ -42,6 +42,8 @@ pub struct Answer {
     app: Option<String>,
     prompt: Option<(String, Option<i64>)>,
     citations: Vec<Citation>,
+    /// Online evaluation, for an app's answer when it is configured.
+    online: Option<crate::online::OnlineOffer>,
 }
 
 /// A completed answer.
@@ -85,6 +87,20 @@ impl Answer {
             app,
             prompt,
             citations: Vec::new(),
+            online: None,
+        }
+    }
+
+    /// Offers the answer to online evaluation once it is complete (fresh answers only).
+    pub(crate) fn with_online(mut self, offer: Option<crate::online::OnlineOffer>) -> Answer {
+        self.online = offer;
+        self
+    }
+
+    /// The checked answer (placeholders not yet restored) to online evaluation, if it is on.
+    fn offer_online(&self, text: &str) {
+        if let Some(offer) = &self.online {
+            offer.offer(self.id, text, &self.citations);
         }
     }
 
@@ -177,6 +193,9 @@ impl Answer {
         let upstream = upstream_started.elapsed();
         self.admission_charge(&response.usage, response.cost_usd);
         let response = self.check_output(response).await?;
+        if response.message.tool_calls.is_empty() {
+            self.offer_online(&response.message.content);
+        }
         // Cached as checked: with redaction on, the cache never holds what a guard removed.
         if let Some(cache) = &self.cache {
             cache.put(&self.route, &self.request, &response);
@@ -374,7 +393,7 @@ impl AnswerStream {
     fn new(answer: Answer, upstream: ChatStream, cached: bool) -> AnswerStream {
         let holds = answer.guards.runs_at(GuardStage::Output) || answer.scope.restores();
         let state = Streaming {
-            keep_text: answer.cache.is_some() && !cached,
+            keep_text: (answer.cache.is_some() || answer.online.is_some()) && !cached,
             answer,
             upstream,
             cached,
@@ -532,6 +551,9 @@ impl Streaming {
     }
 
     fn finish(&mut self, reason: FinishReason, usage: Usage, cost_usd: Option<f64>) -> ChatChunk {
+        if !self.cached && self.tool_calls.is_empty() {
+            self.answer.offer_online(&self.text);
+        }
         if !self.cached {
             if let Some(cache) = &self.answer.cache {
                 let response = ChatResponse {

@@ -11,6 +11,7 @@ mod error;
 pub mod eval;
 pub mod guards;
 mod lineage;
+mod online;
 mod pipeline;
 mod rag;
 pub mod schema;

@@ -132,6 +132,8 @@ pub struct PipelineParts {
     pub limiter: Option<Arc<Limiter>>,
     /// The guards of each app, route and model.
     pub guards: GuardPolicy,
+    /// Online evaluation: each fresh app answer is offered to it; `None`: off.
+    pub online: Option<Arc<dyn cairn_core::eval::OnlineEvaluator>>,
 }
 
 /// The answer pipeline. Cheap to clone.
@@ -260,6 +262,7 @@ impl Pipeline {
                     app: None,
                     prompt: None,
                     citations: Vec::new(),
+                    question: None,
                 }
             }
             Target::App(name) => {
@@ -284,6 +287,14 @@ impl Pipeline {
                     .await?
             }
         };
+        let online = match (&self.parts.online, &prepared.app, &prepared.question) {
+            (Some(evaluator), Some(app), Some(question)) => Some(crate::online::OnlineOffer {
+                evaluator: evaluator.clone(),
+                app: app.clone(),
+                question: question.clone(),
+            }),
+            _ => None,
+        };
         let draft = Draft {
             id: Uuid::now_v7(),
             conversation_id,
@@ -307,7 +318,8 @@ impl Pipeline {
             context.deadline,
             checks,
         )
-        .with_citations(prepared.citations))
+        .with_citations(prepared.citations)
+        .with_online(online))
     }
 
     async fn admit(
@@ -408,6 +420,7 @@ impl Pipeline {
             app: Some(app.name.clone()),
             prompt: Some((rendered.name.clone(), rendered.version)),
             citations: context.citations,
+            question: Some(question),
         })
     }
 }
@@ -448,6 +461,7 @@ impl Pipeline {
             app: None,
             prompt: Some((rendered.name.clone(), rendered.version)),
             citations: Vec::new(),
+            question: None,
         })
     }
 }
@@ -484,4 +498,6 @@ struct Prepared {
     app: Option<String>,
     prompt: Option<(String, Option<i64>)>,
     citations: Vec<Citation>,
+    /// The user's question (after the input guards), for an app.
+    question: Option<String>,
 }

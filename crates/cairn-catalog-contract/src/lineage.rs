@@ -101,4 +101,53 @@ pub async fn lineage_and_feedback(catalog: Arc<dyn Catalog>) {
             .await,
         Err(CatalogError::Invalid(_))
     ));
+
+    // Online-evaluation scores: recorded per metric (a later one replaces it), unmeasured kept with
+    // its reason, and for an answer whose record has not landed yet.
+    let score = |metric: &str, value: Option<f64>, reason: &str| LineageScore {
+        lineage_id: record.id,
+        metric: metric.into(),
+        score: value,
+        reason: reason.into(),
+        judge: "judge".into(),
+        created_at: Utc::now().trunc_subsecs(3),
+    };
+    for s in [
+        score("faithfulness", Some(0.2), "first"),
+        score("faithfulness", Some(0.5), "1 of 2 claims supported"),
+        score("answer_relevance", None, "the judge failed"),
+    ] {
+        catalog.record_lineage_score(s).await.expect("score");
+    }
+    let scores = catalog
+        .list_lineage_scores(record.id)
+        .await
+        .expect("scores");
+    let found: Vec<(&str, Option<f64>, &str)> = scores
+        .iter()
+        .map(|s| (s.metric.as_str(), s.score, s.reason.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("answer_relevance", None, "the judge failed"),
+            ("faithfulness", Some(0.5), "1 of 2 claims supported")
+        ]
+    );
+    let early = Uuid::now_v7();
+    catalog
+        .record_lineage_score(LineageScore {
+            lineage_id: early,
+            ..score("faithfulness", Some(1.0), "ok")
+        })
+        .await
+        .expect("a score before its answer's record");
+    assert_eq!(
+        catalog
+            .list_lineage_scores(early)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
 }

@@ -161,3 +161,22 @@ pub trait Answerer: Send + Sync + fmt::Debug {
         ))
     }
 }
+
+/// A fresh answer of an app, offered to online evaluation once it is complete. Texts are as the
+/// pipeline keeps them: values its guards redacted stay placeholders.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answered {
+    pub lineage_id: Uuid,
+    pub app: String,
+    pub question: String,
+    pub answer: String,
+    pub passages: Vec<EvalPassage>,
+}
+
+/// Judges a sample of production answers off the request path (`[[evals.online]]`): the pipeline
+/// offers each fresh app answer, and the evaluator takes some of them.
+pub trait OnlineEvaluator: Send + Sync + fmt::Debug {
+    /// Takes or leaves an answer. Returns at once: judging happens elsewhere, never on the
+    /// request's path.
+    fn observe(&self, answered: Answered);
+}

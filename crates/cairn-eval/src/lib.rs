@@ -11,6 +11,7 @@ pub mod dataset;
 mod error;
 pub mod gates;
 pub mod metrics;
+pub mod online;
 pub mod pairwise;
 pub mod report;
 pub mod run;

@@ -67,6 +67,7 @@ impl Runtime {
             }
         };
         let rag = Arc::new(rag);
+        let online = online_eval(config, catalog.as_dyn());
         let pipeline = Pipeline::new(PipelineParts {
             catalog: catalog.as_dyn(),
             prompts: prompts.clone(),
@@ -86,7 +87,17 @@ impl Runtime {
                 ))
             }),
             guards: guard_policy(config)?,
+            online: online
+                .clone()
+                .map(|o| o as Arc<dyn cairn_core::eval::OnlineEvaluator>),
         });
+        if let Some(online) = &online {
+            // Judges are called through the pipeline they observe, as every eval call is.
+            online.bind(Arc::new(cairn_app::PipelineAnswerer::new(
+                pipeline.clone(),
+                cairn_core::Principal::local(),
+            )));
+        }
         Ok(Runtime {
             catalog: catalog.as_dyn(),
             prompts,
@@ -94,6 +105,42 @@ impl Runtime {
             rag,
         })
     }
+}
+
+/// Online evaluation from `[[evals.online]]` (checked with the config), or `None` when there is none.
+fn online_eval(
+    config: &Config,
+    catalog: Arc<dyn Catalog>,
+) -> Option<Arc<cairn_eval::online::OnlineEval>> {
+    if config.evals.online.is_empty() {
+        return None;
+    }
+    let rules = config
+        .evals
+        .online
+        .iter()
+        .map(|rule| cairn_eval::online::OnlineRule {
+            app: rule.app.clone(),
+            sample: rule.sample,
+            judge: cairn_eval::metrics::JudgeSettings {
+                route: rule.judge.clone(),
+                max_tokens: None,
+            },
+            metrics: rule
+                .metrics
+                .iter()
+                .filter_map(|name| {
+                    let file = serde_json::from_value(serde_json::json!({"metric": name})).ok()?;
+                    cairn_eval::metrics::Metric::build(file, &[], "evals.online").ok()
+                })
+                .collect(),
+        })
+        .collect();
+    Some(Arc::new(cairn_eval::online::OnlineEval::new(
+        rules,
+        catalog,
+        config.evals.online_judge_calls_per_minute,
+    )))
 }
 
 /// The guards of every app (`app:NAME`) and route that names some, built from `[[guards]]`.

@@ -215,6 +215,10 @@ pub(crate) async fn get_lineage(
         .map_err(|e| ApiError::internal(format!("cannot encode the lineage record: {e}")))?;
     body["feedback"] = serde_json::to_value(feedback)
         .map_err(|e| ApiError::internal(format!("cannot encode feedback: {e}")))?;
+    // Online evaluation's scores of this answer, where it was judged.
+    let scores = state.catalog.list_lineage_scores(id).await?;
+    body["scores"] = serde_json::to_value(scores)
+        .map_err(|e| ApiError::internal(format!("cannot encode scores: {e}")))?;
     Ok(Json(body))
 }
 

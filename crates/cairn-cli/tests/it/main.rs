@@ -15,6 +15,7 @@ mod eval;
 mod front_doors;
 mod guards;
 mod mcp;
+mod online;
 mod promotion;
 mod rag;
 mod web;

@@ -42,6 +42,19 @@ pub struct Feedback {
     pub created_at: DateTime<Utc>,
 }
 
+/// A judge's score of a production answer (online evaluation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LineageScore {
+    pub lineage_id: Uuid,
+    pub metric: String,
+    /// `None`: the judge could not score it (`reason` says why).
+    pub score: Option<f64>,
+    pub reason: String,
+    /// The model or route that judged.
+    pub judge: String,
+    pub created_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewFeedback {
     pub lineage_id: Uuid,
@@ -69,6 +82,11 @@ pub trait LineageRepo: Send + Sync {
     /// Stores feedback on an answer; the lineage record must exist.
     async fn record_feedback(&self, new: NewFeedback) -> CatalogResult<Feedback>;
     async fn list_feedback(&self, lineage_id: Uuid) -> CatalogResult<Vec<Feedback>>;
+    /// Records an online-evaluation score of an answer; a later score of the same metric replaces
+    /// it. The lineage record need not exist yet.
+    async fn record_lineage_score(&self, score: LineageScore) -> CatalogResult<()>;
+    /// An answer's online-evaluation scores, by metric.
+    async fn list_lineage_scores(&self, lineage_id: Uuid) -> CatalogResult<Vec<LineageScore>>;
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 mod auth;
 mod database;
+mod evals;
 mod gateway;
 mod guards;
 mod layers;
@@ -29,6 +30,7 @@ mod tests;
 
 pub use auth::*;
 pub use database::*;
+pub use evals::*;
 pub use gateway::*;
 pub use layers::*;
 pub use models::*;
@@ -62,6 +64,8 @@ pub struct RawConfig {
     pub limits: Vec<LimitSection>,
     /// Guardrails, run for the apps and routes that name them in `guards = [...]`.
     pub guards: Vec<cairn_guard::GuardSection>,
+    /// Online evaluation of production answers.
+    pub evals: EvalsSection,
 }
 
 pub use cairn_app::AppSection;
@@ -129,6 +133,7 @@ impl Default for RawConfig {
             cache: CacheSection::default(),
             limits: Vec::new(),
             guards: Vec::new(),
+            evals: EvalsSection::default(),
         }
     }
 }
@@ -160,6 +165,8 @@ pub struct Config {
     pub limits: Vec<cairn_gateway::LimitRule>,
     /// The guardrails, each checked (see `cairn_guard::GuardSection::build`).
     pub guards: Vec<cairn_guard::GuardSection>,
+    /// Online evaluation, checked against the apps and models.
+    pub evals: EvalsSection,
     /// Where each key's value came from, for error messages at run time (a refused connection, say).
     pub origins: Origins,
 }
@@ -201,6 +208,13 @@ pub fn validate(
     let index = index_config(&raw, &database, env, &bad)?;
     check_apps(&raw, &bad)?;
     check_ingest(&raw.ingest, &bad)?;
+    let app_names: Vec<String> = apps.iter().map(|a| a.name.clone()).collect();
+    let callable: Vec<String> = models
+        .iter()
+        .map(|m| m.name.clone())
+        .chain(raw.routes.iter().map(|r| r.name.clone()))
+        .collect();
+    evals::check_evals(&raw.evals, &app_names, &callable, &bad)?;
     Ok(Config {
         data_dir: raw.data_dir,
         listen,
@@ -221,6 +235,7 @@ pub fn validate(
         cache: raw.cache.clone(),
         limits: limit_rules(&raw.limits, &bad)?,
         guards,
+        evals: raw.evals.clone(),
         rerank: (!raw.rerank.model.is_empty()).then(|| {
             (
                 expand_home(&raw.rerank.model, env),

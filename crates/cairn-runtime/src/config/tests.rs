@@ -261,6 +261,7 @@ fn the_example_config_is_valid_and_complete() {
             "limits",
             "guards",
             "prompts.gates",
+            "evals.online",
         ]
         .contains(&key.as_str())
     }) {
@@ -584,4 +585,40 @@ fn prompt_gates_read_their_suite_and_are_refused_when_it_is_missing_or_doubled()
         &[],
         &["prompts.gates[1].label", "gated twice"],
     );
+}
+
+#[test]
+fn online_evaluation_rules_name_an_app_a_judge_a_share_and_known_metrics() {
+    let base = "[[models]]\nname = \"writer\"\nprovider = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n\
+                [[apps]]\nname = \"docs\"\ncollections = [\"handbook\"]\nroute = \"writer\"\n";
+    let rule = |body: &str| format!("{base}[[evals.online]]\n{body}");
+    let config = load_ok(
+        Some(&rule("app = \"docs\"\nsample = 0.1\njudge = \"writer\"\n")),
+        &[],
+        &[],
+    );
+    assert_eq!(
+        config.evals.online[0].metrics,
+        ["faithfulness", "answer_relevance"],
+        "the default metrics"
+    );
+    for (body, fragments) in [
+        (
+            "app = \"docs\"\nsample = 0\njudge = \"writer\"\n",
+            &["evals.online[0].sample", "above 0"][..],
+        ),
+        (
+            "app = \"docs\"\nsample = 1\njudge = \"nobody\"\n",
+            &["evals.online[0].judge", "writer"][..],
+        ),
+        (
+            "app = \"docs\"\nsample = 1\njudge = \"writer\"\nmetrics = [\"answer_correctness\"]\n",
+            &[
+                "cannot be scored online",
+                "faithfulness or answer_relevance",
+            ][..],
+        ),
+    ] {
+        check_error(Some(&rule(body)), &[], &[], fragments);
+    }
 }

@@ -46,6 +46,7 @@ async fn test_app(max_body_bytes: usize) -> TestApp {
         cache: None,
         limiter: None,
         guards: cairn_app::GuardPolicy::default(),
+        online: None,
     });
     let state = AppState {
         catalog: shared,

@@ -1,6 +1,6 @@
 //! Lineage records and feedback on answers.
 
-use cairn_core::catalog::{CatalogError, Feedback, LineageRecord};
+use cairn_core::catalog::{CatalogError, Feedback, LineageRecord, LineageScore};
 use cairn_core::model::Usage;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -174,6 +174,59 @@ macro_rules! impl_lineage_repo {
                 .map_err(db_error)?;
                 convert_all(rows)
             }
+
+            async fn record_lineage_score(&self, score: LineageScore) -> CatalogResult<()> {
+                sqlx::query(
+                    "INSERT INTO lineage_scores (lineage_id, metric, score, reason, judge, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (lineage_id, metric) DO UPDATE SET score = $3, reason = $4, judge = $5, created_at = $6",
+                )
+                .bind(score.lineage_id)
+                .bind(&score.metric)
+                .bind(score.score)
+                .bind(&score.reason)
+                .bind(&score.judge)
+                .bind(score.created_at)
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
+                Ok(())
+            }
+
+            async fn list_lineage_scores(&self, lineage_id: Uuid) -> CatalogResult<Vec<LineageScore>> {
+                let rows: Vec<LineageScoreRow> = sqlx::query_as(
+                    "SELECT lineage_id, metric, score, reason, judge, created_at FROM lineage_scores \
+                     WHERE lineage_id = $1 ORDER BY metric",
+                )
+                .bind(lineage_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+                Ok(rows.into_iter().map(LineageScore::from).collect())
+            }
         }
     };
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct LineageScoreRow {
+    pub lineage_id: Uuid,
+    pub metric: String,
+    pub score: Option<f64>,
+    pub reason: String,
+    pub judge: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<LineageScoreRow> for LineageScore {
+    fn from(row: LineageScoreRow) -> Self {
+        LineageScore {
+            lineage_id: row.lineage_id,
+            metric: row.metric,
+            score: row.score,
+            reason: row.reason,
+            judge: row.judge,
+            created_at: row.created_at,
+        }
+    }
 }
