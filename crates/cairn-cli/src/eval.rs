@@ -105,6 +105,22 @@ pub struct CalibrateArgs {
     pub no_store: bool,
 }
 
+impl RunArgs {
+    /// A run of `path` that is stored and printed, with nothing else asked for.
+    fn stored(path: &Path) -> RunArgs {
+        RunArgs {
+            path: path.to_owned(),
+            repeat: None,
+            baseline: None,
+            fresh: false,
+            json: false,
+            junit: None,
+            html: None,
+            no_store: false,
+        }
+    }
+}
+
 /// How `cairn eval` ends: the exit code and what to say.
 #[derive(Debug)]
 pub struct Exit {
@@ -233,6 +249,109 @@ fn load_suites(path: &Path) -> anyhow::Result<Vec<Suite>> {
         .map_err(broken)
 }
 
+/// What changed, to run the suites attached to it (`[[evals.continuous]]`).
+#[derive(Debug, Clone, Copy)]
+pub enum Trigger<'a> {
+    /// An ingest added, updated or removed documents of the collection.
+    Collection(&'a str),
+    /// A label of the prompt moved.
+    Prompt(&'a str),
+}
+
+impl std::fmt::Display for Trigger<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Trigger::Collection(name) => write!(f, "collection `{name}` changed"),
+            Trigger::Prompt(name) => write!(f, "a label of prompt `{name}` moved"),
+        }
+    }
+}
+
+/// Runs every suite attached to what changed, each compared with its own previous run. What it
+/// finds is printed; a suite that cannot run is reported and the change stands.
+pub async fn continuous(
+    config: &cairn_runtime::config::Config,
+    catalog: &cairn_runtime::catalog::OpenCatalog,
+    trigger: Trigger<'_>,
+) {
+    for rule in &config.evals.continuous {
+        let attached = match trigger {
+            Trigger::Collection(name) => rule.collections.iter().any(|c| c == name),
+            Trigger::Prompt(name) => rule.prompts.iter().any(|p| p == name),
+        };
+        if !attached {
+            continue;
+        }
+        eprintln!(
+            "eval: {trigger}; running {} (attached in [[evals.continuous]])",
+            rule.suite.display()
+        );
+        if let Err(e) = run_attached(config, catalog, &rule.suite).await {
+            eprintln!("eval: {} could not run: {e}", rule.suite.display());
+        }
+    }
+}
+
+async fn run_attached(
+    config: &cairn_runtime::config::Config,
+    catalog: &cairn_runtime::catalog::OpenCatalog,
+    file: &Path,
+) -> anyhow::Result<()> {
+    for suite in load_suites(file)? {
+        let previous = catalog
+            .as_dyn()
+            .list_eval_runs(Some(&suite.name), 1)
+            .await
+            .map_err(broken)?
+            .first()
+            .map(|run| run.id);
+        let args = RunArgs {
+            baseline: previous,
+            ..RunArgs::stored(file)
+        };
+        let reports = execute(
+            config,
+            catalog,
+            std::slice::from_ref(&suite),
+            &args,
+            &BTreeMap::new(),
+        )
+        .await?;
+        for report in reports {
+            let regressed: Vec<String> = report
+                .metrics
+                .iter()
+                .filter_map(|m| {
+                    let c = m.versus_baseline.as_ref()?;
+                    (c.difference.high < 0.0)
+                        .then(|| format!("{} {:+.3}", m.name, c.difference.value))
+                })
+                .collect();
+            match (report.passed, regressed.is_empty()) {
+                (true, true) => {
+                    eprintln!("eval: suite `{}` on {} holds", report.suite, report.target)
+                }
+                _ => eprintln!(
+                    "eval: suite `{}` on {} {}{}",
+                    report.suite,
+                    report.target,
+                    if report.passed {
+                        "holds its gates"
+                    } else {
+                        "FAILED a gate"
+                    },
+                    if regressed.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; worse than its previous run: {}", regressed.join(", "))
+                    }
+                ),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs `suite_file` with prompt `name` pinned at `version`, and stores the run: the run that
 /// vouches for (or refuses) moving one of the prompt's eval-gated labels to that version.
 pub async fn vouch(
@@ -258,16 +377,7 @@ pub async fn vouch(
             suite.targets.len()
         )));
     }
-    let args = RunArgs {
-        path: suite_file.to_owned(),
-        repeat: None,
-        baseline: None,
-        fresh: false,
-        json: false,
-        junit: None,
-        html: None,
-        no_store: false,
-    };
+    let args = RunArgs::stored(suite_file);
     let pins = BTreeMap::from([(name.to_owned(), version)]);
     let mut reports = execute(config, catalog, &suites, &args, &pins).await?;
     reports

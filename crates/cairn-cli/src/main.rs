@@ -294,9 +294,18 @@ fn main() -> ExitCode {
             Command::Ingest { args, .. } => {
                 let catalog = cairn_runtime::catalog::open_for_use(&config).await?;
                 let rag = cairn_runtime::rag::build(&config, &catalog).await?;
-                let clean = rag::ingest(&rag, args).await;
+                let (collection, no_eval) = (args.collection.clone(), args.no_eval);
+                let report = rag::ingest(&rag, args).await;
+                if let Ok(report) = &report
+                    && report.added + report.updated + report.removed > 0
+                    && !no_eval
+                {
+                    drop(rag);
+                    eval::continuous(&config, &catalog, eval::Trigger::Collection(&collection))
+                        .await;
+                }
                 catalog.close().await;
-                if !clean? {
+                if !report?.failed.is_empty() {
                     anyhow::bail!(
                         "some documents could not be ingested (listed above); the rest were"
                     );

@@ -264,6 +264,7 @@ pub async fn run(
                 Some(from) => println!("{name}@{label}: v{from} → v{}{vouched}", moved.to_version),
                 None => println!("{name}@{label}: → v{}{vouched}", moved.to_version),
             }
+            crate::eval::continuous(config, open, crate::eval::Trigger::Prompt(&name)).await;
         }
         PromptCommand::Rollback {
             name,
@@ -279,6 +280,7 @@ pub async fn run(
                 moved.from_version.unwrap_or_default(),
                 moved.to_version
             );
+            crate::eval::continuous(config, open, crate::eval::Trigger::Prompt(&name)).await;
         }
         PromptCommand::History { name } => {
             let versions = catalog.list_prompt_versions(&name).await?;

@@ -19,6 +19,10 @@ pub struct IngestArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Skips the eval suites attached to the collection (`[[evals.continuous]]`), which otherwise
+    /// run when the ingest changed it.
+    #[arg(long)]
+    pub no_eval: bool,
 }
 
 #[derive(Debug, Args)]
@@ -72,7 +76,8 @@ impl Progress for Bar {
     }
 }
 
-pub async fn ingest(rag: &Rag, args: IngestArgs) -> anyhow::Result<bool> {
+/// Ingests and prints the report (what failed is listed; the rest is kept).
+pub async fn ingest(rag: &Rag, args: IngestArgs) -> anyhow::Result<IngestReport> {
     let source = if args.source.starts_with("http://") || args.source.starts_with("https://") {
         Source::Url(args.source.clone())
     } else {
@@ -99,7 +104,7 @@ pub async fn ingest(rag: &Rag, args: IngestArgs) -> anyhow::Result<bool> {
     } else {
         print_report(&report);
     }
-    Ok(report.failed.is_empty())
+    Ok(report)
 }
 
 fn print_report(report: &IngestReport) {

@@ -41,10 +41,17 @@ async fn gated_labels_move_only_to_versions_their_suite_passes_on() {
     tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(dir.join("evals")).expect("evals dir");
         std::fs::write(dir.join("evals/gate.yaml"), GATE_SUITE).expect("suite");
+        // The same cases, watched: run whenever rag_answer's labels move or the handbook changes.
+        std::fs::write(
+            dir.join("evals/watch.yaml"),
+            GATE_SUITE.replace("name: gate", "name: watch"),
+        )
+        .expect("suite");
         setup(
             &dir,
             &base_url,
-            "[[prompts.gates]]\nprompt = \"rag_answer\"\nlabel = \"production\"\nsuite = \"evals/gate.yaml\"\n",
+            "[[prompts.gates]]\nprompt = \"rag_answer\"\nlabel = \"production\"\nsuite = \"evals/gate.yaml\"\n\
+             [[evals.continuous]]\nsuite = \"evals/watch.yaml\"\nprompts = [\"rag_answer\"]\ncollections = [\"handbook\"]\n",
         );
 
         // The suite passes on the shipped v1, which the first run publishes as production.
@@ -73,8 +80,14 @@ async fn gated_labels_move_only_to_versions_their_suite_passes_on() {
         assert!(!shown.contains("on the moon"), "the label did not move: {shown}");
 
         // Another label is not gated; a gated one cannot be moved by naming a run that failed.
+        // The move runs the watching suite (on production, still v1: it holds).
         let (code, stdout, stderr) = eval(&dir, &["prompt", "label", "rag_answer", "2", "staging"]);
         assert_eq!(code, 0, "{stdout}\n{stderr}");
+        assert!(
+            stderr.contains("eval: a label of prompt `rag_answer` moved; running evals/watch.yaml")
+                && stderr.contains("eval: suite `watch` on app:docs holds"),
+            "{stderr}"
+        );
         let (_, listed, _) = eval(&dir, &["eval", "list", "gate", "--json"]);
         let runs: Vec<Value> = serde_json::from_str(&listed).expect("runs");
         let failed = runs[0]["id"].as_str().expect("the failed run is stored").to_owned();
@@ -98,6 +111,24 @@ async fn gated_labels_move_only_to_versions_their_suite_passes_on() {
             .to_owned();
         let (_, history, _) = eval(&dir, &["prompt", "history", "rag_answer"]);
         assert!(history.contains(&format!("[eval run {run}]")), "{history}");
+
+        // The watching suite ran again after the move, compared with its previous run: it has run
+        // after the first ingest, the staging move and this one.
+        assert!(stdout.contains("suite `watch` on app:docs"), "{stdout}");
+        let (_, watched, _) = eval(&dir, &["eval", "list", "watch", "--json"]);
+        let watched: Vec<Value> = serde_json::from_str(&watched).expect("runs");
+        assert_eq!(watched.len(), 3, "{watched:?}");
+        assert_eq!(watched[0]["target"]["baseline"], watched[1]["id"], "{watched:?}");
+        assert_eq!(watched[2]["target"]["baseline"], Value::Null, "the first had none");
+
+        // An ingest that changes the handbook runs it; one that changes nothing does not.
+        std::fs::write(dir.join("docs/extra.md"), "# Extra\n\nThe moon is not supported.\n").expect("doc");
+        let (code, stdout, stderr) = eval(&dir, &["ingest", "docs", "--collection", "handbook"]);
+        assert_eq!(code, 0, "{stdout}\n{stderr}");
+        assert!(stderr.contains("eval: collection `handbook` changed; running evals/watch.yaml"), "{stderr}");
+        let (code, stdout, stderr) = eval(&dir, &["ingest", "docs", "--collection", "handbook"]);
+        assert_eq!(code, 0, "{stdout}\n{stderr}");
+        assert!(!stderr.contains("running evals/watch.yaml"), "nothing changed: {stderr}");
 
         // The run answered with v3 through the app, not with the label's v1.
         let (code, shown, stderr) = eval(&dir, &["eval", "show", &run, "--json"]);

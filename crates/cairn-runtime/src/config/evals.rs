@@ -1,4 +1,7 @@
-//! `[evals]`: online evaluation of production answers (`[[evals.online]]`) and its judge budget.
+//! `[evals]`: online evaluation of production answers (`[[evals.online]]`) and its judge budget,
+//! and suites attached to collections and prompts (`[[evals.continuous]]`).
+
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +15,23 @@ pub struct EvalsSection {
     pub online_judge_calls_per_minute: u32,
     /// Apps whose answers are judged, a sample of them, off the request path.
     pub online: Vec<OnlineSection>,
+    /// Suites run when what they evaluate changes: a sync of a collection, a move of a prompt's
+    /// label; each run is compared with the suite's previous one.
+    pub continuous: Vec<ContinuousSection>,
+}
+
+/// `[[evals.continuous]]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContinuousSection {
+    /// The suite file, relative to the working directory.
+    pub suite: PathBuf,
+    /// An ingest that adds, updates or removes documents of one of these runs the suite.
+    #[serde(default)]
+    pub collections: Vec<String>,
+    /// A label move (or rollback) of one of these prompts runs the suite.
+    #[serde(default)]
+    pub prompts: Vec<String>,
 }
 
 impl Default for EvalsSection {
@@ -19,6 +39,7 @@ impl Default for EvalsSection {
         EvalsSection {
             online_judge_calls_per_minute: 60,
             online: Vec::new(),
+            continuous: Vec::new(),
         }
     }
 }
@@ -96,6 +117,23 @@ pub(super) fn check_evals(
                 ),
             ));
         }
+    }
+    for (index, rule) in evals.continuous.iter().enumerate() {
+        let key = |field: &str| format!("evals.continuous[{index}].{field}");
+        if rule.collections.is_empty() && rule.prompts.is_empty() {
+            return Err(bad(
+                &key("suite"),
+                "nothing triggers it".into(),
+                "list the `collections` whose syncs or the `prompts` whose label moves run the suite",
+            ));
+        }
+        cairn_eval::Suite::load(&rule.suite).map_err(|e| {
+            bad(
+                &key("suite"),
+                e.to_string(),
+                "name an eval suite file that `cairn eval run FILE` accepts (paths are relative to the working directory)",
+            )
+        })?;
     }
     if !evals.online.is_empty() && evals.online_judge_calls_per_minute == 0 {
         return Err(bad(

@@ -262,6 +262,7 @@ fn the_example_config_is_valid_and_complete() {
             "guards",
             "prompts.gates",
             "evals.online",
+            "evals.continuous",
         ]
         .contains(&key.as_str())
     }) {
@@ -621,4 +622,33 @@ fn online_evaluation_rules_name_an_app_a_judge_a_share_and_known_metrics() {
     ] {
         check_error(Some(&rule(body)), &[], &[], fragments);
     }
+}
+
+#[test]
+fn continuous_suites_need_a_trigger_and_a_suite_that_loads() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let suite = dir.path().join("watch.yaml");
+    std::fs::write(
+        &suite,
+        "name: watch\ntarget: app:chat\ndataset:\n  cases:\n    - question: What is VACUUM?\nmetrics:\n  - metric: length\n    max: 100\n",
+    )
+    .expect("suite");
+    let rule = |suite: &str, triggers: &str| {
+        format!("[[evals.continuous]]\nsuite = \"{suite}\"\n{triggers}")
+    };
+    let path = suite.display().to_string();
+    let config = load_ok(Some(&rule(&path, "collections = [\"docs\"]\n")), &[], &[]);
+    assert_eq!(config.evals.continuous[0].collections, ["docs"]);
+    check_error(
+        Some(&rule(&path, "")),
+        &[],
+        &[],
+        &["evals.continuous[0].suite", "nothing triggers it"],
+    );
+    check_error(
+        Some(&rule("/nowhere.yaml", "prompts = [\"rag_answer\"]\n")),
+        &[],
+        &[],
+        &["evals.continuous[0].suite", "/nowhere.yaml"],
+    );
 }
