@@ -128,6 +128,7 @@ pub fn router(state: AppState) -> Router {
     let mcp = crate::mcp::router(&state);
     Router::new()
         .route("/", get(web_api::index))
+        .route("/evals", get(web_api::evals_page))
         .route("/assets/{*path}", get(web_api::asset))
         .route("/auth/login", get(crate::auth::login))
         .route("/auth/callback", get(crate::auth::callback))

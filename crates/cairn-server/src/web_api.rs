@@ -32,7 +32,17 @@ const MAX_COMMENT_CHARS: usize = 2_000;
 const TITLE_CHARS: usize = 60;
 
 /// The embedded front-end: (path under /assets/, content type, bytes).
-const ASSETS: [(&str, &str, &[u8]); 4] = [
+const ASSETS: [(&str, &str, &[u8]); 6] = [
+    (
+        "evals.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../web/evals.js"),
+    ),
+    (
+        "evals.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../../web/evals.css"),
+    ),
     (
         "app.js",
         "text/javascript; charset=utf-8",
@@ -79,6 +89,15 @@ pub(crate) async fn index() -> Response {
     (
         hardened("text/html; charset=utf-8"),
         include_str!("../../../web/index.html"),
+    )
+        .into_response()
+}
+
+/// The evals page: stored runs, one run's cases, two runs side by side.
+pub(crate) async fn evals_page() -> Response {
+    (
+        hardened("text/html; charset=utf-8"),
+        include_str!("../../../web/evals.html"),
     )
         .into_response()
 }

@@ -2,7 +2,7 @@
 //! moving it to a version that makes the app answer unfaithfully is refused with the failed gate and
 //! leaves the label where it was, while a faithful version moves, and the audit trail names the
 //! run that allowed it. The suite runs the app with the candidate version pinned; `cairn eval
-//! compare` sets the refused run beside the one that allowed the move.
+//! compare` and the web UI's evals page set the refused run beside the one that allowed the move.
 
 use serde_json::Value;
 
@@ -150,6 +150,24 @@ async fn gated_labels_move_only_to_versions_their_suite_passes_on() {
         let (code, table, _) = eval(&dir, &["eval", "compare", &failed, &run]);
         assert_eq!(code, 0);
         assert!(table.contains("+0.500"), "{table}");
+
+        // The same runs on the web UI's evals page, in headless Chromium.
+        let server = crate::Server::start(&dir, &[("CAIRN__EMBEDDING__LOCAL", &crate::rag::minilm())]);
+        let browsed = std::process::Command::new(crate::python())
+            .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser/test_evals_page.py"))
+            .env("CAIRN_URL", server.url(""))
+            .env("CAIRN_RUN_BEFORE", &failed)
+            .env("CAIRN_RUN_AFTER", &run)
+            .env("CHROMEDRIVER", crate::browser::chromedriver())
+            .output()
+            .expect("python");
+        let report = format!(
+            "{}{}",
+            String::from_utf8_lossy(&browsed.stdout),
+            String::from_utf8_lossy(&browsed.stderr)
+        );
+        assert!(browsed.status.success(), "the evals page failed in the browser:\n{report}\n{}", server.logs());
+        crate::assert_ran(&report, 3, 0);
     })
     .await
     .expect("join");
