@@ -247,6 +247,7 @@ pub async fn calibrate(
     metric: &Metric,
     cases: &[Labelled],
     concurrency: usize,
+    observer: &dyn crate::Observer,
 ) -> Result<Calibration, EvalCallError> {
     let Check::Judged(judged) = &metric.check else {
         return Err(EvalCallError::Unusable(format!(
@@ -254,6 +255,8 @@ pub async fn calibrate(
             metric.name
         )));
     };
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let done = &done;
     let judgements: Vec<_> = stream::iter(cases)
         .map(|labelled| async move {
             let answer = EvalAnswer {
@@ -275,6 +278,8 @@ pub async fn calibrate(
             let judgement = judged
                 .score(answerer, judge, &labelled.case, &answer, true)
                 .await?;
+            let finished = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            observer.attempt_done(finished, cases.len(), &[]);
             Ok::<_, EvalCallError>((labelled, judgement))
         })
         .buffered(concurrency.max(1))

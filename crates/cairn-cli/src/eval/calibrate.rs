@@ -45,16 +45,23 @@ pub(super) async fn calibrate_with(
         route: args.judge.clone(),
         max_tokens: None,
     };
-    eprintln!(
-        "eval: calibrating the judge of {} ({}) on {} labelled answers",
+    let progress = super::Progress::new(&format!(
+        "the calibration of the judge of {} ({}) on {} labelled answers",
         metric.name,
         args.judge,
         cases.len()
-    );
-    let calibration =
-        cairn_eval::calibrate::calibrate(&answerer, &judge, metric, cases, args.concurrency)
-            .await
-            .map_err(broken)?;
+    ));
+    let calibration = cairn_eval::calibrate::calibrate(
+        &answerer,
+        &judge,
+        metric,
+        cases,
+        args.concurrency,
+        &progress,
+    )
+    .await;
+    progress.finish();
+    let calibration = calibration.map_err(broken)?;
     let stored = if args.no_store {
         None
     } else {
