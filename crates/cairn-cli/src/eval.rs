@@ -98,6 +98,9 @@ pub struct CalibrateArgs {
     pub threshold: Option<f64>,
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// Caps each judge answer (default: the judge prompt's `max_tokens`).
+    #[arg(long)]
+    pub max_tokens: Option<u32>,
     #[arg(long)]
     pub json: bool,
     /// Does not store the calibration.

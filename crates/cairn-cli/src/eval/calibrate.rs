@@ -43,7 +43,7 @@ pub(super) async fn calibrate_with(
     let answerer = cairn_eval::CachingAnswerer::new(&pipeline_answerer, &*runtime.catalog);
     let judge = cairn_eval::metrics::JudgeSettings {
         route: args.judge.clone(),
-        max_tokens: None,
+        max_tokens: args.max_tokens,
     };
     let progress = super::Progress::new(&format!(
         "the calibration of the judge of {} ({}) on {} labelled answers",
