@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use async_trait::async_trait;
-use cairn_core::eval::{Answerer, EvalAnswer, EvalCall, EvalCallError, EvalPassage, EvalTarget};
+use cairn_core::eval::{Answerer, EvalAnswer, EvalCall, EvalCallError, EvalTarget};
 use cairn_core::model::{ChatMessage, ChatRequest, Role};
 use cairn_core::{Principal, RequestContext};
 use serde_json::Value;
@@ -57,16 +57,7 @@ impl Answerer for PipelineAnswerer {
             .answer(&context, request)
             .await
             .map_err(classify)?;
-        let passages = answer
-            .citations()
-            .iter()
-            .map(|c| EvalPassage {
-                source: c.url.clone().unwrap_or_else(|| c.source.clone()),
-                title: c.title.clone(),
-                text: c.text.clone(),
-                score: c.score,
-            })
-            .collect();
+        let passages = crate::online::eval_passages(answer.citations());
         let lineage_id = answer.lineage_id();
         // The caller's own redacted values come back restored; what the harness stores must not
         // hold them, so the answer it gets keeps their placeholders.

@@ -24,15 +24,21 @@ impl OnlineOffer {
             app: self.app.clone(),
             question: self.question.clone(),
             answer: answer.to_owned(),
-            passages: citations
-                .iter()
-                .map(|c| EvalPassage {
-                    source: c.url.clone().unwrap_or_else(|| c.source.clone()),
-                    title: c.title.clone(),
-                    text: c.text.clone(),
-                    score: c.score,
-                })
-                .collect(),
+            passages: eval_passages(citations),
         });
     }
+}
+
+/// Cited passages as the eval harness sees them: source (the URL where there is one), title, text
+/// and score, in the order the prompt numbered them.
+pub(crate) fn eval_passages(citations: &[Citation]) -> Vec<EvalPassage> {
+    citations
+        .iter()
+        .map(|c| EvalPassage {
+            source: c.url.clone().unwrap_or_else(|| c.source.clone()),
+            title: c.title.clone(),
+            text: c.text.clone(),
+            score: c.score,
+        })
+        .collect()
 }
