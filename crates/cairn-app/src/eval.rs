@@ -45,7 +45,7 @@ impl Answerer for PipelineAnswerer {
             response_format: call.response_format.clone(),
             ..ChatRequest::default()
         };
-        let target = pipeline_target(target, call);
+        let target = pipeline_target(target, call)?;
         let mut request = AnswerRequest::new(target, chat);
         request.prompt_pins = call.prompt_pins.clone();
         if !call.use_cache {
@@ -104,16 +104,25 @@ impl Answerer for PipelineAnswerer {
     }
 
     async fn check(&self, target: &EvalTarget, call: &EvalCall) -> Result<(), EvalCallError> {
+        if *target == EvalTarget::Given {
+            return Ok(());
+        }
         self.pipeline
-            .check(&pipeline_target(target, call), &call.prompt_pins)
+            .check(&pipeline_target(target, call)?, &call.prompt_pins)
             .await
             .map_err(classify)
     }
 }
 
 /// The pipeline's target for an eval target: a prompt target renders from the call's variables.
-fn pipeline_target(target: &EvalTarget, call: &EvalCall) -> Target {
-    match target {
+/// `given` answers are scored as they are and never reach the pipeline.
+fn pipeline_target(target: &EvalTarget, call: &EvalCall) -> Result<Target, EvalCallError> {
+    Ok(match target {
+        EvalTarget::Given => {
+            return Err(EvalCallError::Unusable(
+                "the `given` target has no pipeline call: its answers come from the dataset".into(),
+            ));
+        }
         EvalTarget::App(name) => Target::App(name.clone()),
         EvalTarget::Model {
             route,
@@ -127,7 +136,7 @@ fn pipeline_target(target: &EvalTarget, call: &EvalCall) -> Target {
             route: Some(route.clone()),
             variables: variables(call),
         },
-    }
+    })
 }
 
 /// The case's variables, with the question offered as `question` unless the case sets one.

@@ -25,11 +25,17 @@ pub enum EvalTarget {
         route: String,
         prompt: Option<String>,
     },
+    /// `given`: each case brings its answer and the passages it was given (a logged production
+    /// answer, another system's output); nothing is called, the answers are only scored.
+    Given,
 }
 
 impl EvalTarget {
-    /// Reads `app:NAME`, `route:NAME` or `model:NAME`.
+    /// Reads `app:NAME`, `route:NAME`, `model:NAME` or `given`.
     pub fn parse(text: &str) -> Option<EvalTarget> {
+        if text == "given" {
+            return Some(EvalTarget::Given);
+        }
         let (kind, name) = text.split_once(':')?;
         if name.is_empty() {
             return None;
@@ -64,6 +70,7 @@ impl fmt::Display for EvalTarget {
                 route,
                 prompt: Some(prompt),
             } => write!(f, "route:{route} prompt:{prompt}"),
+            EvalTarget::Given => f.write_str("given"),
         }
     }
 }

@@ -88,6 +88,7 @@ pub fn load(path: &Path) -> Result<Vec<Labelled>, SuiteError> {
                 gold: Vec::new(),
                 tags: Vec::new(),
                 origin,
+                given: None,
             },
             answer: row.answer,
             passages: row.passages,

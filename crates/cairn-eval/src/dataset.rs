@@ -23,6 +23,17 @@ pub struct Case {
     pub tags: Vec<String>,
     /// `file:line` of the case.
     pub origin: String,
+    /// An answer already given (a logged production answer, another system's output), for suites
+    /// whose target is `given`: it is scored as it is, and no target is called.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given: Option<Given>,
+}
+
+/// A given answer and the passages it was given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Given {
+    pub response: String,
+    pub contexts: Vec<String>,
 }
 
 /// A passage that answers the case: a document (its source or file name) and, optionally, text the
@@ -54,6 +65,12 @@ pub struct CaseFile {
     pub file: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// `target: given`: the answer to score.
+    #[serde(default)]
+    pub response: Option<String>,
+    /// `target: given`: the passages the answer was given.
+    #[serde(default)]
+    pub contexts: Vec<String>,
 }
 
 impl CaseFile {
@@ -73,6 +90,10 @@ impl CaseFile {
             gold,
             tags: self.tags,
             origin,
+            given: self.response.map(|response| Given {
+                response,
+                contexts: self.contexts,
+            }),
         }
     }
 }
@@ -89,7 +110,7 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<Case>, SuiteError> {
         let case: CaseFile = serde_json::from_str(line).map_err(|e| SuiteError::Dataset {
             origin: origin.clone(),
             message: format!(
-                "{e}; a case is a JSON object with question, and optionally id, variables, reference, gold [{{document, text}}], file, tags"
+                "{e}; a case is a JSON object with question, and optionally id, variables, reference, gold [{{document, text}}], file, tags, response and contexts"
             ),
         })?;
         let index = cases.len();
@@ -99,7 +120,8 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<Case>, SuiteError> {
 }
 
 /// Reads a CSV dataset with a header row: `question` (required), `id`, `reference`, `gold_document`,
-/// `gold_text`, `tags` (separated by `;`), and `var.NAME` columns for prompt variables.
+/// `gold_text`, `tags` (separated by `;`), `response` and `contexts` (a JSON array of strings) for
+/// given answers, and `var.NAME` columns for prompt variables.
 pub fn read_csv(path: &Path) -> Result<Vec<Case>, SuiteError> {
     let text = read(path)?;
     let mut reader = csv::Reader::from_reader(text.as_bytes());
@@ -117,6 +139,8 @@ pub fn read_csv(path: &Path) -> Result<Vec<Case>, SuiteError> {
         "gold_document",
         "gold_text",
         "tags",
+        "response",
+        "contexts",
     ];
     if let Some(unknown) = headers
         .iter()
@@ -189,6 +213,15 @@ pub fn read_csv(path: &Path) -> Result<Vec<Case>, SuiteError> {
             tags: field("tags")
                 .map(|t| t.split(';').map(|s| s.trim().to_owned()).collect())
                 .unwrap_or_default(),
+            response: field("response"),
+            // A JSON array of strings, as the column's text.
+            contexts: match field("contexts") {
+                None => Vec::new(),
+                Some(text) => serde_json::from_str(&text).map_err(|e| SuiteError::Dataset {
+                    origin: origin.clone(),
+                    message: format!("`contexts` is not a JSON array of strings ({e})"),
+                })?,
+            },
         };
         let index = cases.len();
         cases.push(case.into_case(index, origin));

@@ -126,6 +126,7 @@ async fn judge(
         gold: Vec::new(),
         tags: Vec::new(),
         origin: format!("lineage {}", answered.lineage_id),
+        given: None,
     };
     let answer = EvalAnswer {
         text: answered.answer.clone(),

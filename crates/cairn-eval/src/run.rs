@@ -79,7 +79,7 @@ pub async fn run(
             async move {
                 let attempt = attempt(suite, target, answerer, case, repeat_idx, options).await?;
                 if let Ok(mut calls) = calls.lock() {
-                    calls.target += 1;
+                    calls.target += usize::from(*target != EvalTarget::Given);
                     calls.judge += attempt.judge_calls;
                     calls.cached += attempt.cached_calls;
                 }
@@ -245,7 +245,14 @@ async fn attempt(
 ) -> Result<Scored, EvalCallError> {
     let use_cache = !options.fresh;
     let call = target_call(suite, case, options);
-    let answer = match answerer.answer(target, &call).await {
+    let reply = match (target, &case.given) {
+        (EvalTarget::Given, Some(given)) => Ok(given_answer(case, given)),
+        (EvalTarget::Given, None) => Err(EvalCallError::Failed(
+            "the case has no `response` to score".into(),
+        )),
+        _ => answerer.answer(target, &call).await,
+    };
+    let answer = match reply {
         Ok(answer) => answer,
         Err(EvalCallError::Failed(reason)) => {
             let scores = suite
@@ -301,6 +308,26 @@ async fn attempt(
     }
     scored.attempt.answer = Some(answer);
     Ok(scored)
+}
+
+/// A case's given answer as the metrics read answers: its response and its contexts as passages.
+fn given_answer(case: &Case, given: &crate::dataset::Given) -> EvalAnswer {
+    EvalAnswer {
+        text: given.response.clone(),
+        question: case.question.clone(),
+        passages: given
+            .contexts
+            .iter()
+            .enumerate()
+            .map(|(i, text)| cairn_core::eval::EvalPassage {
+                source: format!("context {}", i + 1),
+                title: String::new(),
+                text: text.clone(),
+                score: 1.0,
+            })
+            .collect(),
+        ..EvalAnswer::default()
+    }
 }
 
 #[cfg(test)]

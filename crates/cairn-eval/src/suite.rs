@@ -168,6 +168,17 @@ impl Suite {
             ));
         }
         dataset::check_unique(&cases)?;
+        if targets.contains(&EvalTarget::Given)
+            && let Some(case) = cases.iter().find(|c| c.given.is_none())
+        {
+            return Err(SuiteError::Invalid {
+                origin: case.origin.clone(),
+                message: format!(
+                    "case `{}` has no `response`, and the target `given` scores the answers the dataset gives; add `response` (and `contexts`, the passages it was given)",
+                    case.id
+                ),
+            });
+        }
 
         if file.metrics.value.is_empty() {
             return Err(invalid(
@@ -297,7 +308,7 @@ fn targets(file: &SuiteFile) -> Result<Vec<EvalTarget>, (Option<usize>, String)>
     if named.is_empty() {
         return Err((
             None,
-            "no `target`; name one: app:NAME, route:NAME or model:NAME".into(),
+            "no `target`; name one: app:NAME, route:NAME, model:NAME or given".into(),
         ));
     }
     let prompts: Vec<Option<String>> = if file.prompt.is_none() && file.prompts.is_empty() {
@@ -316,7 +327,7 @@ fn targets(file: &SuiteFile) -> Result<Vec<EvalTarget>, (Option<usize>, String)>
             (
                 line(name),
                 format!(
-                    "target `{}` is not app:NAME, route:NAME or model:NAME",
+                    "target `{}` is not app:NAME, route:NAME, model:NAME or given",
                     name.value
                 ),
             )

@@ -222,6 +222,7 @@ mod tests {
             gold: Vec::new(),
             tags: Vec::new(),
             origin: "t:1".into(),
+            given: None,
         };
         let answer = EvalAnswer {
             text: answer.into(),

@@ -130,6 +130,7 @@ mod tests {
                 .collect(),
             tags: Vec::new(),
             origin: "t:1".into(),
+            given: None,
         }
     }
 

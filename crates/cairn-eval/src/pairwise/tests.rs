@@ -59,6 +59,7 @@ fn case(id: &str) -> Case {
         gold: Vec::new(),
         tags: Vec::new(),
         origin: "suite.yaml:1".into(),
+        given: None,
     }
 }
 

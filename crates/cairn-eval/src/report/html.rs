@@ -203,6 +203,7 @@ mod tests {
             gold: Vec::new(),
             tags: Vec::new(),
             origin: "suite.yaml:7".into(),
+            given: None,
         };
         let answer = EvalAnswer {
             text: hostile.into(),

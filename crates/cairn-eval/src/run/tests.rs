@@ -445,3 +445,51 @@ async fn rubric_criteria_reach_the_judge_and_come_back_scored() {
         case.scores["style"]
     );
 }
+
+#[tokio::test]
+async fn given_answers_are_scored_as_they_are_without_a_target_call() {
+    let source = "name: logged
+target: given
+dataset:
+  cases:
+    - id: faithful
+      question: What is TRUNCATE?
+      response: It empties tables. It is fast
+      contexts: [\"TRUNCATE: It empties tables. It is fast.\"]
+    - id: made-up
+      question: What is TRUNCATE?
+      response: It deletes rows
+      contexts: [\"TRUNCATE: It empties tables. It is fast.\"]
+judge:
+  route: judge
+metrics:
+  - metric: faithfulness
+";
+    let suite = Suite::parse(source, Path::new("logged.yaml")).expect("suite parses");
+    let scripted = Scripted::default();
+    let report = run_with(&suite, &scripted, &RunOptions::default()).await;
+    let score = |id: &str| {
+        report
+            .cases
+            .iter()
+            .find(|c| c.case.id == id)
+            .and_then(|c| c.scores["faithfulness"].value())
+    };
+    assert_eq!(score("faithful"), Some(1.0), "{report:?}");
+    assert_eq!(score("made-up"), Some(0.0), "{report:?}");
+    assert_eq!(
+        scripted.target_calls.load(Ordering::SeqCst),
+        0,
+        "no target was called"
+    );
+    assert_eq!(report.calls.judge, 2);
+
+    let missing = source.replace("      response: It deletes rows\n", "");
+    let refused = Suite::parse(&missing, Path::new("logged.yaml")).expect_err("refused");
+    assert!(
+        refused
+            .to_string()
+            .contains("case `made-up` has no `response`"),
+        "{refused}"
+    );
+}

@@ -93,7 +93,10 @@ fn mistakes_are_refused_with_the_line_and_the_fix() {
     );
     refused(
         &GOOD.replace("targets: [route:fast, route:slow]", "targets: [fast]"),
-        &["evals/smoke.yaml:2", "app:NAME, route:NAME or model:NAME"],
+        &[
+            "evals/smoke.yaml:2",
+            "app:NAME, route:NAME, model:NAME or given",
+        ],
     );
     refused(
         &GOOD.replace("targets: [route:fast, route:slow]", "targets: [app:docs]"),
