@@ -212,7 +212,10 @@ async fn run_suites(config: &cairn_runtime::config::Config, args: RunArgs) -> an
     let catalog = cairn_runtime::catalog::open_for_use(config)
         .await
         .map_err(broken)?;
-    let result = execute(config, &catalog, &suites, &args, &BTreeMap::new()).await;
+    let result = match runtime(config, &catalog).await {
+        Ok(runtime) => execute(&runtime, &suites, &args, &BTreeMap::new()).await,
+        Err(e) => Err(e),
+    };
     catalog.close().await;
     let reports = result?;
     if args.json {
@@ -277,32 +280,42 @@ pub async fn continuous(
     catalog: &cairn_runtime::catalog::OpenCatalog,
     trigger: Trigger<'_>,
 ) {
-    for rule in &config.evals.continuous {
-        let attached = match trigger {
+    let attached: Vec<&Path> = config
+        .evals
+        .continuous
+        .iter()
+        .filter(|rule| match trigger {
             Trigger::Collection(name) => rule.collections.iter().any(|c| c == name),
             Trigger::Prompt(name) => rule.prompts.iter().any(|p| p == name),
-        };
-        if !attached {
-            continue;
+        })
+        .map(|rule| rule.suite.as_path())
+        .collect();
+    if attached.is_empty() {
+        return;
+    }
+    // One runtime (models, retrieval) for every attached suite.
+    let runtime = match runtime(config, catalog).await {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("eval: the suites attached to what changed could not run: {e}");
+            return;
         }
+    };
+    for file in attached {
         eprintln!(
             "eval: {trigger}; running {} (attached in [[evals.continuous]])",
-            rule.suite.display()
+            file.display()
         );
-        if let Err(e) = run_attached(config, catalog, &rule.suite).await {
-            eprintln!("eval: {} could not run: {e}", rule.suite.display());
+        if let Err(e) = run_attached(&runtime, file).await {
+            eprintln!("eval: {} could not run: {e}", file.display());
         }
     }
 }
 
-async fn run_attached(
-    config: &cairn_runtime::config::Config,
-    catalog: &cairn_runtime::catalog::OpenCatalog,
-    file: &Path,
-) -> anyhow::Result<()> {
+async fn run_attached(runtime: &cairn_runtime::Runtime, file: &Path) -> anyhow::Result<()> {
     for suite in load_suites(file)? {
-        let previous = catalog
-            .as_dyn()
+        let previous = runtime
+            .catalog
             .list_eval_runs(Some(&suite.name), 1)
             .await
             .map_err(broken)?
@@ -313,8 +326,7 @@ async fn run_attached(
             ..RunArgs::stored(file)
         };
         let reports = execute(
-            config,
-            catalog,
+            runtime,
             std::slice::from_ref(&suite),
             &args,
             &BTreeMap::new(),
@@ -326,7 +338,7 @@ async fn run_attached(
                 .iter()
                 .filter_map(|m| {
                     let c = m.versus_baseline.as_ref()?;
-                    (c.difference.high < 0.0)
+                    c.regressed()
                         .then(|| format!("{} {:+.3}", m.name, c.difference.value))
                 })
                 .collect();
@@ -353,6 +365,21 @@ async fn run_attached(
         }
     }
     Ok(())
+}
+
+/// The runtime suites and judges are called through; an error ends `cairn eval` with exit code 2.
+async fn runtime(
+    config: &cairn_runtime::config::Config,
+    catalog: &cairn_runtime::catalog::OpenCatalog,
+) -> anyhow::Result<cairn_runtime::Runtime> {
+    cairn_runtime::Runtime::build(config, catalog)
+        .await
+        .map_err(broken)
+}
+
+/// Eval calls through the runtime's pipeline, as the local user.
+fn local_answerer(runtime: &cairn_runtime::Runtime) -> cairn_app::PipelineAnswerer {
+    cairn_app::PipelineAnswerer::new(runtime.pipeline.clone(), cairn_core::Principal::local())
 }
 
 /// Runs `suite_file` with prompt `name` pinned at `version`, and stores the run: the run that
@@ -382,7 +409,7 @@ pub async fn vouch(
     }
     let args = RunArgs::stored(suite_file);
     let pins = BTreeMap::from([(name.to_owned(), version)]);
-    let mut reports = execute(config, catalog, &suites, &args, &pins).await?;
+    let mut reports = execute(&runtime(config, catalog).await?, &suites, &args, &pins).await?;
     reports
         .pop()
         .ok_or_else(|| broken(format!("suite `{}` produced no run", suite.name)))
@@ -391,17 +418,12 @@ pub async fn vouch(
 /// Runs every target of every suite; stores the runs unless told not to and prints their summaries
 /// unless `--json`.
 async fn execute(
-    config: &cairn_runtime::config::Config,
-    catalog: &cairn_runtime::catalog::OpenCatalog,
+    runtime: &cairn_runtime::Runtime,
     suites: &[Suite],
     args: &RunArgs,
     prompt_pins: &BTreeMap<String, i64>,
 ) -> anyhow::Result<Vec<RunReport>> {
-    let runtime = cairn_runtime::Runtime::build(config, catalog)
-        .await
-        .map_err(broken)?;
-    let pipeline_answerer =
-        cairn_app::PipelineAnswerer::new(runtime.pipeline.clone(), cairn_core::Principal::local());
+    let pipeline_answerer = local_answerer(runtime);
     // Judge and prompt calls are answered from the catalog when their inputs are unchanged.
     let answerer = cairn_eval::CachingAnswerer::new(&pipeline_answerer, &*runtime.catalog);
     let baseline = match args.baseline {

@@ -138,7 +138,7 @@ impl Gate {
         if self.no_regression {
             let outcome = match &summary.versus_baseline {
                 None => Err("no baseline run to compare with; pass --baseline RUN_ID".to_owned()),
-                Some(diff) if diff.difference.high < 0.0 => Err(format!(
+                Some(diff) if diff.regressed() => Err(format!(
                     "regressed by {:.3} (95% interval {:.3} to {:.3}) over {} paired cases",
                     -diff.difference.value, diff.difference.low, diff.difference.high, diff.pairs
                 )),

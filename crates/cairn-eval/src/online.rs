@@ -28,7 +28,8 @@ pub struct OnlineRule {
 
 /// Judges a sample of production answers; the answerer (the pipeline) is bound once it exists.
 pub struct OnlineEval {
-    rules: Vec<OnlineRule>,
+    /// Shared with the judging tasks, so sampling an answer copies no metric.
+    rules: Vec<Arc<OnlineRule>>,
     catalog: Arc<dyn Catalog>,
     answerer: OnceLock<Arc<dyn Answerer>>,
     budget: Budget,
@@ -70,7 +71,7 @@ impl std::fmt::Debug for OnlineEval {
 impl OnlineEval {
     pub fn new(rules: Vec<OnlineRule>, catalog: Arc<dyn Catalog>, per_minute: u32) -> OnlineEval {
         OnlineEval {
-            rules,
+            rules: rules.into_iter().map(Arc::new).collect(),
             catalog,
             answerer: OnceLock::new(),
             budget: Budget {
@@ -113,7 +114,7 @@ impl OnlineEvaluator for OnlineEval {
 
 /// Judges one answer by every metric of its rule and records the scores.
 async fn judge(
-    rule: OnlineRule,
+    rule: Arc<OnlineRule>,
     answerer: Arc<dyn Answerer>,
     catalog: Arc<dyn Catalog>,
     answered: Answered,

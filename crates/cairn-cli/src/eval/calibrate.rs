@@ -35,11 +35,8 @@ pub(super) async fn calibrate_with(
     metric: &cairn_eval::metrics::Metric,
     cases: &[cairn_eval::calibrate::Labelled],
 ) -> anyhow::Result<()> {
-    let runtime = cairn_runtime::Runtime::build(config, catalog)
-        .await
-        .map_err(broken)?;
-    let pipeline_answerer =
-        cairn_app::PipelineAnswerer::new(runtime.pipeline.clone(), cairn_core::Principal::local());
+    let runtime = super::runtime(config, catalog).await?;
+    let pipeline_answerer = super::local_answerer(&runtime);
     let answerer = cairn_eval::CachingAnswerer::new(&pipeline_answerer, &*runtime.catalog);
     let judge = cairn_eval::metrics::JudgeSettings {
         route: args.judge.clone(),

@@ -148,20 +148,15 @@ async fn eval_suites_gate_report_and_store_through_the_cli() {
         );
 
         // The HTML report, opened in headless Chromium.
-        let html_report = dir.join("report.html");
-        let browsed = Command::new(python())
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser/test_eval_report.py"))
-            .env("CAIRN_REPORT", &html_report)
-            .env("CHROMEDRIVER", crate::browser::chromedriver())
-            .output()
-            .expect("python");
-        let browsed_report = format!(
-            "{}{}",
-            String::from_utf8_lossy(&browsed.stdout),
-            String::from_utf8_lossy(&browsed.stderr)
+        let (passed, report) = crate::run_python_tests_blocking(
+            "browser/test_eval_report.py",
+            vec![
+                ("CAIRN_REPORT".into(), dir.join("report.html").display().to_string()),
+                ("CHROMEDRIVER".into(), crate::browser::chromedriver()),
+            ],
         );
-        assert!(browsed.status.success(), "the HTML report failed in the browser:\n{browsed_report}");
-        crate::assert_ran(&browsed_report, 2, 0);
+        assert!(passed, "the HTML report failed in the browser:\n{report}");
+        crate::assert_ran(&report, 2, 0);
 
         // Calibrating the judge against labels: it agrees on five of six labelled answers (one
         // was labelled a pass though its passage does not say it), κ = 2/3; stored, and shown by

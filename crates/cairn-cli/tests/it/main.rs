@@ -646,18 +646,22 @@ fn python() -> PathBuf {
 /// Runs a Python test file from `tests/` with the test environment's Python and extra
 /// variables; returns whether it passed and its stdout and stderr together.
 async fn run_python_tests(script: &str, env: Vec<(String, String)>) -> (bool, String) {
+    let script = script.to_owned();
+    tokio::task::spawn_blocking(move || run_python_tests_blocking(&script, env))
+        .await
+        .expect("join")
+}
+
+/// [`run_python_tests`] for a test already on a blocking thread.
+fn run_python_tests_blocking(script: &str, env: Vec<(String, String)>) -> (bool, String) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests")
         .join(script);
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(python())
-            .arg(script)
-            .envs(env)
-            .output()
-            .expect("run python")
-    })
-    .await
-    .expect("join");
+    let output = Command::new(python())
+        .arg(script)
+        .envs(env)
+        .output()
+        .expect("run python");
     let report = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),

@@ -10,23 +10,12 @@ use serde_json::{Value, json};
 use crate::Server;
 use crate::rag::{run, write_handbook};
 
-/// The answer's lineage record once its online scores are in (the 30 s limit only catches a hang).
+/// The answer's lineage record once its online scores are in.
 async fn scored(client: &reqwest::Client, server: &Server, id: &str, metrics: usize) -> Value {
-    for _ in 0..600 {
-        let response = client
-            .get(server.url(&format!("/v1/lineage/{id}")))
-            .send()
-            .await
-            .expect("lineage");
-        if response.status() == 200 {
-            let record: Value = response.json().await.expect("json");
-            if record["scores"].as_array().map_or(0, Vec::len) >= metrics {
-                return record;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no scores on lineage record {id}");
+    crate::web::lineage_where(client, server, id, |record| {
+        record["scores"].as_array().map_or(0, Vec::len) >= metrics
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,14 +123,7 @@ async fn production_answers_are_judged_off_the_request_path() {
     );
     // The other app is not evaluated online.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let record: Value = client
-        .get(server.url(&format!("/v1/lineage/{other_id}")))
-        .send()
-        .await
-        .expect("lineage")
-        .json()
-        .await
-        .expect("json");
+    let record = crate::web::lineage(&client, &server, &other_id).await;
     assert_eq!(record["scores"], json!([]), "{record}");
     drop(server);
 

@@ -153,20 +153,16 @@ async fn gated_labels_move_only_to_versions_their_suite_passes_on() {
 
         // The same runs on the web UI's evals page, in headless Chromium.
         let server = crate::Server::start(&dir, &[("CAIRN__EMBEDDING__LOCAL", &crate::rag::minilm())]);
-        let browsed = std::process::Command::new(crate::python())
-            .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser/test_evals_page.py"))
-            .env("CAIRN_URL", server.url(""))
-            .env("CAIRN_RUN_BEFORE", &failed)
-            .env("CAIRN_RUN_AFTER", &run)
-            .env("CHROMEDRIVER", crate::browser::chromedriver())
-            .output()
-            .expect("python");
-        let report = format!(
-            "{}{}",
-            String::from_utf8_lossy(&browsed.stdout),
-            String::from_utf8_lossy(&browsed.stderr)
+        let (passed, report) = crate::run_python_tests_blocking(
+            "browser/test_evals_page.py",
+            vec![
+                ("CAIRN_URL".into(), server.url("")),
+                ("CAIRN_RUN_BEFORE".into(), failed.clone()),
+                ("CAIRN_RUN_AFTER".into(), run.clone()),
+                ("CHROMEDRIVER".into(), crate::browser::chromedriver()),
+            ],
         );
-        assert!(browsed.status.success(), "the evals page failed in the browser:\n{report}\n{}", server.logs());
+        assert!(passed, "the evals page failed in the browser:\n{report}\n{}", server.logs());
         crate::assert_ran(&report, 3, 0);
     })
     .await

@@ -56,6 +56,16 @@ fn setup(dir: &Path, base_url: &str) -> Server {
 /// The lineage record of an answer, once written (it is written just after the answer); the 30 s
 /// limit only catches a hang.
 pub(crate) async fn lineage(client: &reqwest::Client, server: &Server, id: &str) -> Value {
+    lineage_where(client, server, id, |_| true).await
+}
+
+/// The lineage record of an answer once `ready` holds for it (online scores land after the record).
+pub(crate) async fn lineage_where(
+    client: &reqwest::Client,
+    server: &Server,
+    id: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
     for _ in 0..600 {
         let response = client
             .get(server.url(&format!("/v1/lineage/{id}")))
@@ -63,11 +73,14 @@ pub(crate) async fn lineage(client: &reqwest::Client, server: &Server, id: &str)
             .await
             .expect("lineage");
         if response.status() == 200 {
-            return response.json().await.expect("json");
+            let record: Value = response.json().await.expect("json");
+            if ready(&record) {
+                return record;
+            }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("no lineage record {id}");
+    panic!("no lineage record {id}, or not the one awaited");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -65,6 +65,13 @@ pub struct Comparison {
     pub worse: Vec<String>,
 }
 
+impl Comparison {
+    /// Significantly worse: the whole 95% interval of the difference is below zero.
+    pub fn regressed(&self) -> bool {
+        self.difference.high < 0.0
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricSummary {
     pub name: String,
