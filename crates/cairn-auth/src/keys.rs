@@ -17,7 +17,12 @@ pub struct GeneratedKey {
 }
 
 /// Makes a key with 244 random bits from the operating system's generator (two version-4 UUIDs).
-pub fn generate(name: &str, tools: Vec<String>, collections: Vec<String>) -> GeneratedKey {
+pub fn generate(
+    name: &str,
+    tools: Vec<String>,
+    collections: Vec<String>,
+    roles: &[crate::Role],
+) -> GeneratedKey {
     let secret = format!(
         "{KEY_PREFIX}{}{}",
         uuid::Uuid::new_v4().simple(),
@@ -29,6 +34,7 @@ pub fn generate(name: &str, tools: Vec<String>, collections: Vec<String>) -> Gen
         key_hash: hash(&secret),
         tools,
         collections,
+        roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
     };
     GeneratedKey { secret, record }
 }
@@ -47,8 +53,8 @@ mod tests {
 
     #[test]
     fn keys_are_unique_prefixed_and_stored_only_as_their_hash() {
-        let a = generate("ci", vec![], vec!["*".into()]);
-        let b = generate("ci", vec![], vec!["*".into()]);
+        let a = generate("ci", vec![], vec!["*".into()], &[crate::Role::Read]);
+        let b = generate("ci", vec![], vec!["*".into()], &[crate::Role::Read]);
         assert_ne!(a.secret, b.secret);
         assert!(a.secret.starts_with(KEY_PREFIX));
         assert_eq!(a.secret.len(), KEY_PREFIX.len() + 64);

@@ -9,5 +9,5 @@ mod grant;
 pub mod keys;
 mod verify;
 
-pub use grant::{ALL_COLLECTIONS, Grant};
+pub use grant::{ALL_COLLECTIONS, Grant, Role, Via, roles_of};
 pub use verify::{AuthError, KeyVerifier};

@@ -13,6 +13,7 @@ fn new_key(name: &str, hash: &str) -> NewApiKey {
         key_hash: hash.into(),
         tools: vec!["search_knowledge".into()],
         collections: vec!["handbook".into()],
+        roles: vec!["read".into(), "prompt_admin".into()],
     }
 }
 
@@ -25,6 +26,7 @@ pub async fn api_keys(catalog: Arc<dyn Catalog>) {
         catalog.find_active_api_key("hash-1").await.expect("find"),
         Some(key.clone())
     );
+    assert_eq!(key.roles, ["read", "prompt_admin"], "roles round-trip");
     assert_eq!(
         catalog
             .find_active_api_key("hash-x")

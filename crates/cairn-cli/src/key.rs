@@ -1,5 +1,5 @@
-//! `cairn key create|list|revoke`: API keys for the MCP endpoint, with their tool and collection
-//! allow-lists. A key is printed once, at creation; the catalog keeps only its hash.
+//! `cairn key create|list|revoke`: API keys for the REST, OpenAI-compatible and MCP endpoints, with
+//! their roles and their tool and collection allow-lists. A key is printed once, at creation; the catalog keeps only its hash.
 
 use cairn_core::Catalog;
 use cairn_mcp::TOOL_NAMES;
@@ -19,6 +19,10 @@ pub enum KeyCommand {
         /// Collections it may read, comma-separated, or `*` for all. Default: none.
         #[arg(long, value_delimiter = ',')]
         collections: Vec<String>,
+        /// What it may do, comma-separated: read (search, answer, chat, MCP tools), write (collections
+        /// and documents), prompt_admin (publish prompts, move labels), admin (everything).
+        #[arg(long, value_delimiter = ',', default_value = "read")]
+        roles: Vec<String>,
     },
     /// List keys (never their secrets).
     List {
@@ -36,7 +40,19 @@ pub async fn run(catalog: &dyn Catalog, command: KeyCommand) -> anyhow::Result<(
             name,
             tools,
             collections,
+            roles,
         } => {
+            let roles = roles
+                .iter()
+                .filter(|r| !r.trim().is_empty())
+                .map(|r| cairn_auth::Role::parse(r))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(anyhow::Error::msg)?;
+            if roles.is_empty() {
+                anyhow::bail!(
+                    "a key needs at least one role: pass --roles read (or write, prompt_admin, admin)"
+                );
+            }
             let tools: Vec<String> = tools
                 .into_iter()
                 .map(|t| t.trim().to_owned())
@@ -66,11 +82,12 @@ pub async fn run(catalog: &dyn Catalog, command: KeyCommand) -> anyhow::Result<(
                     "an active key is already named `{name}`; revoke it first or pick another name"
                 );
             }
-            let generated = cairn_auth::keys::generate(&name, tools, collections);
+            let generated = cairn_auth::keys::generate(&name, tools, collections, &roles);
             let key = catalog.create_api_key(generated.record).await?;
             eprintln!(
-                "created key `{}`: tools {}, collections {}. Store it now; it is not shown again:",
+                "created key `{}`: roles {}, tools {}, collections {}. Store it now; it is not shown again:",
                 key.name,
+                key.roles.join(", "),
                 if key.tools.is_empty() {
                     "all".to_owned()
                 } else {
@@ -90,7 +107,7 @@ pub async fn run(catalog: &dyn Catalog, command: KeyCommand) -> anyhow::Result<(
                 let rows: Vec<serde_json::Value> = keys
                     .iter()
                     .map(|k| {
-                        serde_json::json!({"name": k.name, "prefix": k.prefix, "tools": k.tools,
+                        serde_json::json!({"name": k.name, "prefix": k.prefix, "roles": k.roles, "tools": k.tools,
                             "collections": k.collections, "created_at": k.created_at.to_rfc3339(),
                             "revoked_at": k.revoked_at.map(|t| t.to_rfc3339())})
                     })
@@ -109,6 +126,7 @@ pub async fn run(catalog: &dyn Catalog, command: KeyCommand) -> anyhow::Result<(
                 .set_header(vec![
                     "name",
                     "key",
+                    "roles",
                     "tools",
                     "collections",
                     "created",
@@ -118,6 +136,7 @@ pub async fn run(catalog: &dyn Catalog, command: KeyCommand) -> anyhow::Result<(
                 table.add_row(vec![
                     key.name,
                     format!("{}…", key.prefix),
+                    key.roles.join(", "),
                     if key.tools.is_empty() {
                         "all".into()
                     } else {

@@ -20,7 +20,8 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::error::ApiError;
 use crate::extract::body_too_large;
-use crate::{collections, prompts, web_api};
+use crate::{access, collections, prompts, web_api};
+use cairn_auth::Role;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -38,58 +39,55 @@ pub struct AppState {
     pub max_upload_bytes: usize,
     /// The MCP endpoint's settings.
     pub mcp: Arc<cairn_runtime::config::McpSection>,
-    /// OIDC sign-in for the web UI; `None`: one local user.
+    /// OIDC sign-in for the web UI; `None`: no sign-in.
     pub auth: Option<Arc<crate::auth::Oidc>>,
-    /// Verifies API keys, for every door that takes one (`/v1/chat/completions`, `/mcp`).
+    /// Verifies API keys for the authentication layer and `/mcp`.
     pub keys: Arc<cairn_auth::KeyVerifier>,
+    /// Who may call: the mode, accepted hosts, users' roles (`access.rs` applies it).
+    pub access: Arc<cairn_runtime::config::AccessPolicy>,
+}
+
+/// `router` with `role` required on every route (checked by [`access::require`]).
+fn needs(router: Router<AppState>, role: Role) -> Router<AppState> {
+    router.route_layer(middleware::from_fn_with_state(role, access::require))
 }
 
 /// The whole HTTP surface. Tests call it with `tower::ServiceExt::oneshot`, without a socket.
 pub fn router(state: AppState) -> Router {
     let max_body_bytes = state.max_body_bytes;
     let max_upload_bytes = state.max_upload_bytes;
-    let uploads = Router::new()
-        .route(
+    let uploads = needs(
+        Router::new().route(
             "/v1/collections/{name}/documents",
-            get(collections::list_documents).post(collections::upload_documents),
-        )
-        .layer(DefaultBodyLimit::max(max_upload_bytes))
-        .layer(middleware::from_fn_with_state(
-            BodyLimit {
-                bytes: max_upload_bytes,
-                setting: "ingest.max_upload_bytes",
-            },
-            reject_declared_oversize,
-        ));
-    let api = Router::new()
-        .route(
-            "/v1/collections",
-            get(collections::list_collections).post(collections::create_collection),
-        )
-        .route(
-            "/v1/collections/{name}",
-            get(collections::get_collection).delete(collections::delete_collection),
-        )
-        .route(
-            "/v1/collections/{name}/documents/{id}",
-            delete(collections::delete_document),
-        )
+            get(collections::list_documents),
+        ),
+        Role::Read,
+    )
+    .merge(needs(
+        Router::new().route(
+            "/v1/collections/{name}/documents",
+            post(collections::upload_documents),
+        ),
+        Role::Write,
+    ))
+    .layer(DefaultBodyLimit::max(max_upload_bytes))
+    .layer(middleware::from_fn_with_state(
+        BodyLimit {
+            bytes: max_upload_bytes,
+            setting: "ingest.max_upload_bytes",
+        },
+        reject_declared_oversize,
+    ));
+    let read = Router::new()
+        .route("/v1/collections", get(collections::list_collections))
+        .route("/v1/collections/{name}", get(collections::get_collection))
         .route("/v1/collections/{name}/search", post(collections::search))
-        .route(
-            "/v1/routes/{name}/shadow",
-            get(crate::gateway::list_shadow_results),
-        )
         .route("/v1/prompts", get(prompts::list_prompts))
         .route("/v1/prompts/{name}", get(prompts::get_prompt))
-        .route(
-            "/v1/prompts/{name}/versions",
-            post(prompts::publish_version),
-        )
         .route(
             "/v1/prompts/{name}/versions/{version}",
             get(prompts::get_version),
         )
-        .route("/v1/prompts/{name}/labels/{label}", put(prompts::set_label))
         .route("/v1/prompts/{name}/render", post(prompts::render))
         .route("/v1/evals/runs", get(crate::evals_api::list_runs))
         .route("/v1/evals/runs/{id}", get(crate::evals_api::get_run))
@@ -116,7 +114,31 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/conversations/{id}/messages", post(web_api::ask))
         .route("/v1/lineage/{id}/feedback", post(web_api::give_feedback))
-        .route("/v1/documents/{id}/text", get(web_api::document_text))
+        .route("/v1/documents/{id}/text", get(web_api::document_text));
+    let write = Router::new()
+        .route("/v1/collections", post(collections::create_collection))
+        .route(
+            "/v1/collections/{name}",
+            delete(collections::delete_collection),
+        )
+        .route(
+            "/v1/collections/{name}/documents/{id}",
+            delete(collections::delete_document),
+        );
+    let prompt_admin = Router::new()
+        .route(
+            "/v1/prompts/{name}/versions",
+            post(prompts::publish_version),
+        )
+        .route("/v1/prompts/{name}/labels/{label}", put(prompts::set_label));
+    let admin = Router::new().route(
+        "/v1/routes/{name}/shadow",
+        get(crate::gateway::list_shadow_results),
+    );
+    let api = needs(read, Role::Read)
+        .merge(needs(write, Role::Write))
+        .merge(needs(prompt_admin, Role::PromptAdmin))
+        .merge(needs(admin, Role::Admin))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn_with_state(
             BodyLimit {
@@ -125,6 +147,12 @@ pub fn router(state: AppState) -> Router {
             },
             reject_declared_oversize,
         ));
+    let metrics_route = Router::new().route("/metrics", get(metrics));
+    let metrics_route = if state.access.protect_metrics {
+        needs(metrics_route, Role::Admin)
+    } else {
+        metrics_route
+    };
     let mcp = crate::mcp::router(&state);
     Router::new()
         .route("/", get(web_api::index))
@@ -138,13 +166,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .merge(metrics_route)
         .merge(api)
         .merge(uploads)
-        .with_state(state)
+        .with_state(state.clone())
         .merge(mcp)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state, access::authenticate))
         .layer(middleware::from_fn(crate::metrics::track))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal("the server hit a bug answering this request").into_response()))
         .layer(

@@ -1,12 +1,13 @@
-//! Who is using the web UI. Without `[auth] oidc_issuer`, one local user (`local`). With it,
-//! sign-in through the OpenID Connect provider with the authorization-code flow and PKCE
-//! (`/auth/login` → the provider → `/auth/callback`), and a signed, HTTP-only session cookie;
-//! conversations and feedback then belong to the provider's subject.
+//! Sign-in for the web UI. Without `[auth] oidc_issuer`, none: the caller is whoever the
+//! authentication layer (`access.rs`) says, the local user on loopback. With it, sign-in through the
+//! OpenID Connect provider with the authorization-code flow and PKCE (`/auth/login` → the provider →
+//! `/auth/callback`), and a signed, HTTP-only session cookie carrying the user's roles
+//! (`auth.user_roles` and the ID token's `auth.roles_claim`); conversations and feedback then belong
+//! to the provider's subject.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{FromRef, FromRequestParts, Query, State};
+use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -23,8 +24,6 @@ use serde_json::json;
 use crate::app::AppState;
 use crate::error::ApiError;
 
-/// The one user of the embedded mode, which has no sign-in.
-pub const LOCAL_USER: &str = "local";
 const SESSION_COOKIE: &str = "cairn_session";
 const PENDING_COOKIE: &str = "cairn_oidc";
 /// How long a sign-in may take at the provider.
@@ -39,6 +38,10 @@ pub struct Oidc {
     metadata: CoreProviderMetadata,
     key: Key,
     http: ProviderHttp,
+    /// Roles every signed-in user holds.
+    user_roles: Vec<cairn_auth::Role>,
+    /// The ID-token claim naming more roles; empty: none.
+    roles_claim: String,
 }
 
 impl std::fmt::Debug for Oidc {
@@ -106,6 +109,8 @@ async fn send(
 struct Session {
     sub: String,
     name: String,
+    #[serde(default)]
+    roles: Vec<String>,
     /// Unix seconds.
     exp: u64,
 }
@@ -128,7 +133,10 @@ fn now() -> u64 {
 
 impl Oidc {
     /// Discovers the provider's endpoints and keys. Fails with a message naming the issuer.
-    pub async fn discover(settings: OidcSettings) -> Result<Oidc, String> {
+    pub async fn discover(
+        settings: OidcSettings,
+        access: &cairn_runtime::config::AccessPolicy,
+    ) -> Result<Oidc, String> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
@@ -160,6 +168,8 @@ impl Oidc {
             metadata,
             key,
             http,
+            user_roles: access.user_roles.clone(),
+            roles_claim: access.roles_claim.clone(),
         })
     }
 
@@ -219,52 +229,81 @@ impl Oidc {
         let session: Session = serde_json::from_str(jar.get(SESSION_COOKIE)?.value()).ok()?;
         (session.exp > now()).then_some(session)
     }
+
+    /// The signed-in user of a valid session cookie, with the roles it carries.
+    pub(crate) fn session_grant(&self, headers: &HeaderMap) -> Option<cairn_auth::Grant> {
+        let session = self.session(headers)?;
+        Some(cairn_auth::Grant::user(
+            session.sub,
+            session.name,
+            cairn_auth::roles_of(&session.roles),
+        ))
+    }
+
+    /// `auth.user_roles`, plus the roles the verified ID token's `auth.roles_claim` names (values
+    /// that are not roles are left out).
+    fn roles_for(&self, id_token: &str) -> Vec<String> {
+        let mut roles: std::collections::BTreeSet<cairn_auth::Role> =
+            self.user_roles.iter().copied().collect();
+        if !self.roles_claim.is_empty() {
+            let claimed = claim_strings(id_token, &self.roles_claim);
+            roles.extend(cairn_auth::roles_of(&claimed));
+        }
+        roles.into_iter().map(|r| r.as_str().to_owned()).collect()
+    }
+}
+
+/// The strings of a list (or single string) claim of a JWT whose signature was already verified.
+fn claim_strings(jwt: &str, claim: &str) -> Vec<String> {
+    use base64::Engine as _;
+    let Some(payload) = jwt.split('.').nth(1) else {
+        return Vec::new();
+    };
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload) else {
+        return Vec::new();
+    };
+    let Ok(claims) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Vec::new();
+    };
+    match &claims[claim] {
+        serde_json::Value::String(one) => vec![one.clone()],
+        serde_json::Value::Array(many) => many
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn time_duration(duration: Duration) -> cookie::time::Duration {
     cookie::time::Duration::seconds(i64::try_from(duration.as_secs()).unwrap_or(i64::MAX))
 }
 
-impl FromRef<AppState> for Option<Arc<Oidc>> {
-    fn from_ref(state: &AppState) -> Self {
-        state.auth.clone()
-    }
-}
-
-/// The user a request acts for: `local` without sign-in, else the session's subject; a request
-/// without a valid session is refused with 401 and where to sign in.
+/// The user a request acts for, as the authentication layer found it: `local` on loopback without
+/// sign-in, the session's subject, `key:NAME` for an API key, `anonymous` where authentication is
+/// off. Conversations and feedback belong to this id.
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
     pub id: String,
     pub name: String,
+    pub grant: cairn_auth::Grant,
 }
 
-impl<S> FromRequestParts<S> for CurrentUser
-where
-    Option<Arc<Oidc>>: FromRef<S>,
-    S: Send + Sync,
-{
+impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Some(oidc) = Option::<Arc<Oidc>>::from_ref(state) else {
-            return Ok(CurrentUser {
-                id: LOCAL_USER.into(),
-                name: LOCAL_USER.into(),
-            });
+        let crate::access::Caller(grant) =
+            crate::access::Caller::from_request_parts(parts, state).await?;
+        let id = match grant.via {
+            cairn_auth::Via::Key => format!("key:{}", grant.principal),
+            _ => grant.principal.clone(),
         };
-        match oidc.session(&parts.headers) {
-            Some(session) => Ok(CurrentUser {
-                id: session.sub,
-                name: session.name,
-            }),
-            None => Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "authentication_error",
-                "login_required",
-                "sign in first: open /auth/login",
-            )),
-        }
+        Ok(CurrentUser {
+            id,
+            name: grant.name.clone(),
+            grant,
+        })
     }
 }
 
@@ -274,8 +313,9 @@ pub(crate) async fn me(
     user: CurrentUser,
 ) -> axum::Json<serde_json::Value> {
     let oidc = state.auth.is_some();
+    let roles: Vec<&str> = user.grant.roles().map(cairn_auth::Role::as_str).collect();
     axum::Json(json!({
-        "user": user.id, "name": user.name,
+        "user": user.id, "name": user.name, "roles": roles,
         "auth": if oidc { "oidc" } else { "none" },
         "logout_url": oidc.then_some("/auth/logout"),
     }))
@@ -437,6 +477,7 @@ pub(crate) async fn callback(
         .or_else(|| claims.email().map(|e| e.as_str().to_owned()))
         .unwrap_or_else(|| sub.clone());
     let session = Session {
+        roles: oidc.roles_for(&id_token.to_string()),
         sub,
         name,
         exp: now() + oidc.settings.session_ttl.as_secs(),

@@ -15,10 +15,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::access::Caller;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use cairn_app::Rag;
+use cairn_auth::Grant;
 
 /// A collection as the API shows it.
 #[derive(Debug, Serialize)]
@@ -57,37 +59,71 @@ pub struct CreateCollection {
 
 pub async fn list_collections(
     State(state): State<AppState>,
+    Caller(caller): Caller,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let collections: Vec<CollectionDto> = state
         .catalog
         .list_collections()
         .await?
         .into_iter()
+        .filter(|c| caller.may_read(&c.name))
         .map(Into::into)
         .collect();
     Ok(Json(json!({"object": "list", "data": collections})))
 }
 
-async fn collection(state: &AppState, name: &str) -> Result<Collection, ApiError> {
-    state.catalog.get_collection(name).await?.ok_or_else(|| {
-        ApiError::not_found(
-            "collection_not_found",
-            format!("collection `{name}` does not exist; create it with POST /v1/collections or ingest into it"),
-        )
-    })
+/// The collection, if it exists and the caller may reach it; one outside its reach gets the same
+/// answer as one that does not exist.
+async fn collection(state: &AppState, caller: &Grant, name: &str) -> Result<Collection, ApiError> {
+    reachable(caller, name)?;
+    state
+        .catalog
+        .get_collection(name)
+        .await?
+        .ok_or_else(|| missing(name))
+}
+
+fn reachable(caller: &Grant, name: &str) -> Result<(), ApiError> {
+    if caller.may_read(name) {
+        Ok(())
+    } else {
+        Err(missing(name))
+    }
+}
+
+fn missing(name: &str) -> ApiError {
+    ApiError::not_found(
+        "collection_not_found",
+        format!(
+            "collection `{name}` does not exist; create it with POST /v1/collections or ingest into it"
+        ),
+    )
 }
 
 pub async fn get_collection(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(name): Path<String>,
 ) -> Result<Json<CollectionDto>, ApiError> {
-    Ok(Json(collection(&state, &name).await?.into()))
+    Ok(Json(collection(&state, &caller, &name).await?.into()))
 }
 
 pub async fn create_collection(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     ApiJson(request): ApiJson<CreateCollection>,
 ) -> Result<(StatusCode, Json<CollectionDto>), ApiError> {
+    if !caller.may_read(&request.name) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "collection_not_allowed",
+            format!(
+                "`{}` may only work with the collections its key names; `{}` is not one of them",
+                caller.name, request.name
+            ),
+        ));
+    }
     let new = NewCollection {
         name: request.name,
         description: request.description,
@@ -102,9 +138,10 @@ pub async fn create_collection(
 /// Deletes the collection, its documents and its vectors.
 pub async fn delete_collection(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    collection(&state, &name).await?;
+    collection(&state, &caller, &name).await?;
     if let Ok(rag) = state.rag() {
         rag.index.drop_collection(&name).await?;
     }
@@ -140,9 +177,10 @@ impl From<Document> for DocumentDto {
 
 pub async fn list_documents(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let collection = collection(&state, &name).await?;
+    let collection = collection(&state, &caller, &name).await?;
     let documents: Vec<DocumentDto> = state
         .catalog
         .list_documents(collection.id)
@@ -158,11 +196,13 @@ pub async fn list_documents(
 /// not be read are listed under `failed` with the reason.
 pub async fn upload_documents(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(name): Path<String>,
     mut multipart: Multipart,
 ) -> Result<(StatusCode, Json<IngestReport>), ApiError> {
     let rag = state.rag()?;
     cairn_core::catalog::validate_name("collection", &name)?;
+    reachable(&caller, &name)?;
     let mut files = Vec::new();
     while let Some(field) = multipart
         .next_field()
@@ -226,9 +266,11 @@ fn multipart_error(state: &AppState, error: MultipartError) -> ApiError {
 
 pub async fn delete_document(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path((name, id)): Path<(String, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
     let rag = state.rag()?;
+    reachable(&caller, &name)?;
     if rag.ingestor.delete_document(&name, id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -274,9 +316,11 @@ pub struct SearchResponse {
 
 pub async fn search(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<SearchBody>,
 ) -> Result<Json<SearchResponse>, ApiError> {
+    reachable(&caller, &name)?;
     if !(1..=100).contains(&body.top_k) {
         return Err(ApiError::bad_request(
             "invalid_top_k",

@@ -1,12 +1,9 @@
-//! What the OpenAI-compatible API adds around the pipeline: who is calling (an optional Cairn API
-//! key), the 429 of a refused call, and the shadow comparisons a route has stored.
+//! What the OpenAI-compatible API adds around the pipeline: the 429 of a refused call, and the
+//! shadow comparisons a route has stored.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::http::StatusCode;
-use cairn_auth::{AuthError, KeyVerifier};
-use cairn_core::Catalog;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -34,35 +31,6 @@ pub(crate) async fn list_shadow_results(
         .list_shadow_results(&route, query.limit.clamp(1, 500))
         .await?;
     Ok(Json(json!({"object": "list", "data": results})))
-}
-
-/// The caller of an OpenAI-compatible request: the Cairn API key in `Authorization: Bearer cairn_…`
-/// (verified by the process's one [`KeyVerifier`]), else anonymous: other bearer tokens (OpenAI
-/// clients always send one) are not Cairn's.
-pub(crate) async fn principal(
-    keys: &KeyVerifier,
-    catalog: &dyn Catalog,
-    headers: &HeaderMap,
-) -> Result<cairn_core::Principal, ApiError> {
-    let Some(secret) = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|token| token.starts_with(cairn_auth::keys::KEY_PREFIX))
-    else {
-        return Ok(cairn_core::Principal::anonymous());
-    };
-    match keys.verify(catalog, secret).await {
-        Ok(key) => Ok(cairn_core::Principal::api_key(key.name)),
-        Err(error @ AuthError::UnknownKey) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "invalid_api_key",
-            error.to_string(),
-        )),
-        Err(AuthError::Catalog(error)) => Err(error.into()),
-    }
 }
 
 /// The 429 for a refused call, with `Retry-After`.

@@ -3,6 +3,7 @@
 //! results back. Config and wiring live in `cairn-runtime`. This is the only crate that knows HTTP
 //! status codes; it knows no SQL.
 
+pub mod access;
 pub mod app;
 pub mod auth;
 pub mod collections;

@@ -242,7 +242,7 @@ pub fn knowledge(state: &AppState) -> Knowledge {
 /// `/mcp` and its protected-resource metadata.
 pub fn router(state: &AppState) -> axum::Router {
     let options = cairn_mcp::http::HttpOptions {
-        allowed_hosts: state.mcp.allowed_hosts.clone(),
+        allowed_hosts: state.access.allowed_hosts.clone(),
         resource_url: state.mcp.resource_url.clone(),
         authorization_servers: state.mcp.authorization_servers.clone(),
     };

@@ -16,6 +16,7 @@ use cairn_core::model::ChatChunk;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+use crate::access::Caller;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, request_context};
@@ -25,15 +26,14 @@ use crate::openai_wire::{
 
 pub(crate) async fn chat_completions(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     headers: HeaderMap,
     ApiJson(request): ApiJson<CompletionRequest>,
 ) -> Result<Response, ApiError> {
     let received = Instant::now();
     let (chat, stream, include_usage) = to_core(request)?;
     let model_name = chat.model.clone();
-    let principal =
-        crate::gateway::principal(&state.keys, state.catalog.as_ref(), &headers).await?;
-    let context = request_context(&headers, principal);
+    let context = request_context(&headers, caller.principal());
     let request = AnswerRequest {
         cache: if bypasses_cache(&headers) {
             CachePolicy::Bypass

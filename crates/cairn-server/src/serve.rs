@@ -26,6 +26,8 @@ pub enum ServeError {
     Start(#[from] StartError),
     #[error("cannot set up sign-in: {0}")]
     Auth(String),
+    #[error("refusing to start: {0}")]
+    Unprotected(String),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -48,13 +50,14 @@ pub async fn build_state(config: &Config, catalog: &OpenCatalog) -> Result<AppSt
         mcp: Arc::new(config.mcp.clone()),
         auth: match &config.auth {
             Some(settings) => Some(Arc::new(
-                crate::auth::Oidc::discover(settings.clone())
+                crate::auth::Oidc::discover(settings.clone(), &config.access)
                     .await
                     .map_err(ServeError::Auth)?,
             )),
             None => None,
         },
         keys: Arc::default(),
+        access: Arc::new(config.access.clone()),
     };
     Ok(state)
 }
@@ -66,6 +69,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
+    config
+        .access
+        .check_listen(config.listen)
+        .map_err(ServeError::Unprotected)?;
     // Bind before opening the catalog: a port conflict should not create a data directory.
     let listener = TcpListener::bind(config.listen)
         .await
@@ -80,6 +87,7 @@ pub async fn serve(
 
     let local_addr = listener.local_addr()?;
     tracing::info!(address = %local_addr, catalog = %config.database.describe(), "cairn is listening");
+    announce_access(&config.access, local_addr);
     on_listening(local_addr);
 
     let draining = Arc::new(tokio::sync::Notify::new());
@@ -99,6 +107,22 @@ pub async fn serve(
     catalog.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Says at every start who may call: the operator should never have to guess.
+fn announce_access(access: &cairn_runtime::config::AccessPolicy, addr: SocketAddr) {
+    use cairn_runtime::config::AuthMode;
+    match access.mode {
+        AuthMode::Local | AuthMode::Auto => tracing::info!(
+            "no sign-in (auth.mode = local): every request is the local user, so cairn listens on loopback only ({addr}); set [auth] mode = \"required\" to serve others"
+        ),
+        AuthMode::Required => tracing::info!(
+            "every request needs an API key or a signed-in session (auth.mode = required)"
+        ),
+        AuthMode::None => tracing::warn!(
+            "authentication is OFF (auth.mode = none): anyone who can reach {addr} may read, change and delete everything; set [auth] mode = \"required\" unless something in front of cairn authenticates"
+        ),
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

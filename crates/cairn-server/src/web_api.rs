@@ -11,7 +11,6 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use cairn_app::{Answer, AnswerError, AnswerRequest, AnswerStream, CachePolicy, Target};
-use cairn_core::Principal;
 use cairn_core::catalog::{Conversation, Message, NewFeedback, NewMessage};
 use cairn_core::model::{ChatChunk, ChatMessage, ChatRequest, Role, Usage};
 use futures_util::StreamExt;
@@ -354,11 +353,7 @@ pub(crate) async fn ask(
             },
         )
     };
-    let principal = match state.auth {
-        Some(_) => Principal::user(user.id.clone()),
-        None => Principal::local(),
-    };
-    let context = request_context(&headers, principal);
+    let context = request_context(&headers, user.grant.principal());
     // Preparing the answer checks limits and the app and retrieves before anything is stored.
     let answer = state.pipeline.answer(&context, request).await?;
     // With redaction on, the conversation keeps placeholders, never what a guard redacted.
@@ -598,16 +593,28 @@ pub(crate) struct TextRange {
 /// A character range of a document's text, for the citation panel.
 pub(crate) async fn document_text(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    user: CurrentUser,
     Path(id): Path<Uuid>,
     Query(range): Query<TextRange>,
 ) -> Result<Json<Value>, ApiError> {
-    let document = state.catalog.get_document(id).await?.ok_or_else(|| {
+    let missing = || {
         ApiError::not_found(
             "document_not_found",
             format!("document {id} does not exist; it may have been removed by a later ingest"),
         )
-    })?;
+    };
+    let document = state.catalog.get_document(id).await?.ok_or_else(missing)?;
+    // A document in a collection the caller may not read does not exist for it.
+    let readable = state
+        .catalog
+        .list_collections()
+        .await?
+        .into_iter()
+        .find(|c| c.id == document.collection_id)
+        .is_some_and(|c| user.grant.may_read(&c.name));
+    if !readable {
+        return Err(missing());
+    }
     let chunks = state.catalog.list_chunks(id).await?;
     let text = cairn_rag::document_text(&chunks);
     let clamp = |v: Option<i64>| v.map(|v| u64::try_from(v.max(0)).unwrap_or(0));

@@ -376,6 +376,41 @@ fn bad_configuration_fails_at_startup_with_the_fix_and_writes_nothing() {
     );
 }
 
+/// Without authentication, only loopback: listening where other machines reach it needs
+/// `auth.mode = "required"`, or `"none"` on purpose, which is warned about.
+#[test]
+fn listening_beyond_loopback_without_authentication_is_refused_unless_chosen() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = cairn(dir.path(), &["serve", "--listen", "0.0.0.0:0"], &[])
+        .output()
+        .expect("run cairn");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    for fragment in [
+        "server.listen is 0.0.0.0:0",
+        "mode = \"required\"",
+        "cairn key create",
+        "mode = \"none\"",
+    ] {
+        assert!(
+            stderr.contains(fragment),
+            "expected `{fragment}` in:\n{stderr}"
+        );
+    }
+    assert!(!dir.path().join(".cairn").exists(), "{stderr}");
+
+    let server = Server::start(dir.path(), &[("CAIRN__AUTH__MODE", "none")]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !server.logs().contains("authentication is OFF") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no warning:\n{}",
+            server.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn serve_check_validates_and_exits_without_writing() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -137,7 +137,14 @@ async fn the_mcp_python_sdk_works_over_http_with_keys_and_over_stdio() {
     ];
 
     {
-        let server = Server::start(dir.path(), &[("CAIRN__EMBEDDING__LOCAL", &model)]);
+        // Keys are required here: on the loopback default the local user would need none.
+        let server = Server::start(
+            dir.path(),
+            &[
+                ("CAIRN__EMBEDDING__LOCAL", &model),
+                ("CAIRN__AUTH__MODE", "required"),
+            ],
+        );
         let mut env = common.clone();
         env.extend([
             ("CAIRN_MCP_URL".to_owned(), server.url("/mcp")),

@@ -450,10 +450,24 @@ async fn sign_in_through_oidc_with_pkce_and_conversations_belong_to_the_user() {
         client
             .post(server.url("/v1/conversations"))
             .header("cookie", &alice)
+            .header("origin", server.url(""))
             .json(&json!({"title": "Alice's"})),
     )
     .await;
     let id = created["id"].as_str().expect("id").to_owned();
+    // A state change signed in by cookie must come from Cairn's own page: no Origin, or another
+    // site's, is a cross-site request forgery.
+    for origin in [None, Some("https://evil.example")] {
+        let mut forged = client
+            .post(server.url("/v1/conversations"))
+            .header("cookie", &alice)
+            .json(&json!({"title": "forged"}));
+        if let Some(origin) = origin {
+            forged = forged.header("origin", origin);
+        }
+        let response = forged.send().await.expect("forged");
+        assert_eq!(response.status(), 403, "{origin:?}");
+    }
 
     provider.set_user("bob");
     let bob = sign_in(&client, &server).await;
@@ -473,6 +487,7 @@ async fn sign_in_through_oidc_with_pkce_and_conversations_belong_to_the_user() {
     ] {
         let response = request
             .header("cookie", &bob)
+            .header("origin", server.url(""))
             .send()
             .await
             .expect("request");

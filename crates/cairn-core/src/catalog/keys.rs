@@ -19,6 +19,9 @@ pub struct ApiKey {
     pub tools: Vec<String>,
     /// Collections the key may read; empty means none.
     pub collections: Vec<String>,
+    /// What the key may do (`read`, `write`, `prompt_admin`, `admin`); names are checked where keys
+    /// are created and read.
+    pub roles: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
@@ -30,6 +33,7 @@ pub struct NewApiKey {
     pub key_hash: String,
     pub tools: Vec<String>,
     pub collections: Vec<String>,
+    pub roles: Vec<String>,
 }
 
 #[async_trait]

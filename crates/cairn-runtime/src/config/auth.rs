@@ -1,12 +1,67 @@
-//! `[auth]` (OpenID Connect sign-in for the web UI) and `[mcp]` (the MCP endpoint), validated into
+//! `[auth]` (who may call: the authentication mode, OpenID Connect sign-in for the web UI, the roles
+//! of signed-in users) and `[mcp]` (the MCP endpoint), validated into [`AccessPolicy`] and
 //! [`OidcSettings`].
 
 use super::*;
 
-/// Sign-in for the web UI.
+/// How callers are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// `required` when an OIDC issuer is configured, else `local`.
+    #[default]
+    Auto,
+    /// No sign-in: every request is the local user, and the server listens on loopback only.
+    Local,
+    /// Every route but the probes, static assets and sign-in needs an API key or a session.
+    Required,
+    /// No authentication on any address: the operator's explicit choice, warned about at start.
+    None,
+}
+
+/// Who may call, as the one authentication layer of the server applies it.
+#[derive(Debug, Clone)]
+pub struct AccessPolicy {
+    /// `Auto` resolved: `Local`, `Required` or `None`.
+    pub mode: AuthMode,
+    /// `Host` names (or `host:port`) accepted besides the loopback names, against DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+    /// Roles every signed-in user holds.
+    pub user_roles: Vec<cairn_auth::Role>,
+    /// The ID-token claim listing more roles for a user; empty: none read.
+    pub roles_claim: String,
+    /// Whether `/metrics` needs the admin role.
+    pub protect_metrics: bool,
+}
+
+impl AccessPolicy {
+    /// Whether the server may listen on `addr` under this policy: without authentication only
+    /// loopback addresses, unless the operator chose `auth.mode = "none"`.
+    pub fn check_listen(&self, addr: SocketAddr) -> Result<(), String> {
+        if self.mode == AuthMode::Local && !addr.ip().is_loopback() {
+            return Err(format!(
+                "server.listen is {addr}, which other machines can reach, and nobody has to sign in \
+                 (auth.mode is local): set [auth] mode = \"required\" and give callers API keys \
+                 (`cairn key create`) or OIDC sign-in (auth.oidc_issuer); or listen on 127.0.0.1; \
+                 or, to serve without authentication on purpose, set [auth] mode = \"none\""
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Who may call, and sign-in for the web UI.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSection {
+    /// `auto`, `local`, `required` or `none` (see [`AuthMode`]).
+    pub mode: AuthMode,
+    /// Roles every signed-in user holds.
+    pub user_roles: Vec<String>,
+    /// The ID-token claim (a list of strings) naming more roles for a user; empty: none.
+    pub roles_claim: String,
+    /// Whether `/metrics` needs an admin key.
+    pub protect_metrics: bool,
     /// The OpenID Connect issuer URL (its /.well-known/openid-configuration is read at startup).
     /// Empty: no sign-in; the embedded mode's one local user.
     pub oidc_issuer: String,
@@ -26,6 +81,10 @@ pub struct AuthSection {
 impl Default for AuthSection {
     fn default() -> Self {
         AuthSection {
+            mode: AuthMode::Auto,
+            user_roles: vec!["read".into()],
+            roles_claim: "roles".into(),
+            protect_metrics: false,
             oidc_issuer: String::new(),
             oidc_client_id: String::new(),
             oidc_client_secret_env: String::new(),
@@ -41,9 +100,6 @@ impl Default for AuthSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct McpSection {
-    /// Host names (or `host:port`) accepted in the Host header of `/mcp` requests, against DNS
-    /// rebinding. Empty: loopback names only; list the public name in a deployment.
-    pub allowed_hosts: Vec<String>,
     /// The public URL of the endpoint (e.g. https://cairn.example.com/mcp), advertised in the
     /// OAuth protected-resource metadata. Empty: taken from each request's Host header.
     pub resource_url: String,
@@ -61,13 +117,62 @@ pub struct McpSection {
 impl Default for McpSection {
     fn default() -> Self {
         McpSection {
-            allowed_hosts: Vec::new(),
             resource_url: String::new(),
             authorization_servers: Vec::new(),
             answer_route: String::new(),
             eval_suites: "evals".to_owned(),
         }
     }
+}
+
+/// `[auth]` and `[server] allowed_hosts` into the policy the server's authentication layer applies.
+pub(super) fn access_policy(
+    section: &AuthSection,
+    allowed_hosts: &[String],
+    bad: &impl Fn(&str, String, &str) -> ConfigError,
+) -> Result<AccessPolicy, ConfigError> {
+    let oidc = !section.oidc_issuer.is_empty();
+    let mode = match section.mode {
+        AuthMode::Auto if oidc => AuthMode::Required,
+        AuthMode::Auto => AuthMode::Local,
+        AuthMode::Local if oidc => {
+            return Err(bad(
+                "auth.mode",
+                "`local` has no sign-in, but auth.oidc_issuer is set".into(),
+                "set auth.mode = \"required\" (or remove it), or remove auth.oidc_issuer",
+            ));
+        }
+        mode => mode,
+    };
+    let user_roles = section
+        .user_roles
+        .iter()
+        .map(|name| cairn_auth::Role::parse(name))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|problem| {
+            bad(
+                "auth.user_roles",
+                problem,
+                "list roles by name, e.g. [\"read\"]",
+            )
+        })?;
+    if let Some(host) = allowed_hosts
+        .iter()
+        .find(|h| h.is_empty() || h.contains('/') || h.contains("://"))
+    {
+        return Err(bad(
+            "server.allowed_hosts",
+            format!("`{host}` is not a host name"),
+            "list names as the Host header carries them, e.g. \"cairn.example.com\" or \"cairn.example.com:8443\"",
+        ));
+    }
+    Ok(AccessPolicy {
+        mode,
+        allowed_hosts: allowed_hosts.to_vec(),
+        user_roles,
+        roles_claim: section.roles_claim.trim().to_owned(),
+        protect_metrics: section.protect_metrics,
+    })
 }
 
 pub(super) fn auth_config(

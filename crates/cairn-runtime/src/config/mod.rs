@@ -75,6 +75,8 @@ use cairn_app::apps::default_app_prompt;
 #[serde(default, deny_unknown_fields)]
 pub struct ServerSection {
     pub listen: String,
+    /// `Host` names (or `host:port`) accepted besides loopback names, against DNS rebinding.
+    pub allowed_hosts: Vec<String>,
     pub max_body_bytes: u64,
     pub shutdown_grace_secs: u64,
 }
@@ -83,6 +85,7 @@ impl Default for ServerSection {
     fn default() -> Self {
         ServerSection {
             listen: "127.0.0.1:8080".into(),
+            allowed_hosts: Vec::new(),
             max_body_bytes: 10 * 1024 * 1024,
             shutdown_grace_secs: 30,
         }
@@ -159,8 +162,10 @@ pub struct Config {
     pub rerank: Option<(String, usize)>,
     pub apps: Vec<AppSection>,
     pub mcp: McpSection,
-    /// OIDC sign-in for the web UI; `None`: one local user.
+    /// OIDC sign-in for the web UI; `None`: no sign-in.
     pub auth: Option<OidcSettings>,
+    /// Who may call: the authentication mode, accepted hosts, users' roles.
+    pub access: AccessPolicy,
     pub cache: CacheSection,
     pub limits: Vec<cairn_gateway::LimitRule>,
     /// The guardrails, each checked (see `cairn_guard::GuardSection::build`).
@@ -232,6 +237,7 @@ pub fn validate(
         apps,
         mcp: raw.mcp.clone(),
         auth: auth_config(&raw.auth, env, &bad)?,
+        access: access_policy(&raw.auth, &raw.server.allowed_hosts, &bad)?,
         cache: raw.cache.clone(),
         limits: limit_rules(&raw.limits, &bad)?,
         guards,

@@ -652,3 +652,64 @@ fn continuous_suites_need_a_trigger_and_a_suite_that_loads() {
         &["evals.continuous[0].suite", "/nowhere.yaml"],
     );
 }
+
+#[test]
+fn the_authentication_mode_follows_sign_in_and_bounds_where_cairn_listens() {
+    let local = load_ok(None, &[], &[]).access;
+    assert_eq!(local.mode, AuthMode::Local);
+    assert!(
+        local
+            .check_listen("127.0.0.1:8080".parse().expect("addr"))
+            .is_ok()
+    );
+    assert!(
+        local
+            .check_listen("[::1]:8080".parse().expect("addr"))
+            .is_ok()
+    );
+    let refused = local
+        .check_listen("0.0.0.0:8080".parse().expect("addr"))
+        .expect_err("open to the network without authentication");
+    assert!(
+        refused.contains("mode = \"required\"") && refused.contains("mode = \"none\""),
+        "{refused}"
+    );
+    let oidc = "[auth]\noidc_issuer = \"https://login.example.com\"\noidc_client_id = \"cairn\"\n";
+    let signed = load_ok(Some(oidc), &[], &[]).access;
+    assert_eq!(signed.mode, AuthMode::Required);
+    assert!(
+        signed
+            .check_listen("0.0.0.0:8080".parse().expect("addr"))
+            .is_ok()
+    );
+    let open = load_ok(None, &[("CAIRN__AUTH__MODE", "none")], &[]).access;
+    assert!(
+        open.check_listen("0.0.0.0:8080".parse().expect("addr"))
+            .is_ok()
+    );
+
+    check_error(
+        Some(&format!("{oidc}mode = \"local\"\n")),
+        &[],
+        &[],
+        &["auth.mode", "`local` has no sign-in", "oidc_issuer"],
+    );
+    check_error(
+        None,
+        &[("CAIRN__AUTH__MODE", "open")],
+        &[],
+        &["CAIRN__AUTH__MODE", "unknown variant `open`"],
+    );
+    check_error(
+        Some("[auth]\nuser_roles = [\"reader\"]\n"),
+        &[],
+        &[],
+        &["auth.user_roles", "`reader` is not a role", "prompt_admin"],
+    );
+    check_error(
+        Some("[server]\nallowed_hosts = [\"https://cairn.example.com\"]\n"),
+        &[],
+        &[],
+        &["server.allowed_hosts", "is not a host name"],
+    );
+}

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tower::ServiceExt;
 
+mod access;
 mod evals;
 mod guards;
 mod openai_api;
@@ -22,6 +23,24 @@ struct TestApp {
 }
 
 async fn test_app(max_body_bytes: usize) -> TestApp {
+    test_app_with(max_body_bytes, local_access()).await
+}
+
+/// The embedded default's policy: no sign-in, loopback only.
+fn local_access() -> cairn_runtime::config::AccessPolicy {
+    cairn_runtime::config::AccessPolicy {
+        mode: cairn_runtime::config::AuthMode::Local,
+        allowed_hosts: Vec::new(),
+        user_roles: vec![cairn_auth::Role::Read],
+        roles_claim: String::new(),
+        protect_metrics: false,
+    }
+}
+
+async fn test_app_with(
+    max_body_bytes: usize,
+    access: cairn_runtime::config::AccessPolicy,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let catalog = SqliteCatalog::open(&dir.path().join("catalog.db"))
         .await
@@ -59,6 +78,7 @@ async fn test_app(max_body_bytes: usize) -> TestApp {
         mcp: std::sync::Arc::new(cairn_runtime::config::McpSection::default()),
         auth: None,
         keys: std::sync::Arc::default(),
+        access: std::sync::Arc::new(access),
     };
     TestApp {
         app: router(state.clone()),

@@ -513,7 +513,8 @@ async fn rate_limits_refuse_with_retry_after_per_key() {
     .await;
     let mut keys = Vec::new();
     for name in ["ci", "web"] {
-        let key = cairn_mcp::keys::generate(name, Vec::new(), Vec::new());
+        let key =
+            cairn_mcp::keys::generate(name, Vec::new(), Vec::new(), &[cairn_auth::Role::Read]);
         cairn_core::catalog::ApiKeyRepo::create_api_key(&test.catalog, key.record)
             .await
             .expect("key");

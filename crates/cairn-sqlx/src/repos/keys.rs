@@ -9,7 +9,7 @@ use uuid::Uuid;
 #[macro_export]
 macro_rules! api_key_columns {
     () => {
-        "id, name, prefix, key_hash, tools, collections, created_at, revoked_at"
+        "id, name, prefix, key_hash, tools, collections, roles, created_at, revoked_at"
     };
 }
 
@@ -21,6 +21,7 @@ pub struct ApiKeyRow {
     pub key_hash: String,
     pub tools: Json<Vec<String>>,
     pub collections: Json<Vec<String>>,
+    pub roles: Json<Vec<String>>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
@@ -34,6 +35,7 @@ impl From<ApiKeyRow> for ApiKey {
             key_hash: row.key_hash,
             tools: row.tools.0,
             collections: row.collections.0,
+            roles: row.roles.0,
             created_at: row.created_at,
             revoked_at: row.revoked_at,
         }
@@ -53,7 +55,7 @@ macro_rules! impl_api_key_repo {
                 let row: ApiKeyRow = sqlx::query_as(concat!(
                     "INSERT INTO api_keys (",
                     $crate::api_key_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, NULL) RETURNING ",
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL) RETURNING ",
                     $crate::api_key_columns!()
                 ))
                 .bind(Uuid::now_v7())
@@ -62,6 +64,7 @@ macro_rules! impl_api_key_repo {
                 .bind(&new.key_hash)
                 .bind(Json(&new.tools))
                 .bind(Json(&new.collections))
+                .bind(Json(&new.roles))
                 .bind(Utc::now())
                 .fetch_one(&self.pool)
                 .await

@@ -1,0 +1,343 @@
+//! The authentication layer: every route but the public ones needs a caller where authentication
+//! is required; roles are enforced per route; a key's collections bound what it sees; on the
+//! loopback default, other hosts (DNS rebinding) and other sites' pages (cross-site posts) are
+//! refused.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use cairn_auth::Role;
+use cairn_runtime::config::{AccessPolicy, AuthMode};
+use serde_json::Value;
+
+use crate::{TestApp, check_error, local_access, send, test_app_with};
+
+/// Every route the server has, with a method it answers; the ids in paths are well-formed.
+const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/collections"),
+    ("POST", "/v1/collections"),
+    ("GET", "/v1/collections/handbook"),
+    ("DELETE", "/v1/collections/handbook"),
+    ("GET", "/v1/collections/handbook/documents"),
+    ("POST", "/v1/collections/handbook/documents"),
+    (
+        "DELETE",
+        "/v1/collections/handbook/documents/00000000-0000-0000-0000-000000000000",
+    ),
+    ("POST", "/v1/collections/handbook/search"),
+    ("GET", "/v1/routes/default/shadow"),
+    ("GET", "/v1/prompts"),
+    ("GET", "/v1/prompts/rag_answer"),
+    ("POST", "/v1/prompts/rag_answer/versions"),
+    ("GET", "/v1/prompts/rag_answer/versions/1"),
+    ("PUT", "/v1/prompts/rag_answer/labels/production"),
+    ("POST", "/v1/prompts/rag_answer/render"),
+    ("GET", "/v1/evals/runs"),
+    ("GET", "/v1/evals/runs/00000000-0000-0000-0000-000000000000"),
+    ("GET", "/v1/evals/compare?before=a&after=b"),
+    ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/embeddings"),
+    ("POST", "/v1/guard/check"),
+    ("GET", "/v1/lineage/00000000-0000-0000-0000-000000000000"),
+    (
+        "POST",
+        "/v1/lineage/00000000-0000-0000-0000-000000000000/feedback",
+    ),
+    ("GET", "/v1/models"),
+    ("GET", "/v1/me"),
+    ("GET", "/v1/apps"),
+    ("GET", "/v1/conversations"),
+    ("POST", "/v1/conversations"),
+    (
+        "GET",
+        "/v1/conversations/00000000-0000-0000-0000-000000000000",
+    ),
+    (
+        "PATCH",
+        "/v1/conversations/00000000-0000-0000-0000-000000000000",
+    ),
+    (
+        "DELETE",
+        "/v1/conversations/00000000-0000-0000-0000-000000000000",
+    ),
+    (
+        "POST",
+        "/v1/conversations/00000000-0000-0000-0000-000000000000/messages",
+    ),
+    (
+        "GET",
+        "/v1/documents/00000000-0000-0000-0000-000000000000/text",
+    ),
+    ("GET", "/v1/no-such-route"),
+];
+
+const PUBLIC: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/",
+    "/evals",
+    "/assets/app.js",
+    "/metrics",
+    "/.well-known/oauth-protected-resource/mcp",
+];
+
+fn required() -> AccessPolicy {
+    AccessPolicy {
+        mode: AuthMode::Required,
+        ..local_access()
+    }
+}
+
+fn request(method: &str, path: &str, key: Option<&str>, body: &str) -> Request<Body> {
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(key) = key {
+        builder = builder.header(header::AUTHORIZATION, format!("Bearer {key}"));
+    }
+    builder.body(Body::from(body.to_owned())).expect("request")
+}
+
+async fn call(test: &TestApp, request: Request<Body>) -> (StatusCode, Value) {
+    let (status, _, body) = send(&test.app, request).await;
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+async fn key(test: &TestApp, name: &str, collections: &[&str], roles: &[Role]) -> String {
+    let generated = cairn_mcp::keys::generate(
+        name,
+        Vec::new(),
+        collections.iter().map(|c| (*c).to_owned()).collect(),
+        roles,
+    );
+    cairn_core::catalog::ApiKeyRepo::create_api_key(&test.catalog, generated.record)
+        .await
+        .expect("key");
+    generated.secret
+}
+
+#[tokio::test]
+async fn where_authentication_is_required_every_route_but_the_public_ones_refuses_strangers() {
+    let test = test_app_with(1 << 20, required()).await;
+    for (method, path) in ROUTES {
+        for credential in [None, Some("sk-openai-style"), Some("cairn_0000")] {
+            let (status, body) = call(&test, request(method, path, credential, "{}")).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with {credential:?}: {body}"
+            );
+            if credential.is_none() {
+                assert_eq!(body["error"]["type"], "authentication_error", "{body}");
+            }
+        }
+    }
+    for path in PUBLIC {
+        let (status, _, _) = send(&test.app, request("GET", path, None, "")).await;
+        assert_ne!(status, StatusCode::UNAUTHORIZED, "{path} is public");
+    }
+    let (status, body) = call(&test, request("GET", "/v1/collections", None, "")).await;
+    let message = check_error(&body, "authentication_error", "authentication_required");
+    assert!(message.contains("cairn key create"), "{message} ({status})");
+}
+
+#[tokio::test]
+async fn each_route_needs_its_role_and_admin_holds_them_all() {
+    let test = test_app_with(1 << 20, required()).await;
+    let reader = key(&test, "reader", &["*"], &[Role::Read]).await;
+    let writer = key(&test, "writer", &["*"], &[Role::Read, Role::Write]).await;
+    let admin = key(&test, "admin", &["*"], &[Role::Admin]).await;
+    let create = r#"{"name": "handbook"}"#;
+
+    let (status, body) = call(
+        &test,
+        request("POST", "/v1/collections", Some(&reader), create),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let message = check_error(&body, "permission_error", "missing_role");
+    assert!(
+        message.contains("`reader` lacks the write role") && message.contains("--roles write"),
+        "{message}"
+    );
+    let (status, body) = call(
+        &test,
+        request("POST", "/v1/collections", Some(&writer), create),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, _) = call(&test, request("GET", "/v1/collections", Some(&reader), "")).await;
+    assert_eq!(status, StatusCode::OK);
+
+    for (method, path) in [
+        ("PUT", "/v1/prompts/rag_answer/labels/production"),
+        ("POST", "/v1/prompts/rag_answer/versions"),
+        ("GET", "/v1/routes/default/shadow"),
+    ] {
+        let (status, body) = call(&test, request(method, path, Some(&writer), "{}")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {body}");
+        let (status, body) = call(&test, request(method, path, Some(&admin), "{}")).await;
+        assert_ne!(status, StatusCode::FORBIDDEN, "{method} {path}: {body}");
+        assert_ne!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {body}");
+    }
+    let (status, body) = call(&test, request("GET", "/v1/me", Some(&admin), "")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["user"], "key:admin");
+    assert_eq!(body["roles"], serde_json::json!(["admin"]));
+}
+
+#[tokio::test]
+async fn a_collection_outside_a_keys_reach_looks_like_one_that_does_not_exist() {
+    let test = test_app_with(1 << 20, required()).await;
+    let admin = key(&test, "admin", &["*"], &[Role::Admin]).await;
+    for name in ["handbook", "hr"] {
+        let body = format!(r#"{{"name": "{name}"}}"#);
+        let (status, _) = call(
+            &test,
+            request("POST", "/v1/collections", Some(&admin), &body),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let limited = key(&test, "limited", &["handbook"], &[Role::Read, Role::Write]).await;
+    let (_, listed) = call(&test, request("GET", "/v1/collections", Some(&limited), "")).await;
+    let names: Vec<&str> = listed["data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["handbook"]);
+    let mut answers = Vec::new();
+    for name in ["hr", "nope"] {
+        for (method, path, body) in [
+            ("GET", format!("/v1/collections/{name}"), ""),
+            ("DELETE", format!("/v1/collections/{name}"), ""),
+            ("GET", format!("/v1/collections/{name}/documents"), ""),
+        ] {
+            let (status, body) = call(&test, request(method, &path, Some(&limited), body)).await;
+            answers.push((method, status, body.to_string().replace(name, "NAME")));
+        }
+    }
+    assert_eq!(
+        answers[..3],
+        answers[3..],
+        "hidden and missing answer alike"
+    );
+    assert!(
+        answers
+            .iter()
+            .all(|(_, status, _)| *status == StatusCode::NOT_FOUND)
+    );
+    let (status, _) = call(
+        &test,
+        request("GET", "/v1/collections/hr", Some(&admin), ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "the collection is still there");
+}
+
+#[tokio::test]
+async fn the_loopback_default_refuses_other_hosts_and_other_sites_pages() {
+    let test = test_app_with(1 << 20, local_access()).await;
+    // DNS rebinding: a page at evil.example whose name now resolves to 127.0.0.1.
+    let rebound = Request::get("/v1/collections")
+        .header(header::HOST, "evil.example:8080")
+        .body(Body::empty())
+        .expect("request");
+    let (status, body) = call(&test, rebound).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let message = check_error(&body, "permission_error", "host_not_allowed");
+    assert!(message.contains("server.allowed_hosts"), "{message}");
+
+    // A cross-site form post: multipart/form-data is a CORS simple request, sent without asking.
+    let boundary = "x-boundary";
+    let form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"evil.md\"\r\n\r\n# planted\r\n--{boundary}--\r\n"
+    );
+    let upload = |origin: &str| {
+        Request::post("/v1/collections/planted/documents")
+            .header(header::HOST, "127.0.0.1:8080")
+            .header(header::ORIGIN, origin)
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(Body::from(form.clone()))
+            .expect("request")
+    };
+    let (status, body) = call(&test, upload("https://evil.example")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    check_error(&body, "permission_error", "cross_site_refused");
+    let delete = Request::delete("/v1/collections/planted")
+        .header(header::HOST, "127.0.0.1:8080")
+        .header("sec-fetch-site", "cross-site")
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(call(&test, delete).await.0, StatusCode::FORBIDDEN);
+    // The same upload from Cairn's own page passes the layer (this test app has no index: 503).
+    let (status, body) = call(&test, upload("http://127.0.0.1:8080")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    // Listed hosts are answered; probes answer any host (kubelet and Prometheus use pod IPs).
+    let listed = test_app_with(
+        1 << 20,
+        AccessPolicy {
+            allowed_hosts: vec!["cairn.example.com".into()],
+            ..local_access()
+        },
+    )
+    .await;
+    let named = Request::get("/v1/collections")
+        .header(header::HOST, "cairn.example.com")
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(call(&listed, named).await.0, StatusCode::OK);
+    let probe = Request::get("/healthz")
+        .header(header::HOST, "10.0.0.7:8080")
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(call(&test, probe).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn without_authentication_everyone_may_do_everything_and_metrics_can_be_protected() {
+    let open = test_app_with(
+        1 << 20,
+        AccessPolicy {
+            mode: AuthMode::None,
+            ..local_access()
+        },
+    )
+    .await;
+    let (status, body) = call(
+        &open,
+        request("POST", "/v1/collections", None, r#"{"name": "kb"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, me) = call(&open, request("GET", "/v1/me", None, "")).await;
+    assert_eq!(me["user"], "anonymous");
+
+    let test = test_app_with(
+        1 << 20,
+        AccessPolicy {
+            protect_metrics: true,
+            ..required()
+        },
+    )
+    .await;
+    let reader = key(&test, "reader", &["*"], &[Role::Read]).await;
+    let admin = key(&test, "admin", &[], &[Role::Admin]).await;
+    assert_eq!(
+        call(&test, request("GET", "/metrics", None, "")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&test, request("GET", "/metrics", Some(&reader), ""))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let (status, _, _) = send(&test.app, request("GET", "/metrics", Some(&admin), "")).await;
+    assert_eq!(status, StatusCode::OK);
+}
