@@ -235,7 +235,7 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
     let mut stream = TcpStream::connect(addr).expect("connect");
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: cairn\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     )
     .expect("write");
     let mut response = String::new();
@@ -259,7 +259,7 @@ fn sigterm_lets_the_in_flight_request_finish_then_exits_zero() {
     let mut stream = TcpStream::connect(server.addr).expect("connect");
     write!(
         stream,
-        "POST /v1/collections HTTP/1.1\r\nHost: cairn\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}",
+        "POST /v1/collections HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}",
         body.len()
     )
     .expect("write first half");
