@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use cairn_core::catalog::*;
 
+mod audit;
 mod conversations;
 mod documents;
 mod evals;
@@ -16,6 +17,7 @@ mod keys;
 mod lineage;
 mod prompts;
 
+pub use audit::*;
 pub use conversations::*;
 pub use documents::*;
 pub use evals::*;
@@ -31,7 +33,7 @@ macro_rules! catalog_contract_tests {
     ($setup:path) => {
         $crate::catalog_contract_tests!(@each $setup;
             ping, collections, collection_binding, documents, chunks, document_sync, prompt_versions, concurrent_publishes,
-            prompt_labels, conversations, lineage_and_feedback, eval_runs, api_keys, usage_windows, shadow_results);
+            prompt_labels, conversations, lineage_and_feedback, eval_runs, api_keys, usage_windows, shadow_results, audit_log);
     };
     (@each $setup:path; $($check:ident),*) => {
         $(

@@ -100,6 +100,13 @@ pub async fn run(catalog: &dyn Catalog, command: KeyCommand) -> anyhow::Result<(
                 },
             );
             println!("{}", generated.secret);
+            crate::audit::record(
+                catalog,
+                "key.create",
+                &key.name,
+                serde_json::json!({"roles": key.roles, "tools": key.tools, "collections": key.collections}),
+            )
+            .await;
         }
         KeyCommand::List { json } => {
             let keys = catalog.list_api_keys().await?;
@@ -159,6 +166,7 @@ pub async fn run(catalog: &dyn Catalog, command: KeyCommand) -> anyhow::Result<(
         KeyCommand::Revoke { name } => {
             if catalog.revoke_api_key(&name).await? {
                 println!("revoked key `{name}`");
+                crate::audit::record(catalog, "key.revoke", &name, serde_json::Value::Null).await;
             } else {
                 anyhow::bail!("no active key is named `{name}`; `cairn key list` shows them");
             }

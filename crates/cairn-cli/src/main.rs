@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use cairn_runtime::config::{self, Sources};
 use clap::{Args, Parser, Subcommand};
 
+mod audit;
 mod bench;
 mod bench_gateway;
 mod bench_rag;
@@ -81,6 +82,13 @@ enum Command {
         storage: StorageArgs,
         #[command(subcommand)]
         command: prompt::PromptCommand,
+    },
+    /// The audit log: who changed what, and refused requests: `cairn audit --since 24h --outcome refused`.
+    Audit {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(flatten)]
+        args: audit::AuditArgs,
     },
 }
 
@@ -188,6 +196,7 @@ fn main() -> ExitCode {
         | Command::Mcp(args)
         | Command::Key { storage: args, .. }
         | Command::Prompt { storage: args, .. }
+        | Command::Audit { storage: args, .. }
         | Command::Eval { storage: args, .. }
         | Command::Bench { storage: args, .. }
         | Command::Ingest { storage: args, .. }
@@ -298,6 +307,18 @@ fn main() -> ExitCode {
                 let report = rag::ingest(&rag, args).await;
                 if let Ok(report) = &report
                     && report.added + report.updated + report.removed > 0
+                {
+                    audit::record(
+                        &*catalog.as_dyn(),
+                        "ingest",
+                        &collection,
+                        serde_json::json!({"added": report.added, "updated": report.updated,
+                            "removed": report.removed, "failed": report.failed.len()}),
+                    )
+                    .await;
+                }
+                if let Ok(report) = &report
+                    && report.added + report.updated + report.removed > 0
                     && !no_eval
                 {
                     drop(rag);
@@ -334,6 +355,12 @@ fn main() -> ExitCode {
                 result
             }
             Command::Eval { command, .. } => eval::run(&config, command).await,
+            Command::Audit { args, .. } => {
+                let catalog = cairn_runtime::catalog::open_for_use(&config).await?;
+                let result = audit::run(&*catalog.as_dyn(), args).await;
+                catalog.close().await;
+                result
+            }
             Command::Prompt { command, .. } => {
                 let catalog = cairn_runtime::catalog::open_for_use(&config).await?;
                 let result = prompt::run(&config, &catalog, command).await;

@@ -152,6 +152,15 @@ pub async fn run(
             let author = actor(author);
             for file in parsed {
                 let outcome = registry.publish(&file, &author, &message).await?;
+                if outcome.created {
+                    crate::audit::record(
+                        catalog,
+                        "prompt.publish",
+                        &format!("{}@v{}", outcome.version.name, outcome.version.version),
+                        serde_json::json!({"message": message}),
+                    )
+                    .await;
+                }
                 let verb = if outcome.created {
                     "published"
                 } else {
@@ -264,6 +273,14 @@ pub async fn run(
                 Some(from) => println!("{name}@{label}: v{from} → v{}{vouched}", moved.to_version),
                 None => println!("{name}@{label}: → v{}{vouched}", moved.to_version),
             }
+            crate::audit::record(
+                catalog,
+                "prompt.label",
+                &format!("{name}@{label}"),
+                serde_json::json!({"from": moved.from_version, "to": moved.to_version,
+                    "eval_run": moved.eval_run, "reason": reason}),
+            )
+            .await;
             crate::eval::continuous(config, open, crate::eval::Trigger::Prompt(&name)).await;
         }
         PromptCommand::Rollback {
@@ -280,6 +297,13 @@ pub async fn run(
                 moved.from_version.unwrap_or_default(),
                 moved.to_version
             );
+            crate::audit::record(
+                catalog,
+                "prompt.rollback",
+                &format!("{name}@{label}"),
+                serde_json::json!({"from": moved.from_version, "to": moved.to_version, "reason": reason}),
+            )
+            .await;
             crate::eval::continuous(config, open, crate::eval::Trigger::Prompt(&name)).await;
         }
         PromptCommand::History { name } => {

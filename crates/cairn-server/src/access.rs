@@ -20,6 +20,7 @@ use cairn_auth::{AuthError, Grant, Role};
 use cairn_runtime::config::{AccessPolicy, AuthMode};
 
 use crate::app::AppState;
+use crate::audit::Seen;
 use crate::error::ApiError;
 
 /// Paths anyone may fetch: probes, static pages and assets, sign-in, the MCP resource metadata.
@@ -204,9 +205,12 @@ pub(crate) async fn authenticate(
     if is_public(&path, &state.access) {
         return next.run(request).await;
     }
+    let seen = Seen::of(&request);
     let headers = request.headers();
     if let Err(problem) = host_allowed(headers, &state.access) {
         tracing::warn!(path, "refused a request for another host: {problem}");
+        seen.record(&state, None, StatusCode::FORBIDDEN, Some(&problem))
+            .await;
         return forbidden("host_not_allowed", problem);
     }
     let by_cookie = bearer(headers).is_none()
@@ -216,6 +220,8 @@ pub(crate) async fn authenticate(
             .is_some_and(|oidc| oidc.session_grant(headers).is_some());
     if let Err(problem) = same_origin(headers, request.method(), by_cookie) {
         tracing::warn!(path, "refused a cross-site request: {problem}");
+        seen.record(&state, None, StatusCode::FORBIDDEN, Some(&problem))
+            .await;
         return forbidden("cross_site_refused", problem);
     }
     match find_caller(&state, request.headers(), &path).await {
@@ -224,21 +230,42 @@ pub(crate) async fn authenticate(
             next.run(request).await
         }
         Ok(Found::ToMcp) => next.run(request).await,
-        Err(refused) => refused,
+        Err(refused) => {
+            seen.record(&state, None, refused.status(), Some("no valid credentials"))
+                .await;
+            refused
+        }
     }
 }
 
-/// Refuses callers without `role`; layered on each route group in [`crate::app::router`].
-pub(crate) async fn require(State(role): State<Role>, request: Request, next: Next) -> Response {
-    match request.extensions().get::<Grant>() {
-        Some(grant) if grant.has(role) => next.run(request).await,
-        Some(grant) => forbidden(
-            "missing_role",
-            format!(
+/// Refuses callers without the route group's role; layered on each group in
+/// [`crate::app::router`]. Requests that need more than reading are audited, and so is every
+/// refusal.
+pub(crate) async fn require(
+    State((state, role)): State<(AppState, Role)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let seen = Seen::of(&request);
+    let grant = request.extensions().get::<Grant>().cloned();
+    match &grant {
+        Some(grant) if grant.has(role) => {
+            let response = next.run(request).await;
+            if role != Role::Read {
+                seen.record(&state, Some(grant), response.status(), None)
+                    .await;
+            }
+            response
+        }
+        Some(grant) => {
+            let problem = format!(
                 "`{}` lacks the {role} role this request needs; an admin can create a key with `cairn key create --roles {role}` (or grant it through auth.user_roles)",
                 grant.name
-            ),
-        ),
+            );
+            seen.record(&state, Some(grant), StatusCode::FORBIDDEN, Some(&problem))
+                .await;
+            forbidden("missing_role", problem)
+        }
         None => unauthenticated(
             "authentication_required",
             "this request needs an API key or a signed-in session",

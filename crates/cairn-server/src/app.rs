@@ -47,9 +47,12 @@ pub struct AppState {
     pub access: Arc<cairn_runtime::config::AccessPolicy>,
 }
 
-/// `router` with `role` required on every route (checked by [`access::require`]).
-fn needs(router: Router<AppState>, role: Role) -> Router<AppState> {
-    router.route_layer(middleware::from_fn_with_state(role, access::require))
+/// `router` with `role` required on every route (checked, and audited, by [`access::require`]).
+fn needs(state: &AppState, router: Router<AppState>, role: Role) -> Router<AppState> {
+    router.route_layer(middleware::from_fn_with_state(
+        (state.clone(), role),
+        access::require,
+    ))
 }
 
 /// The whole HTTP surface. Tests call it with `tower::ServiceExt::oneshot`, without a socket.
@@ -57,6 +60,7 @@ pub fn router(state: AppState) -> Router {
     let max_body_bytes = state.max_body_bytes;
     let max_upload_bytes = state.max_upload_bytes;
     let uploads = needs(
+        &state,
         Router::new().route(
             "/v1/collections/{name}/documents",
             get(collections::list_documents),
@@ -64,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         Role::Read,
     )
     .merge(needs(
+        &state,
         Router::new().route(
             "/v1/collections/{name}/documents",
             post(collections::upload_documents),
@@ -131,14 +136,16 @@ pub fn router(state: AppState) -> Router {
             post(prompts::publish_version),
         )
         .route("/v1/prompts/{name}/labels/{label}", put(prompts::set_label));
-    let admin = Router::new().route(
-        "/v1/routes/{name}/shadow",
-        get(crate::gateway::list_shadow_results),
-    );
-    let api = needs(read, Role::Read)
-        .merge(needs(write, Role::Write))
-        .merge(needs(prompt_admin, Role::PromptAdmin))
-        .merge(needs(admin, Role::Admin))
+    let admin = Router::new()
+        .route(
+            "/v1/routes/{name}/shadow",
+            get(crate::gateway::list_shadow_results),
+        )
+        .route("/v1/audit", get(crate::audit::list));
+    let api = needs(&state, read, Role::Read)
+        .merge(needs(&state, write, Role::Write))
+        .merge(needs(&state, prompt_admin, Role::PromptAdmin))
+        .merge(needs(&state, admin, Role::Admin))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn_with_state(
             BodyLimit {
@@ -149,7 +156,7 @@ pub fn router(state: AppState) -> Router {
         ));
     let metrics_route = Router::new().route("/metrics", get(metrics));
     let metrics_route = if state.access.protect_metrics {
-        needs(metrics_route, Role::Admin)
+        needs(&state, metrics_route, Role::Admin)
     } else {
         metrics_route
     };

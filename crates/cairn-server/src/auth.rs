@@ -409,13 +409,39 @@ fn sign_in_failed(message: String) -> Response {
     .into_response()
 }
 
-/// `GET /auth/callback`: finishes the flow: checks the state, exchanges the code with the PKCE
-/// verifier, verifies the ID token (signature, issuer, audience, expiry, nonce) and starts a session.
+/// `GET /auth/callback`: finishes the flow (see [`finish_sign_in`]); a failed sign-in is audited
+/// (a successful one is, with the user, where the session starts).
 pub(crate) async fn callback(
     State(state): State<AppState>,
     headers: HeaderMap,
+    query: Query<CallbackQuery>,
+) -> Response {
+    let response = finish_sign_in(&state, &headers, query).await;
+    if response.status() == StatusCode::UNAUTHORIZED {
+        crate::audit::record(
+            &state,
+            cairn_core::catalog::NewAuditEvent {
+                actor: "anonymous".into(),
+                action: "sign_in".into(),
+                target: "/auth/callback".into(),
+                outcome: cairn_core::catalog::AuditOutcome::Refused,
+                source: "browser".into(),
+                detail: json!({"reason": "the sign-in did not complete; the server log says why"}),
+            },
+        )
+        .await;
+    }
+    response
+}
+
+/// Checks the state, exchanges the code with the PKCE verifier, verifies the ID token (signature,
+/// issuer, audience, expiry, nonce) and starts a session.
+async fn finish_sign_in(
+    state: &AppState,
+    headers: &HeaderMap,
     Query(query): Query<CallbackQuery>,
 ) -> Response {
+    let headers = headers.clone();
     let Some(oidc) = state.auth.clone() else {
         return no_oidc();
     };
@@ -483,6 +509,18 @@ pub(crate) async fn callback(
         exp: now() + oidc.settings.session_ttl.as_secs(),
     };
     tracing::info!(user = %session.sub, "signed in");
+    crate::audit::record(
+        state,
+        cairn_core::catalog::NewAuditEvent {
+            actor: format!("user:{}", session.sub),
+            action: "sign_in".into(),
+            target: "/auth/callback".into(),
+            outcome: cairn_core::catalog::AuditOutcome::Ok,
+            source: "browser".into(),
+            detail: json!({"name": session.name, "roles": session.roles}),
+        },
+    )
+    .await;
     let jar = jar
         .remove(Cookie::build(PENDING_COOKIE).path("/"))
         .add(oidc.cookie(

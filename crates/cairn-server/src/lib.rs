@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod app;
+mod audit;
 pub mod auth;
 pub mod collections;
 mod embeddings_api;

@@ -92,6 +92,8 @@ pub async fn serve(
 
     let draining = Arc::new(tokio::sync::Notify::new());
     let drain_signal = draining.clone();
+    // The peer's address reaches the handlers, for the audit log.
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections; waiting for in-flight requests");

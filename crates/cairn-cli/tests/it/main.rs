@@ -411,6 +411,44 @@ fn listening_beyond_loopback_without_authentication_is_refused_unless_chosen() {
     }
 }
 
+/// What the CLI changes is in the audit log, as `cli:USER`, and `cairn audit` filters it.
+#[test]
+fn the_audit_log_lists_what_the_cli_changed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (ok, _, stderr) = run_cairn(
+        dir.path(),
+        &["key", "create", "--name", "ops", "--roles", "read,write"],
+    );
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = run_cairn(dir.path(), &["key", "revoke", "ops"]);
+    assert!(ok, "{stderr}");
+    let (ok, stdout, stderr) = run_cairn(
+        dir.path(),
+        &["audit", "--action", "key.", "--since", "1h", "--json"],
+    );
+    assert!(ok, "{stderr}");
+    let events: Value = serde_json::from_str(&stdout).expect("JSON");
+    let actions: Vec<&str> = events
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(actions, ["key.revoke", "key.create"]);
+    assert_eq!(
+        events[1]["detail"]["roles"],
+        serde_json::json!(["read", "write"])
+    );
+    assert!(
+        events[0]["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("cli:")),
+        "{events}"
+    );
+    let (ok, _, stderr) = run_cairn(dir.path(), &["audit", "--since", "yesterday"]);
+    assert!(!ok && stderr.contains("24h"), "{stderr}");
+}
+
 #[test]
 fn serve_check_validates_and_exits_without_writing() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -8,6 +8,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
+mod audit;
 mod conversations;
 mod documents;
 mod evals;
@@ -16,6 +17,7 @@ mod keys;
 mod lineage;
 mod prompts;
 
+pub use audit::*;
 pub use conversations::*;
 pub use documents::*;
 pub use evals::*;
@@ -84,6 +86,7 @@ pub trait Catalog:
     + EvalRepo
     + ApiKeyRepo
     + GatewayRepo
+    + AuditRepo
     + fmt::Debug
 {
     /// `sqlite` or `postgres`, for logs and health checks.

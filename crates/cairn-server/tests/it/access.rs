@@ -341,3 +341,92 @@ async fn without_authentication_everyone_may_do_everything_and_metrics_can_be_pr
     let (status, _, _) = send(&test.app, request("GET", "/metrics", Some(&admin), "")).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn changes_and_refusals_are_audited_and_only_admins_read_the_log() {
+    let test = test_app_with(1 << 20, required()).await;
+    let reader = key(&test, "reader", &["*"], &[Role::Read]).await;
+    let admin = key(&test, "admin", &["*"], &[Role::Admin]).await;
+    let create = r#"{"name": "handbook"}"#;
+    call(
+        &test,
+        request("POST", "/v1/collections", Some(&admin), create),
+    )
+    .await;
+    call(
+        &test,
+        request("POST", "/v1/collections", Some(&reader), create),
+    )
+    .await;
+    call(
+        &test,
+        request("DELETE", "/v1/collections/handbook", None, ""),
+    )
+    .await;
+    // Reading is not audited (answers have lineage).
+    call(&test, request("GET", "/v1/collections", Some(&reader), "")).await;
+
+    let (status, body) = call(&test, request("GET", "/v1/audit", Some(&reader), "")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = call(&test, request("GET", "/v1/audit", Some(&admin), "")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let events: Vec<(String, String, String, String)> = body["data"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| {
+            let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+            (
+                text("actor"),
+                text("action"),
+                text("target"),
+                text("outcome"),
+            )
+        })
+        .collect();
+    let expected = [
+        ("key:reader", "GET /v1/audit", "/v1/audit", "refused"),
+        (
+            "anonymous",
+            "DELETE /v1/collections/{name}",
+            "/v1/collections/handbook",
+            "refused",
+        ),
+        (
+            "key:reader",
+            "POST /v1/collections",
+            "/v1/collections",
+            "refused",
+        ),
+        ("key:admin", "POST /v1/collections", "/v1/collections", "ok"),
+    ];
+    let expected: Vec<(String, String, String, String)> = expected
+        .iter()
+        .map(|(a, b, c, d)| ((*a).into(), (*b).into(), (*c).into(), (*d).into()))
+        .collect();
+    assert_eq!(events, expected);
+    assert_eq!(body["data"][3]["detail"]["status"], 201);
+    assert!(
+        body["data"][2]["detail"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("lacks the write role")),
+        "{body}"
+    );
+    let (_, only) = call(
+        &test,
+        request(
+            "GET",
+            "/v1/audit?outcome=refused&actor=key:reader",
+            Some(&admin),
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(only["data"].as_array().map(Vec::len), Some(2), "{only}");
+    let (status, _) = call(
+        &test,
+        request("GET", "/v1/audit?outcome=maybe", Some(&admin), ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

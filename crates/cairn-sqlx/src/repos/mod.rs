@@ -4,6 +4,7 @@
 //! Expanded in each backend crate by [`impl_catalog_repos!`]; the backend supplies its pool, its way
 //! of serialising writers and its array parameters.
 
+mod audit;
 mod collections;
 mod conversations;
 mod documents;
@@ -13,6 +14,7 @@ mod keys;
 mod lineage;
 mod prompts;
 
+pub use audit::*;
 pub use collections::*;
 pub use conversations::*;
 pub use documents::*;
@@ -50,6 +52,7 @@ macro_rules! impl_catalog_repos {
             $crate::impl_eval_repo!($catalog, $db);
             $crate::impl_api_key_repo!($catalog, $db);
             $crate::impl_gateway_repo!($catalog, $db);
+            $crate::impl_audit_repo!($catalog, $db);
         }
     };
 }
