@@ -161,12 +161,25 @@ async fn find_caller(state: &AppState, headers: &HeaderMap, path: &str) -> Resul
                 Err(AuthError::Catalog(error)) => Err(ApiError::from(error).into_response()),
             };
         }
+        // The sign-in provider's tokens (JWTs) name a user.
+        Some(token) if state.auth.is_some() && token.matches('.').count() == 2 => {
+            let oidc = state.auth.as_ref().expect("checked above");
+            match oidc.bearer_grant(token).await {
+                Ok(user) => return Ok(Found::Known(user)),
+                Err(_) if mcp => return Ok(Found::ToMcp),
+                Err(problem) if required => {
+                    tracing::info!("refused a bearer token: {problem}");
+                    return Err(unauthenticated("invalid_token", &problem));
+                }
+                Err(_) => {}
+            }
+        }
         // OpenAI clients always send a bearer token; without required authentication it is not
         // Cairn's business.
         Some(_) if required && !mcp => {
             return Err(unauthenticated(
                 "invalid_api_key",
-                "only Cairn API keys are accepted as bearer tokens: send `Authorization: Bearer cairn_…` (create one with `cairn key create`)",
+                "only Cairn API keys and the sign-in provider's tokens are accepted as bearer tokens: send `Authorization: Bearer cairn_…` (create one with `cairn key create`)",
             ));
         }
         _ => {}

@@ -5,6 +5,7 @@
 //! (`auth.user_roles` and the ID token's `auth.roles_claim`); conversations and feedback then belong
 //! to the provider's subject.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{FromRequestParts, Query, State};
@@ -42,7 +43,15 @@ pub struct Oidc {
     user_roles: Vec<cairn_auth::Role>,
     /// The ID-token claim naming more roles; empty: none.
     roles_claim: String,
+    /// The provider's bearer tokens, checked against its published keys.
+    tokens: Arc<cairn_auth::TokenVerifier>,
+    jwks_uri: String,
+    /// When the key set was last fetched again for an unknown key (at most every few seconds).
+    refetched: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
+
+/// How often an unknown key may send Cairn to fetch the provider's key set again.
+const REFETCH_EVERY: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for Oidc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -163,6 +172,10 @@ impl Oidc {
             }
             None => Key::generate(),
         };
+        let jwks_uri = metadata.jwks_uri().url().to_string();
+        let keys = fetch_keys(&http, &jwks_uri).await?;
+        let tokens =
+            cairn_auth::TokenVerifier::new(&settings.issuer, settings.audiences.clone(), keys);
         Ok(Oidc {
             settings,
             metadata,
@@ -170,7 +183,15 @@ impl Oidc {
             http,
             user_roles: access.user_roles.clone(),
             roles_claim: access.roles_claim.clone(),
+            tokens: Arc::new(tokens),
+            jwks_uri,
+            refetched: Arc::default(),
         })
+    }
+
+    /// The provider's issuer URL.
+    pub fn issuer(&self) -> &str {
+        &self.settings.issuer
     }
 
     fn redirect_url(&self, headers: &HeaderMap) -> String {
@@ -240,39 +261,84 @@ impl Oidc {
         ))
     }
 
-    /// `auth.user_roles`, plus the roles the verified ID token's `auth.roles_claim` names (values
+    /// `auth.user_roles`, plus the roles the verified token's `auth.roles_claim` names (values
     /// that are not roles are left out).
-    fn roles_for(&self, id_token: &str) -> Vec<String> {
+    fn roles_for(
+        &self,
+        claims: &serde_json::Value,
+    ) -> std::collections::BTreeSet<cairn_auth::Role> {
         let mut roles: std::collections::BTreeSet<cairn_auth::Role> =
             self.user_roles.iter().copied().collect();
         if !self.roles_claim.is_empty() {
-            let claimed = claim_strings(id_token, &self.roles_claim);
+            let claimed = cairn_auth::claim_strings(claims, &self.roles_claim);
             roles.extend(cairn_auth::roles_of(&claimed));
         }
-        roles.into_iter().map(|r| r.as_str().to_owned()).collect()
+        roles
+    }
+
+    /// The user a bearer token from the provider names, with its roles. A token signed by a key
+    /// Cairn has not seen fetches the provider's key set again (it rotated), at most every
+    /// [`REFETCH_EVERY`].
+    pub(crate) async fn bearer_grant(&self, token: &str) -> Result<cairn_auth::Grant, String> {
+        let verified = match self.tokens.verify(token) {
+            Err(cairn_auth::TokenError::UnknownKey(kid)) => {
+                let due = self
+                    .refetched
+                    .lock()
+                    .map(|mut last| {
+                        let due = last.is_none_or(|at| at.elapsed() >= REFETCH_EVERY);
+                        if due {
+                            *last = Some(std::time::Instant::now());
+                        }
+                        due
+                    })
+                    .unwrap_or(false);
+                if !due {
+                    return Err(cairn_auth::TokenError::UnknownKey(kid).to_string());
+                }
+                let keys = fetch_keys(&self.http, &self.jwks_uri).await?;
+                tracing::info!(issuer = %self.settings.issuer, "fetched the provider's keys again for a key it had not published before");
+                self.tokens.replace_keys(keys);
+                self.tokens.verify(token)
+            }
+            other => other,
+        }
+        .map_err(|e| e.to_string())?;
+        Ok(cairn_auth::Grant::user(
+            verified.subject,
+            verified.name,
+            self.roles_for(&verified.claims),
+        ))
     }
 }
 
-/// The strings of a list (or single string) claim of a JWT whose signature was already verified.
-fn claim_strings(jwt: &str, claim: &str) -> Vec<String> {
+/// The provider's published keys.
+async fn fetch_keys(http: &ProviderHttp, jwks_uri: &str) -> Result<cairn_auth::JwkSet, String> {
+    let response = http
+        .0
+        .get(jwks_uri)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| format!("cannot fetch the provider's keys from {jwks_uri}: {e}"))?;
+    response
+        .json()
+        .await
+        .map_err(|e| format!("the provider's keys at {jwks_uri} are not a JWK set: {e}"))
+}
+
+/// The claims of a JWT whose signature was already verified.
+fn verified_claims(jwt: &str) -> serde_json::Value {
     use base64::Engine as _;
-    let Some(payload) = jwt.split('.').nth(1) else {
-        return Vec::new();
-    };
-    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload) else {
-        return Vec::new();
-    };
-    let Ok(claims) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return Vec::new();
-    };
-    match &claims[claim] {
-        serde_json::Value::String(one) => vec![one.clone()],
-        serde_json::Value::Array(many) => many
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
-        _ => Vec::new(),
-    }
+    jwt.split('.')
+        .nth(1)
+        .and_then(|payload| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .ok()
+        })
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
 }
 
 fn time_duration(duration: Duration) -> cookie::time::Duration {
@@ -503,7 +569,11 @@ async fn finish_sign_in(
         .or_else(|| claims.email().map(|e| e.as_str().to_owned()))
         .unwrap_or_else(|| sub.clone());
     let session = Session {
-        roles: oidc.roles_for(&id_token.to_string()),
+        roles: oidc
+            .roles_for(&verified_claims(&id_token.to_string()))
+            .into_iter()
+            .map(|r| r.as_str().to_owned())
+            .collect(),
         sub,
         name,
         exp: now() + oidc.settings.session_ttl.as_secs(),

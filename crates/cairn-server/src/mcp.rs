@@ -244,7 +244,13 @@ pub fn router(state: &AppState) -> axum::Router {
     let options = cairn_mcp::http::HttpOptions {
         allowed_hosts: state.access.allowed_hosts.clone(),
         resource_url: state.mcp.resource_url.clone(),
-        authorization_servers: state.mcp.authorization_servers.clone(),
+        // The sign-in provider issues tokens `/mcp` accepts: name it unless the operator did.
+        authorization_servers: match &state.auth {
+            Some(oidc) if state.mcp.authorization_servers.is_empty() => {
+                vec![oidc.issuer().to_owned()]
+            }
+            _ => state.mcp.authorization_servers.clone(),
+        },
     };
     cairn_mcp::http::router(
         CairnMcp::for_http(knowledge(state)),

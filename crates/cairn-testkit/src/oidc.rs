@@ -1,6 +1,7 @@
 //! A fake OpenID Connect provider on loopback, for sign-in tests: discovery, an authorization
 //! endpoint that signs in whoever `set_user` names (no login page), a token endpoint that checks
-//! the PKCE verifier against the challenge, and RS256 ID tokens verifiable with its JWKS.
+//! the PKCE verifier against the challenge, and RS256 ID tokens verifiable with its JWKS; access
+//! tokens minted on demand (`access_token`), and a key rotation (`rotate_key`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,14 +19,34 @@ use openidconnect::{
     AccessToken, Audience, EmptyAdditionalClaims, EndUserUsername, IssuerUrl, JsonWebKeyId, Nonce,
     PkceCodeChallenge, PkceCodeVerifier, PrivateSigningKey, StandardClaims, SubjectIdentifier,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 /// The client id the fake provider knows.
 pub const CLIENT_ID: &str = "cairn-test";
 
-/// A 2048-bit RSA key made for these tests only; it signs nothing else.
-const TEST_KEY: &str = include_str!("oidc-test-key.pem");
+/// 2048-bit RSA keys made for these tests only; they sign nothing else. The provider signs with the
+/// first until `rotate_key`, then publishes and signs with the second only.
+const TEST_KEYS: [(&str, &str); 2] = [
+    ("test", include_str!("oidc-test-key.pem")),
+    ("test-2", include_str!("oidc-test-key-2.pem")),
+];
+
+/// Claims the fake provider adds to access tokens: the user's roles.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct ExtraClaims {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    roles: Vec<String>,
+}
+
+impl openidconnect::AdditionalClaims for ExtraClaims {}
+
+type AccessJwt = openidconnect::IdToken<
+    ExtraClaims,
+    openidconnect::core::CoreGenderClaim,
+    openidconnect::core::CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
 
 #[derive(Debug, Clone)]
 struct Issued {
@@ -43,6 +64,8 @@ struct Provider {
     counter: u64,
     /// PKCE verifications that failed, for tests to assert on.
     rejected: u32,
+    /// Which of [`TEST_KEYS`] signs and is published.
+    key: usize,
 }
 
 type Shared = Arc<Mutex<Provider>>;
@@ -97,14 +120,55 @@ impl FakeOidc {
         }
     }
 
+    /// Signs and publishes a new key from now on (the old one is no longer published).
+    pub fn rotate_key(&self) {
+        if let Ok(mut provider) = self.provider.lock() {
+            provider.key = 1;
+        }
+    }
+
+    /// An access token (a JWT signed with the current key) for `user` (subject `sub-USER`), for
+    /// `audience`, with `roles`, expiring after `lifetime` (negative: already expired).
+    pub fn access_token(
+        &self,
+        user: &str,
+        audience: &str,
+        roles: &[&str],
+        lifetime: chrono::Duration,
+    ) -> String {
+        let key = self.provider.lock().map_or(0, |p| p.key);
+        let now = chrono::Utc::now();
+        let claims = openidconnect::IdTokenClaims::new(
+            IssuerUrl::new(self.issuer.clone()).expect("issuer URL"),
+            vec![Audience::new(audience.into())],
+            now + lifetime,
+            now,
+            StandardClaims::new(SubjectIdentifier::new(format!("sub-{user}")))
+                .set_preferred_username(Some(EndUserUsername::new(user.into()))),
+            ExtraClaims {
+                roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            },
+        );
+        AccessJwt::new(
+            claims,
+            &signing_key(key),
+            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+            None,
+            None,
+        )
+        .expect("sign the access token")
+        .to_string()
+    }
+
     /// How many token requests were refused for a wrong PKCE verifier.
     pub fn pkce_rejections(&self) -> u32 {
         self.provider.lock().map_or(0, |p| p.rejected)
     }
 }
 
-fn signing_key() -> CoreRsaPrivateSigningKey {
-    CoreRsaPrivateSigningKey::from_pem(TEST_KEY, Some(JsonWebKeyId::new("test".into())))
+fn signing_key(index: usize) -> CoreRsaPrivateSigningKey {
+    let (kid, pem) = TEST_KEYS[index];
+    CoreRsaPrivateSigningKey::from_pem(pem, Some(JsonWebKeyId::new(kid.into())))
         .expect("the test key parses")
 }
 
@@ -218,7 +282,7 @@ async fn token(State(provider): State<Shared>, Form(form): Form<TokenForm>) -> R
     let access = AccessToken::new(format!("access-{}", form.code));
     let id_token = CoreIdToken::new(
         claims,
-        &signing_key(),
+        &signing_key(provider.key),
         CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
         Some(&access),
         None,
@@ -233,8 +297,9 @@ async fn token(State(provider): State<Shared>, Form(form): Form<TokenForm>) -> R
     .into_response()
 }
 
-async fn jwks() -> Json<CoreJsonWebKeySet> {
+async fn jwks(State(provider): State<Shared>) -> Json<CoreJsonWebKeySet> {
+    let key = provider.lock().map_or(0, |p| p.key);
     Json(CoreJsonWebKeySet::new(vec![
-        signing_key().as_verification_key(),
+        signing_key(key).as_verification_key(),
     ]))
 }

@@ -72,6 +72,9 @@ pub struct AuthSection {
     /// request's Host header.
     pub oidc_redirect_url: String,
     pub oidc_scopes: Vec<String>,
+    /// Audiences accepted in the provider's bearer tokens on the API and `/mcp`. Empty: the client
+    /// id.
+    pub token_audiences: Vec<String>,
     /// The environment variable holding the key that signs session cookies (64 bytes or more),
     /// shared by replicas. Empty: a random key per process (sessions end at restart).
     pub session_secret_env: String,
@@ -90,6 +93,7 @@ impl Default for AuthSection {
             oidc_client_secret_env: String::new(),
             oidc_redirect_url: String::new(),
             oidc_scopes: vec!["openid".into(), "profile".into(), "email".into()],
+            token_audiences: Vec::new(),
             session_secret_env: String::new(),
             session_ttl_secs: 8 * 3600,
         }
@@ -239,6 +243,11 @@ pub(super) fn auth_config(
         )?,
         redirect_url: section.oidc_redirect_url.clone(),
         scopes: section.oidc_scopes.clone(),
+        audiences: if section.token_audiences.is_empty() {
+            vec![section.oidc_client_id.clone()]
+        } else {
+            section.token_audiences.clone()
+        },
         session_ttl: Duration::from_secs(section.session_ttl_secs.max(60)),
         session_secret,
     }))
@@ -253,6 +262,8 @@ pub struct OidcSettings {
     /// `https://cairn.example.com/auth/callback`; empty: from each request's Host header.
     pub redirect_url: String,
     pub scopes: Vec<String>,
+    /// Audiences accepted in bearer tokens (the client id unless configured).
+    pub audiences: Vec<String>,
     pub session_ttl: Duration,
     /// Signs the cookies; shared by replicas. `None`: a random key per process.
     pub session_secret: Option<SecretString>,

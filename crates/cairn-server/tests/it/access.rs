@@ -430,3 +430,97 @@ async fn changes_and_refusals_are_audited_and_only_admins_read_the_log() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn the_sign_in_providers_tokens_name_users_with_their_roles_across_a_key_rotation() {
+    use cairn_testkit::oidc::{CLIENT_ID, FakeOidc};
+    let provider = FakeOidc::start().await;
+    let settings = cairn_server::auth::OidcSettings {
+        issuer: provider.issuer().to_owned(),
+        client_id: CLIENT_ID.into(),
+        client_secret: None,
+        redirect_url: String::new(),
+        scopes: vec!["openid".into()],
+        audiences: vec![CLIENT_ID.into()],
+        session_ttl: std::time::Duration::from_secs(3600),
+        session_secret: None,
+    };
+    let access = AccessPolicy {
+        roles_claim: "roles".into(),
+        ..required()
+    };
+    let oidc = cairn_server::auth::Oidc::discover(settings, &access)
+        .await
+        .expect("discover the provider");
+    let mut test = test_app_with(1 << 20, access).await;
+    test.state.auth = Some(std::sync::Arc::new(oidc));
+    test.app = cairn_server::router(test.state.clone());
+    let minutes = chrono::Duration::minutes;
+
+    let alice = provider.access_token("alice", CLIENT_ID, &["write", "root"], minutes(5));
+    let (status, me) = call(&test, request("GET", "/v1/me", Some(&alice), "")).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(
+        (&me["user"], &me["name"], &me["roles"]),
+        (
+            &Value::from("sub-alice"),
+            &Value::from("alice"),
+            &serde_json::json!(["read", "write"])
+        ),
+        "auth.user_roles plus the token's roles that are roles"
+    );
+    let (status, body) = call(
+        &test,
+        request("POST", "/v1/collections", Some(&alice), r#"{"name": "kb"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let expired = provider.access_token("alice", CLIENT_ID, &[], minutes(-10));
+    let elsewhere = provider.access_token("alice", "another-app", &[], minutes(5));
+    let mut tampered = alice.clone();
+    tampered.insert(alice.find('.').expect("a JWT") + 3, 'x');
+    for token in [&expired, &elsewhere, &tampered] {
+        let (status, body) = call(&test, request("GET", "/v1/me", Some(token), "")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        check_error(&body, "authentication_error", "invalid_token");
+    }
+
+    // The provider rotates its key: a token signed with the new one fetches the key set again.
+    provider.rotate_key();
+    let rotated = provider.access_token("bob", CLIENT_ID, &[], minutes(5));
+    let (status, me) = call(&test, request("GET", "/v1/me", Some(&rotated), "")).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["user"], "sub-bob");
+    let (status, _) = call(&test, request("GET", "/v1/me", Some(&alice), "")).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the retired key no longer verifies"
+    );
+
+    // `/mcp` takes the same tokens, and its metadata names the provider.
+    let initialize = Request::post("/mcp")
+        .header(header::HOST, "127.0.0.1:8080")
+        .header(header::AUTHORIZATION, format!("Bearer {rotated}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, "application/json, text/event-stream")
+        .body(Body::from(
+            serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "test", "version": "1"}}})
+            .to_string(),
+        ))
+        .expect("request");
+    let (status, _, body) = send(&test.app, initialize).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let (_, metadata) = call(
+        &test,
+        request("GET", "/.well-known/oauth-protected-resource/mcp", None, ""),
+    )
+    .await;
+    assert_eq!(
+        metadata["authorization_servers"],
+        serde_json::json!([provider.issuer()])
+    );
+}
