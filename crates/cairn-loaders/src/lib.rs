@@ -21,6 +21,7 @@ mod html;
 mod json;
 mod markdown;
 mod pdf;
+mod pdf_bomb;
 mod text;
 
 use std::fmt;
@@ -218,6 +219,10 @@ impl std::error::Error for DocumentError {}
 /// 50 MiB: the default of [`LoadOptions::max_bytes`] and [`FetchOptions::max_bytes`].
 pub const DEFAULT_MAX_BYTES: u64 = 50 * 1024 * 1024;
 
+/// 512 MiB: the default of [`LoadOptions::max_pdf_expanded_bytes`], ten times the largest
+/// document, far beyond what a PDF's text and fonts need.
+pub const DEFAULT_MAX_PDF_EXPANDED_BYTES: u64 = 512 * 1024 * 1024;
+
 /// How documents are read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadOptions {
@@ -225,6 +230,9 @@ pub struct LoadOptions {
     pub json: JsonOptions,
     /// Larger inputs are refused (default [`DEFAULT_MAX_BYTES`]).
     pub max_bytes: u64,
+    /// PDFs whose compressed streams expand past this, together, are refused before they are
+    /// parsed (default [`DEFAULT_MAX_PDF_EXPANDED_BYTES`]).
+    pub max_pdf_expanded_bytes: u64,
 }
 
 impl Default for LoadOptions {
@@ -232,6 +240,7 @@ impl Default for LoadOptions {
         LoadOptions {
             json: JsonOptions::default(),
             max_bytes: DEFAULT_MAX_BYTES,
+            max_pdf_expanded_bytes: DEFAULT_MAX_PDF_EXPANDED_BYTES,
         }
     }
 }
@@ -252,7 +261,7 @@ pub fn load_bytes(
         return Err(too_large(source, size, options.max_bytes));
     }
     let mut documents = match format {
-        Format::Pdf => vec![pdf::load(source, bytes)?],
+        Format::Pdf => vec![pdf::load(source, bytes, options.max_pdf_expanded_bytes)?],
         Format::Markdown => vec![markdown::load(source, &text::decode(source, bytes)?)?],
         Format::Text => vec![text::load(source, text::decode(source, bytes)?)],
         Format::Html => {

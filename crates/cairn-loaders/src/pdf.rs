@@ -19,7 +19,11 @@ use crate::{CharOffsets, DocumentError, Format, Heading, LoadedDocument, fallbac
 const HEADER_WINDOW: usize = 1024;
 
 /// Loads a PDF's text layer.
-pub(crate) fn load(source: &str, bytes: &[u8]) -> Result<LoadedDocument, DocumentError> {
+pub(crate) fn load(
+    source: &str,
+    bytes: &[u8],
+    max_expanded: u64,
+) -> Result<LoadedDocument, DocumentError> {
     let fail = |reason: String| DocumentError::new(source, reason);
     if bytes.is_empty() || bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(crate::text::empty(source));
@@ -31,6 +35,7 @@ pub(crate) fn load(source: &str, bytes: &[u8]) -> Result<LoadedDocument, Documen
         ));
     }
 
+    crate::pdf_bomb::check(bytes, max_expanded).map_err(fail)?;
     let loaded = catch_unwind(|| Document::load_mem(bytes))
         .map_err(|panic| fail(corrupt(&panic_message(&panic))))?;
     let mut document = loaded.map_err(|error| fail(load_error(&error)))?;
@@ -211,7 +216,12 @@ mod tests {
 
     #[test]
     fn not_a_pdf() {
-        let error = load("x.pdf", b"hello, I am text").expect_err("no header");
+        let error = load(
+            "x.pdf",
+            b"hello, I am text",
+            crate::DEFAULT_MAX_PDF_EXPANDED_BYTES,
+        )
+        .expect_err("no header");
         assert!(error.reason.contains("is not a PDF"), "{error}");
     }
 }

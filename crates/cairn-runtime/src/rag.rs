@@ -177,6 +177,7 @@ pub fn ingest_options(section: &IngestSection) -> IngestOptions {
                 metadata_fields: section.json_metadata_fields.clone(),
             },
             max_bytes: section.max_document_bytes,
+            max_pdf_expanded_bytes: section.max_pdf_expanded_bytes,
         },
         discover: DiscoverOptions {
             include: section.include.clone(),

@@ -266,3 +266,31 @@ fn a_page_that_makes_the_parser_panic_is_contained() {
     assert!(error.reason.contains("corrupt"), "{error}");
     assert!(error.reason.contains("MediaBox"), "{error}");
 }
+
+/// A Flate stream of zeros expands about 1,000×: past the limit, the file is refused before the
+/// PDF library inflates anything; the same file within the limit loads.
+#[test]
+fn a_decompression_bomb_is_refused_before_it_is_parsed() {
+    let mut doc = pdf(&[&["Quarterly numbers"]], None);
+    let mut bomb = Stream::new(dictionary! {}, vec![0u8; 8 << 20]);
+    bomb.compress().expect("compress");
+    let compressed = bomb.content.len();
+    doc.add_object(bomb);
+    let mut bytes = Vec::new();
+    doc.save_to(&mut bytes).expect("save");
+    assert!(bytes.len() < compressed + 4096, "the file stays small");
+
+    let tight = LoadOptions {
+        max_pdf_expanded_bytes: 4 << 20,
+        ..LoadOptions::default()
+    };
+    let error = load_bytes("bomb.pdf", &bytes, Format::Pdf, &tight).expect_err("refused");
+    assert!(
+        error.reason.contains("expands to more than 4.0 MiB")
+            && error.reason.contains("max_pdf_expanded_bytes"),
+        "{error}"
+    );
+    let documents =
+        load_bytes("bomb.pdf", &bytes, Format::Pdf, &LoadOptions::default()).expect("within");
+    assert!(documents[0].text.contains("Quarterly numbers"));
+}

@@ -99,6 +99,8 @@ pub struct IngestSection {
     pub chunk_overlap: u32,
     /// Documents larger than this are refused.
     pub max_document_bytes: u64,
+    /// PDFs whose compressed streams expand past this, together, are refused unread.
+    pub max_pdf_expanded_bytes: u64,
     /// Uploads through the API larger than this are refused.
     pub max_upload_bytes: u64,
     /// Allow URLs that resolve to private, loopback or link-local addresses (off: no SSRF).
@@ -125,6 +127,7 @@ impl Default for IngestSection {
             chunk_tokens: 200,
             chunk_overlap: 24,
             max_document_bytes: 50 * 1024 * 1024,
+            max_pdf_expanded_bytes: cairn_loaders::DEFAULT_MAX_PDF_EXPANDED_BYTES,
             max_upload_bytes: 50 * 1024 * 1024,
             allow_private_urls: false,
             fetch_timeout_secs: 30,
