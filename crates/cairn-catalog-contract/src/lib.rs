@@ -16,6 +16,7 @@ mod gateway;
 mod keys;
 mod lineage;
 mod prompts;
+mod sessions;
 
 pub use audit::*;
 pub use conversations::*;
@@ -25,6 +26,7 @@ pub use gateway::*;
 pub use keys::*;
 pub use lineage::*;
 pub use prompts::*;
+pub use sessions::*;
 
 /// Expands to one `#[tokio::test]` per contract check. `$setup` is an async fn returning
 /// `(Arc<dyn Catalog>, G)`, where `G` cleans up when dropped.
@@ -33,7 +35,7 @@ macro_rules! catalog_contract_tests {
     ($setup:path) => {
         $crate::catalog_contract_tests!(@each $setup;
             ping, collections, collection_binding, documents, chunks, document_sync, prompt_versions, concurrent_publishes,
-            prompt_labels, conversations, lineage_and_feedback, eval_runs, api_keys, usage_windows, shadow_results, audit_log);
+            prompt_labels, conversations, lineage_and_feedback, eval_runs, api_keys, usage_windows, shadow_results, audit_log, sessions);
     };
     (@each $setup:path; $($check:ident),*) => {
         $(

@@ -16,6 +16,7 @@ mod eval;
 mod key;
 mod prompt;
 mod rag;
+mod session;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -82,6 +83,13 @@ enum Command {
         storage: StorageArgs,
         #[command(subcommand)]
         command: prompt::PromptCommand,
+    },
+    /// Web UI sessions: `cairn session revoke --user SUBJECT` signs a user out everywhere.
+    Session {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(subcommand)]
+        command: session::SessionCommand,
     },
     /// The audit log: who changed what, and refused requests: `cairn audit --since 24h --outcome refused`.
     Audit {
@@ -197,6 +205,7 @@ fn main() -> ExitCode {
         | Command::Key { storage: args, .. }
         | Command::Prompt { storage: args, .. }
         | Command::Audit { storage: args, .. }
+        | Command::Session { storage: args, .. }
         | Command::Eval { storage: args, .. }
         | Command::Bench { storage: args, .. }
         | Command::Ingest { storage: args, .. }
@@ -355,6 +364,12 @@ fn main() -> ExitCode {
                 result
             }
             Command::Eval { command, .. } => eval::run(&config, command).await,
+            Command::Session { command, .. } => {
+                let catalog = cairn_runtime::catalog::open_for_use(&config).await?;
+                let result = session::run(&*catalog.as_dyn(), command).await;
+                catalog.close().await;
+                result
+            }
             Command::Audit { args, .. } => {
                 let catalog = cairn_runtime::catalog::open_for_use(&config).await?;
                 let result = audit::run(&*catalog.as_dyn(), args).await;

@@ -143,7 +143,12 @@ enum Found {
     ToMcp,
 }
 
-async fn find_caller(state: &AppState, headers: &HeaderMap, path: &str) -> Result<Found, Response> {
+async fn find_caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: &str,
+    session: Option<Grant>,
+) -> Result<Found, Response> {
     let mcp = path == cairn_mcp::http::MCP_PATH || path.starts_with("/mcp/");
     let required = state.access.mode == AuthMode::Required;
     match bearer(headers) {
@@ -184,11 +189,7 @@ async fn find_caller(state: &AppState, headers: &HeaderMap, path: &str) -> Resul
         }
         _ => {}
     }
-    if let Some(user) = state
-        .auth
-        .as_ref()
-        .and_then(|oidc| oidc.session_grant(headers))
-    {
+    if let Some(user) = session {
         return Ok(Found::Known(user));
     }
     match state.access.mode {
@@ -226,18 +227,19 @@ pub(crate) async fn authenticate(
             .await;
         return forbidden("host_not_allowed", problem);
     }
-    let by_cookie = bearer(headers).is_none()
-        && state
-            .auth
-            .as_ref()
-            .is_some_and(|oidc| oidc.session_grant(headers).is_some());
+    let session = match (&state.auth, bearer(headers)) {
+        (Some(oidc), None) => oidc.session_grant(headers, state.catalog.as_ref()).await,
+        _ => None,
+    };
+    let headers = request.headers();
+    let by_cookie = session.is_some();
     if let Err(problem) = same_origin(headers, request.method(), by_cookie) {
         tracing::warn!(path, "refused a cross-site request: {problem}");
         seen.record(&state, None, StatusCode::FORBIDDEN, Some(&problem))
             .await;
         return forbidden("cross_site_refused", problem);
     }
-    match find_caller(&state, request.headers(), &path).await {
+    match find_caller(&state, request.headers(), &path, session).await {
         Ok(Found::Known(grant)) => {
             request.extensions_mut().insert(grant);
             next.run(request).await

@@ -113,17 +113,6 @@ async fn send(
         .map_err(|e| ProviderHttpError(e.to_string()))
 }
 
-/// The signed-in user of a session.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Session {
-    sub: String,
-    name: String,
-    #[serde(default)]
-    roles: Vec<String>,
-    /// Unix seconds.
-    exp: u64,
-}
-
 /// A sign-in in progress: what the callback needs to finish it.
 #[derive(Debug, Serialize, Deserialize)]
 struct Pending {
@@ -245,17 +234,29 @@ impl Oidc {
     }
 
     /// The session's user, if the cookie is valid and not expired.
-    fn session(&self, headers: &HeaderMap) -> Option<Session> {
+    /// The id in a valid (signed) session cookie.
+    fn session_id(&self, headers: &HeaderMap) -> Option<uuid::Uuid> {
         let jar = SignedCookieJar::from_headers(headers, self.key.clone());
-        let session: Session = serde_json::from_str(jar.get(SESSION_COOKIE)?.value()).ok()?;
-        (session.exp > now()).then_some(session)
+        jar.get(SESSION_COOKIE)?.value().parse().ok()
     }
 
-    /// The signed-in user of a valid session cookie, with the roles it carries.
-    pub(crate) fn session_grant(&self, headers: &HeaderMap) -> Option<cairn_auth::Grant> {
-        let session = self.session(headers)?;
+    /// The signed-in user of the session the cookie names, unless it was signed out, revoked or
+    /// has expired (the record is the catalog's, so this holds on every replica at once).
+    pub(crate) async fn session_grant(
+        &self,
+        headers: &HeaderMap,
+        catalog: &dyn cairn_core::Catalog,
+    ) -> Option<cairn_auth::Grant> {
+        let id = self.session_id(headers)?;
+        let session = match catalog.find_active_session(id, chrono::Utc::now()).await {
+            Ok(session) => session?,
+            Err(error) => {
+                tracing::error!(%error, "cannot look up a session; treating the request as signed out");
+                return None;
+            }
+        };
         Some(cairn_auth::Grant::user(
-            session.sub,
+            session.user_id,
             session.name,
             cairn_auth::roles_of(&session.roles),
         ))
@@ -568,21 +569,30 @@ async fn finish_sign_in(
         .map(|n| n.as_str().to_owned())
         .or_else(|| claims.email().map(|e| e.as_str().to_owned()))
         .unwrap_or_else(|| sub.clone());
-    let session = Session {
-        roles: oidc
-            .roles_for(&verified_claims(&id_token.to_string()))
-            .into_iter()
-            .map(|r| r.as_str().to_owned())
-            .collect(),
-        sub,
-        name,
-        exp: now() + oidc.settings.session_ttl.as_secs(),
+    let ttl = chrono::Duration::from_std(oidc.settings.session_ttl)
+        .unwrap_or_else(|_| chrono::Duration::hours(8));
+    let session = match state
+        .catalog
+        .create_session(cairn_core::catalog::NewSession {
+            roles: oidc
+                .roles_for(&verified_claims(&id_token.to_string()))
+                .into_iter()
+                .map(|r| r.as_str().to_owned())
+                .collect(),
+            user_id: sub,
+            name,
+            expires_at: chrono::Utc::now() + ttl,
+        })
+        .await
+    {
+        Ok(session) => session,
+        Err(e) => return ApiError::from(e).into_response(),
     };
-    tracing::info!(user = %session.sub, "signed in");
+    tracing::info!(user = %session.user_id, "signed in");
     crate::audit::record(
         state,
         cairn_core::catalog::NewAuditEvent {
-            actor: format!("user:{}", session.sub),
+            actor: format!("user:{}", session.user_id),
             action: "sign_in".into(),
             target: "/auth/callback".into(),
             outcome: cairn_core::catalog::AuditOutcome::Ok,
@@ -595,18 +605,26 @@ async fn finish_sign_in(
         .remove(Cookie::build(PENDING_COOKIE).path("/"))
         .add(oidc.cookie(
             SESSION_COOKIE,
-            serde_json::to_string(&session).unwrap_or_default(),
+            session.id.to_string(),
             oidc.settings.session_ttl,
             &headers,
         ));
     (jar, Redirect::to(&pending.return_to)).into_response()
 }
 
-/// `POST /auth/logout` (or GET): ends the session.
+/// `POST /auth/logout` (or GET): ends the session, in the catalog (so a copy of the cookie is
+/// worthless from now on) and in the browser.
 pub(crate) async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let Some(oidc) = state.auth.clone() else {
         return no_oidc();
     };
+    if let Some(id) = oidc.session_id(&headers) {
+        match state.catalog.revoke_session(id).await {
+            Ok(true) => tracing::info!(session = %id, "signed out"),
+            Ok(false) => {}
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    }
     let jar = SignedCookieJar::from_headers(&headers, oidc.key.clone())
         .remove(Cookie::build(SESSION_COOKIE).path("/"));
     (jar, Redirect::to("/")).into_response()

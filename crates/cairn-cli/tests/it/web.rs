@@ -417,7 +417,7 @@ async fn sign_in(client: &reqwest::Client, server: &Server) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_through_oidc_with_pkce_and_conversations_belong_to_the_user() {
     let provider = cairn_testkit::oidc::FakeOidc::start().await;
-    let (_dir, server) = super::serve_with_oidc(&provider);
+    let (dir, server) = super::serve_with_oidc(&provider);
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -502,7 +502,10 @@ async fn sign_in_through_oidc_with_pkce_and_conversations_belong_to_the_user() {
     assert_eq!(mine["data"][0]["title"], "Alice's");
 
     // A tampered session, a callback without its sign-in, and a replayed code are refused.
-    let tampered = alice.replace("alice", "mallory");
+    // The cookie carries a signed session id: change one character of the id.
+    let mut tampered = alice.clone();
+    let last = tampered.pop().expect("a cookie");
+    tampered.push(if last == '0' { '1' } else { '0' });
     let response = client
         .get(server.url("/v1/me"))
         .header("cookie", tampered)
@@ -532,4 +535,29 @@ async fn sign_in_through_oidc_with_pkce_and_conversations_belong_to_the_user() {
             .any(|(name, value)| name == "cairn_session" && value.is_empty()),
         "{cleared:?}"
     );
+    // The session ended server-side: a copy of the cookie kept from before is worthless.
+    let replayed = client
+        .get(server.url("/v1/me"))
+        .header("cookie", &alice)
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(replayed.status(), 401, "a signed-out session still works");
+    let still: Value =
+        super::json_body(client.get(server.url("/v1/me")).header("cookie", &bob)).await;
+    assert_eq!(
+        still["user"], "sub-bob",
+        "another user's session is untouched"
+    );
+    // An operator signs bob out everywhere from the command line.
+    let (ok, stdout, stderr) =
+        super::run_cairn(dir.path(), &["session", "revoke", "--user", "sub-bob"]);
+    assert!(ok && stdout.contains("ended 1 session"), "{stdout}{stderr}");
+    let ended = client
+        .get(server.url("/v1/me"))
+        .header("cookie", &bob)
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(ended.status(), 401);
 }

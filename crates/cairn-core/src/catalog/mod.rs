@@ -16,6 +16,7 @@ mod gateway;
 mod keys;
 mod lineage;
 mod prompts;
+mod sessions;
 
 pub use audit::*;
 pub use conversations::*;
@@ -25,6 +26,7 @@ pub use gateway::*;
 pub use keys::*;
 pub use lineage::*;
 pub use prompts::*;
+pub use sessions::*;
 
 /// A catalog failure, classified by what the caller does about it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -87,6 +89,7 @@ pub trait Catalog:
     + ApiKeyRepo
     + GatewayRepo
     + AuditRepo
+    + SessionRepo
     + fmt::Debug
 {
     /// `sqlite` or `postgres`, for logs and health checks.

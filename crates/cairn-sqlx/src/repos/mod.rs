@@ -13,6 +13,7 @@ mod gateway;
 mod keys;
 mod lineage;
 mod prompts;
+mod sessions;
 
 pub use audit::*;
 pub use collections::*;
@@ -23,6 +24,7 @@ pub use gateway::*;
 pub use keys::*;
 pub use lineage::*;
 pub use prompts::*;
+pub use sessions::*;
 
 /// Implements every catalog repository trait for `$catalog`, a struct with a `pool` field of the
 /// backend's `sqlx::Pool` and three inherent methods: `locked_tx(&self, key)`, a write transaction
@@ -53,6 +55,7 @@ macro_rules! impl_catalog_repos {
             $crate::impl_api_key_repo!($catalog, $db);
             $crate::impl_gateway_repo!($catalog, $db);
             $crate::impl_audit_repo!($catalog, $db);
+            $crate::impl_session_repo!($catalog, $db);
         }
     };
 }
