@@ -22,7 +22,7 @@ use cairn_core::model::{
 use futures_util::StreamExt;
 
 use crate::endpoint::{Endpoint, EndpointConfig, EndpointError, Timeouts};
-use crate::errors::classify;
+use crate::errors::{Scrub, classify};
 
 /// A chat model served over the OpenAI API. Bound to one upstream model (or Azure deployment).
 #[derive(Debug, Clone)]
@@ -235,6 +235,13 @@ fn tool_call(call: &ChatCompletionMessageToolCalls) -> Option<ToolCall> {
     }
 }
 
+impl OpenAiChatModel {
+    /// What error text from this endpoint must not carry: its credential, among others.
+    fn scrub(&self) -> Scrub {
+        Scrub::new(async_openai::config::Config::api_key(self.client.config()))
+    }
+}
+
 #[async_trait]
 impl ChatModel for OpenAiChatModel {
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ModelError> {
@@ -243,7 +250,7 @@ impl ChatModel for OpenAiChatModel {
             .chat()
             .create(self.wire_request(request))
             .await
-            .map_err(classify)?;
+            .map_err(|e| classify(e, &self.scrub()))?;
         let choice = response.choices.into_iter().next().ok_or_else(|| {
             ModelError::Permanent("the model server answered with no choices".into())
         })?;
@@ -288,8 +295,9 @@ impl ChatModel for OpenAiChatModel {
             .chat()
             .create_stream(wire)
             .await
-            .map_err(classify)?;
+            .map_err(|e| classify(e, &self.scrub()))?;
         let state = StreamState {
+            scrub: self.scrub(),
             upstream,
             calls: BTreeMap::new(),
             finish: None,
@@ -318,6 +326,8 @@ struct PartialCall {
 /// final `Finish` with usage; a stream that ends without a finish reason is an error, not a
 /// silently truncated answer.
 struct StreamState {
+    /// Makes the provider's error text safe to pass on.
+    scrub: Scrub,
     upstream: ChatCompletionResponseStream,
     calls: BTreeMap<u32, PartialCall>,
     finish: Option<FinishReason>,
@@ -369,7 +379,7 @@ impl StreamState {
                     }
                 }
                 Some(Err(error)) => {
-                    self.pending.push_back(Err(classify(error)));
+                    self.pending.push_back(Err(classify(error, &self.scrub)));
                     self.done = true;
                 }
                 None => {

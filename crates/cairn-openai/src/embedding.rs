@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use cairn_core::model::{EmbeddingModel, ModelError};
 
 use crate::endpoint::{Endpoint, EndpointConfig, EndpointError, Timeouts};
-use crate::errors::classify;
+use crate::errors::{Scrub, classify};
 
 /// An embedding model served over the OpenAI API (OpenAI, Azure OpenAI, TEI, vLLM, …).
 #[derive(Debug, Clone)]
@@ -65,7 +65,12 @@ impl EmbeddingModel for OpenAiEmbeddingModel {
             .embeddings()
             .create(request)
             .await
-            .map_err(classify)?;
+            .map_err(|e| {
+                classify(
+                    e,
+                    &Scrub::new(async_openai::config::Config::api_key(self.client.config())),
+                )
+            })?;
         let mut data = response.data;
         data.sort_by_key(|embedding| embedding.index);
         if data.len() != texts.len() {

@@ -120,6 +120,11 @@ async fn answer(State(seen): State<Arc<Mutex<Vec<Seen>>>>, request: Request) -> 
         .await
         .unwrap_or_default();
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let authorization = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     if let Ok(mut seen) = seen.lock() {
         seen.push(Seen {
             path_and_query: path_and_query.clone(),
@@ -175,6 +180,15 @@ async fn answer(State(seen): State<Arc<Mutex<Vec<Seen>>>>, request: Request) -> 
             "invalid_request_error",
             Some("invalid_api_key"),
             "Incorrect API key",
+        ),
+        // A provider that echoes the credential it was sent, with a forged log line after it.
+        "leaky" => error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            Some("invalid_api_key"),
+            &format!(
+                "Incorrect API key provided: {authorization}\n\u{1b}[31m2026-01-01T00:00:00Z ERROR forged log line"
+            ),
         ),
         "missing" => error(
             StatusCode::NOT_FOUND,

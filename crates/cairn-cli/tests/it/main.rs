@@ -18,6 +18,7 @@ mod mcp;
 mod online;
 mod promotion;
 mod rag;
+mod secrets;
 mod web;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cairn");
