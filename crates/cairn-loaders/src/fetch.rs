@@ -25,7 +25,7 @@ use crate::{DEFAULT_MAX_BYTES, DocumentError, Format, human_size};
 /// Redirects followed before giving up.
 pub const MAX_REDIRECTS: usize = 5;
 
-const ALLOW_HINT: &str = "set [ingest] allow_private_urls = true to allow it";
+const ALLOW_HINT: &str = "list the host in [ingest] allowed_private_hosts, or set [ingest] allow_private_urls = true to allow it";
 
 /// How URLs are fetched.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +33,9 @@ pub struct FetchOptions {
     /// Allow hosts on loopback, private, link-local and other non-public addresses (default
     /// false: refused, to keep a server's private network out of reach).
     pub allow_private: bool,
+    /// Hosts (names, or addresses as written in URLs) that may be on non-public addresses: the
+    /// internal hosts an operator means to ingest from, and no others.
+    pub allowed_private_hosts: Vec<String>,
     /// The whole fetch, redirects and body included (default 30 s).
     pub timeout: Duration,
     /// Larger bodies are refused (default [`DEFAULT_MAX_BYTES`]).
@@ -43,6 +46,7 @@ impl Default for FetchOptions {
     fn default() -> Self {
         FetchOptions {
             allow_private: false,
+            allowed_private_hosts: Vec::new(),
             timeout: Duration::from_secs(30),
             max_bytes: DEFAULT_MAX_BYTES,
         }
@@ -170,11 +174,19 @@ async fn fetch_with_policy(
         ))
     })?;
     check_scheme(&start).map_err(fail)?;
+    let allowed: Arc<Vec<String>> = Arc::new(
+        options
+            .allowed_private_hosts
+            .iter()
+            .map(|h| h.trim().trim_matches(['[', ']']).to_ascii_lowercase())
+            .collect(),
+    );
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .dns_resolver(CheckingResolver {
             policy: policy.clone(),
+            allowed: allowed.clone(),
         })
         .connect_timeout(options.timeout)
         .user_agent(concat!(
@@ -189,7 +201,7 @@ async fn fetch_with_policy(
                 describe(&error)
             ))
         })?;
-    let fetch = follow(&client, start, options, &policy);
+    let fetch = follow(&client, start, options, &policy, &allowed);
     match tokio::time::timeout(options.timeout, fetch).await {
         Ok(result) => result.map_err(fail),
         Err(_) => Err(fail(format!(
@@ -204,12 +216,13 @@ async fn follow(
     start: Url,
     options: &FetchOptions,
     policy: &Policy,
+    allowed: &[String],
 ) -> Result<Fetched, String> {
     let mut current = start.clone();
     let mut redirects = 0usize;
     loop {
         check_scheme(&current)?;
-        check_literal_host(&current, policy)?;
+        check_literal_host(&current, policy, allowed)?;
         let mut response = client
             .get(current.clone())
             .header(
@@ -291,13 +304,16 @@ fn check_scheme(url: &Url) -> Result<(), String> {
 }
 
 /// Hosts written as IP addresses are checked here; names are checked by [`CheckingResolver`].
-fn check_literal_host(url: &Url, policy: &Policy) -> Result<(), String> {
+fn check_literal_host(url: &Url, policy: &Policy, allowed: &[String]) -> Result<(), String> {
     let ip = match url.host() {
         Some(Host::Ipv4(ip)) => IpAddr::V4(ip),
         Some(Host::Ipv6(ip)) => IpAddr::V6(ip),
         Some(Host::Domain(_)) => return Ok(()),
         None => return Err(format!("{url} has no host")),
     };
+    if allowed.contains(&ip.to_string()) {
+        return Ok(());
+    }
     policy(ip).map_err(|kind| format!("refused: {ip} is {kind}; {ALLOW_HINT}"))
 }
 
@@ -305,12 +321,18 @@ fn check_literal_host(url: &Url, policy: &Policy) -> Result<(), String> {
 /// made only to checked addresses.
 struct CheckingResolver {
     policy: Policy,
+    /// Names whose addresses are not judged: the operator's internal hosts.
+    allowed: Arc<Vec<String>>,
 }
 
 impl Resolve for CheckingResolver {
     fn resolve(&self, name: Name) -> Resolving {
-        let policy = self.policy.clone();
         let host = name.as_str().to_owned();
+        let policy = if self.allowed.contains(&host.to_ascii_lowercase()) {
+            Arc::new(|_| Ok(())) as Policy
+        } else {
+            self.policy.clone()
+        };
         Box::pin(async move {
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await
@@ -523,6 +545,51 @@ mod tests {
         })
     }
 
+    /// Listed internal hosts, by name or by address, are fetched; a redirect from one of them to
+    /// an unlisted private address is still refused.
+    #[tokio::test]
+    async fn only_the_listed_internal_hosts_are_reachable() {
+        let addr = server().await;
+        let port = addr.port();
+        let listed = |hosts: &[&str]| FetchOptions {
+            allowed_private_hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
+            ..FetchOptions::default()
+        };
+        let by_name = format!("http://localhost:{port}/ok");
+        let refused = fetch_url(&by_name, &FetchOptions::default())
+            .await
+            .expect_err("loopback by name");
+        assert!(
+            refused.reason.contains("allowed_private_hosts"),
+            "{refused}"
+        );
+        let fetched = fetch_url(&by_name, &listed(&["LocalHost"]))
+            .await
+            .expect("listed by name");
+        assert_eq!(fetched.bytes, b"fine");
+        let by_address = format!("http://127.0.0.1:{port}/ok");
+        assert!(
+            fetch_url(&by_address, &listed(&["localhost"]))
+                .await
+                .is_err()
+        );
+        assert!(
+            fetch_url(&by_address, &listed(&["127.0.0.1"]))
+                .await
+                .is_ok()
+        );
+        let hop = fetch_url(
+            &format!("http://localhost:{port}/to-private"),
+            &listed(&["localhost"]),
+        )
+        .await
+        .expect_err("an unlisted private hop");
+        assert!(
+            hop.reason.contains("10.0.0.5 is a private address"),
+            "{hop}"
+        );
+    }
+
     #[tokio::test]
     async fn a_redirect_from_an_allowed_host_to_a_private_one_is_refused() {
         let addr = server().await;
@@ -546,7 +613,7 @@ mod tests {
                 .contains("refused: 10.0.0.5 is a private address"),
             "{error}"
         );
-        assert!(error.reason.contains("allow_private_urls"), "{error}");
+        assert!(error.reason.contains("allowed_private_hosts"), "{error}");
 
         let error = fetch_with_policy(&format!("http://{addr}/to-mapped"), &options, test_policy())
             .await

@@ -185,6 +185,7 @@ pub fn ingest_options(section: &IngestSection) -> IngestOptions {
         },
         fetch: FetchOptions {
             allow_private: section.allow_private_urls,
+            allowed_private_hosts: section.allowed_private_hosts.clone(),
             timeout: std::time::Duration::from_secs(section.fetch_timeout_secs.max(1)),
             max_bytes: section.max_document_bytes,
         },

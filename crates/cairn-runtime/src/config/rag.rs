@@ -105,6 +105,8 @@ pub struct IngestSection {
     pub max_upload_bytes: u64,
     /// Allow URLs that resolve to private, loopback or link-local addresses (off: no SSRF).
     pub allow_private_urls: bool,
+    /// Internal hosts URL ingest may reach although their addresses are private.
+    pub allowed_private_hosts: Vec<String>,
     pub fetch_timeout_secs: u64,
     /// Documents loaded at once.
     pub concurrency: u32,
@@ -130,6 +132,7 @@ impl Default for IngestSection {
             max_pdf_expanded_bytes: cairn_loaders::DEFAULT_MAX_PDF_EXPANDED_BYTES,
             max_upload_bytes: 50 * 1024 * 1024,
             allow_private_urls: false,
+            allowed_private_hosts: Vec::new(),
             fetch_timeout_secs: 30,
             concurrency: 2,
             include: Vec::new(),
