@@ -219,7 +219,25 @@ pub(crate) async fn get_lineage(
     let scores = state.catalog.list_lineage_scores(id).await?;
     body["scores"] = serde_json::to_value(scores)
         .map_err(|e| ApiError::internal(format!("cannot encode scores: {e}")))?;
+    // The audit trail of the prompt version: the label move that made it live.
+    if let (Some(name), Some(version)) = (&record.prompt_name, record.prompt_version) {
+        let history = state.catalog.prompt_label_history(name).await?;
+        body["label_move"] = json!(made_live(&history, version, record.created_at));
+    }
     Ok(Json(body))
+}
+
+/// The last label move before `at` that put `version` under a label: what made the version an
+/// answer used live. `None` when no label pointed at it (a pinned version, in an eval).
+fn made_live(
+    history: &[cairn_core::catalog::LabelMove],
+    version: i64,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Option<&cairn_core::catalog::LabelMove> {
+    history
+        .iter()
+        .filter(|m| m.to_version == version && m.moved_at <= at)
+        .max_by_key(|m| m.moved_at)
 }
 
 pub(crate) async fn list_models(State(state): State<AppState>) -> Json<Value> {
@@ -236,4 +254,35 @@ pub(crate) async fn list_models(State(state): State<AppState>) -> Json<Value> {
         .map(|name| json!({"id": name, "object": "model", "created": 0, "owned_by": "cairn"}))
         .collect();
     Json(json!({"object": "list", "data": data}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_move_that_made_a_version_live_is_the_last_one_to_it_before_the_answer() {
+        let at = |minute: i64| chrono::DateTime::UNIX_EPOCH + chrono::Duration::minutes(minute);
+        let moved = |to: i64, minute: i64| cairn_core::catalog::LabelMove {
+            name: "rag_answer".into(),
+            label: "production".into(),
+            from_version: None,
+            to_version: to,
+            actor: "ops".into(),
+            reason: format!("to v{to}"),
+            moved_at: at(minute),
+            eval_run: None,
+        };
+        let history = [moved(1, 0), moved(2, 10), moved(1, 20), moved(1, 40)];
+        assert_eq!(
+            made_live(&history, 1, at(30)).map(|m| m.moved_at),
+            Some(at(20))
+        );
+        assert_eq!(
+            made_live(&history, 2, at(15)).map(|m| m.moved_at),
+            Some(at(10))
+        );
+        assert!(made_live(&history, 2, at(5)).is_none(), "not live yet");
+        assert!(made_live(&history, 3, at(50)).is_none(), "never labelled");
+    }
 }

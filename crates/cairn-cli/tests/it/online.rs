@@ -80,6 +80,12 @@ async fn production_answers_are_judged_off_the_request_path() {
         .to_owned();
 
     let record = scored(&client, &server, &faithful_id, 2).await;
+    // The answer's prompt version links to the label move that made it live (the seeding at start).
+    assert_eq!(record["label_move"]["label"], "production", "{record}");
+    assert_eq!(
+        record["label_move"]["to_version"], record["prompt_version"],
+        "{record}"
+    );
     let score = |record: &Value, metric: &str| {
         record["scores"]
             .as_array()
