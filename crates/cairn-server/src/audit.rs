@@ -14,6 +14,32 @@ use serde_json::{Value, json};
 use crate::app::AppState;
 use crate::error::ApiError;
 
+/// Refused requests written to the audit log per second at most: a flood of them (a scanner, a
+/// misconfigured client) must not fill the catalog. The rest are counted, and the count is written
+/// with the next refusal that is.
+const REFUSALS_PER_SECOND: u64 = 20;
+
+/// (the current second, refusals written in it, refusals not written since the last one that was)
+static REFUSALS: std::sync::Mutex<(u64, u64, u64)> = std::sync::Mutex::new((0, 0, 0));
+
+/// Whether a refusal may be written now, and how many were left out before it.
+fn admit_refusal(now_secs: u64) -> Option<u64> {
+    let mut window = REFUSALS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if window.0 != now_secs {
+        window.0 = now_secs;
+        window.1 = 0;
+    }
+    if window.1 >= REFUSALS_PER_SECOND {
+        window.2 += 1;
+        metrics::counter!("cairn_audit_refusals_suppressed_total").increment(1);
+        return None;
+    }
+    window.1 += 1;
+    Some(std::mem::take(&mut window.2))
+}
+
 /// How an audit event names its actor: `local`, `key:NAME`, `user:SUBJECT` or `anonymous`.
 pub(crate) fn actor(grant: Option<&Grant>) -> String {
     match grant {
@@ -75,6 +101,16 @@ impl Seen {
         let mut detail = json!({"status": status.as_u16(), "request_id": self.request_id});
         if let Some(reason) = reason {
             detail["reason"] = json!(reason);
+        }
+        if outcome == AuditOutcome::Refused {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            match admit_refusal(now) {
+                None => return,
+                Some(0) => {}
+                Some(left_out) => detail["refusals_not_recorded_before"] = json!(left_out),
+            }
         }
         record(
             state,

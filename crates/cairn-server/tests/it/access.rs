@@ -524,3 +524,36 @@ async fn the_sign_in_providers_tokens_name_users_with_their_roles_across_a_key_r
         serde_json::json!([provider.issuer()])
     );
 }
+
+#[tokio::test]
+async fn a_flood_of_refusals_is_counted_rather_than_written_one_by_one() {
+    let test = test_app_with(1 << 20, required()).await;
+    let admin = key(&test, "admin", &["*"], &[Role::Admin]).await;
+    for _ in 0..100 {
+        call(&test, request("GET", "/v1/collections", None, "")).await;
+    }
+    // A later second: the next refusal is written with the count of those left out.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    call(&test, request("GET", "/v1/prompts", None, "")).await;
+    let (_, body) = call(
+        &test,
+        request(
+            "GET",
+            "/v1/audit?outcome=refused&limit=1000",
+            Some(&admin),
+            "",
+        ),
+    )
+    .await;
+    let events = body["data"].as_array().expect("events");
+    assert!(events.len() < 60, "{} refusals written", events.len());
+    assert_eq!(events[0]["target"], "/v1/prompts", "{}", events[0]);
+    let left_out = events[0]["detail"]["refusals_not_recorded_before"]
+        .as_u64()
+        .expect("the count of refusals left out");
+    assert_eq!(
+        left_out + events.len() as u64,
+        101,
+        "every refusal is written or counted"
+    );
+}
