@@ -9,6 +9,7 @@ import os
 import tempfile
 import unittest
 
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -27,7 +28,14 @@ class SignIn(unittest.TestCase):
         chrome.stop(self.driver, self.profile)
 
     def wait(self, condition, message, timeout=20):
-        WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(lambda _: condition(), message)
+        # The page navigates (to the provider and back) while it is polled: an element found just
+        # before a navigation goes stale, which means "not yet", not failure.
+        WebDriverWait(
+            self.driver,
+            timeout,
+            poll_frequency=0.1,
+            ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+        ).until(lambda _: condition(), message)
 
     def test_the_page_signs_in_through_the_provider_and_comes_back(self):
         driver = self.driver

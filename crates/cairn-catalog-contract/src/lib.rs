@@ -16,6 +16,7 @@ mod gateway;
 mod keys;
 mod lineage;
 mod prompts;
+mod retention;
 mod sessions;
 
 pub use audit::*;
@@ -26,6 +27,7 @@ pub use gateway::*;
 pub use keys::*;
 pub use lineage::*;
 pub use prompts::*;
+pub use retention::*;
 pub use sessions::*;
 
 /// Expands to one `#[tokio::test]` per contract check. `$setup` is an async fn returning
@@ -35,7 +37,7 @@ macro_rules! catalog_contract_tests {
     ($setup:path) => {
         $crate::catalog_contract_tests!(@each $setup;
             ping, collections, collection_binding, documents, chunks, document_sync, prompt_versions, concurrent_publishes,
-            prompt_labels, conversations, lineage_and_feedback, eval_runs, api_keys, usage_windows, shadow_results, audit_log, sessions);
+            prompt_labels, conversations, lineage_and_feedback, eval_runs, api_keys, usage_windows, shadow_results, audit_log, sessions, retention);
     };
     (@each $setup:path; $($check:ident),*) => {
         $(

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::{assert_conflict, assert_not_found};
 
-fn lineage_record() -> LineageRecord {
+pub(crate) fn lineage_record() -> LineageRecord {
     LineageRecord {
         id: Uuid::now_v7(),
         conversation_id: Some(Uuid::now_v7()),

@@ -15,6 +15,7 @@ mod bench_rag;
 mod eval;
 mod key;
 mod prompt;
+mod prune;
 mod rag;
 mod session;
 
@@ -83,6 +84,14 @@ enum Command {
         storage: StorageArgs,
         #[command(subcommand)]
         command: prompt::PromptCommand,
+    },
+    /// Delete what `[retention]` no longer keeps (the server also does it periodically).
+    Prune {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Web UI sessions: `cairn session revoke --user SUBJECT` signs a user out everywhere.
     Session {
@@ -206,6 +215,7 @@ fn main() -> ExitCode {
         | Command::Prompt { storage: args, .. }
         | Command::Audit { storage: args, .. }
         | Command::Session { storage: args, .. }
+        | Command::Prune { storage: args, .. }
         | Command::Eval { storage: args, .. }
         | Command::Bench { storage: args, .. }
         | Command::Ingest { storage: args, .. }
@@ -364,6 +374,12 @@ fn main() -> ExitCode {
                 result
             }
             Command::Eval { command, .. } => eval::run(&config, command).await,
+            Command::Prune { json, .. } => {
+                let catalog = cairn_runtime::catalog::open_for_use(&config).await?;
+                let result = prune::run(&*catalog.as_dyn(), &config.retention, json).await;
+                catalog.close().await;
+                result
+            }
             Command::Session { command, .. } => {
                 let catalog = cairn_runtime::catalog::open_for_use(&config).await?;
                 let result = session::run(&*catalog.as_dyn(), command).await;

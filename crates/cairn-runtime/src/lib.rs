@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod config;
 pub mod models;
 pub mod rag;
+pub mod retention;
 pub mod shadows;
 pub mod telemetry;
 

@@ -83,6 +83,7 @@ pub async fn serve(
         })?;
     let catalog = open_for_use(config).await?;
     let state = build_state(config, &catalog).await?;
+    spawn_pruning(state.catalog.clone(), config.retention.clone());
     let app = router(state);
 
     let local_addr = listener.local_addr()?;
@@ -109,6 +110,24 @@ pub async fn serve(
     catalog.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Prunes what `[retention]` no longer keeps, at start and every `prune_every_mins`, for as long
+/// as the server runs.
+fn spawn_pruning(
+    catalog: Arc<dyn cairn_core::Catalog>,
+    retention: cairn_runtime::config::RetentionSection,
+) {
+    if retention.periods().is_empty() {
+        return;
+    }
+    let every = std::time::Duration::from_secs(u64::from(retention.prune_every_mins.max(1)) * 60);
+    tokio::spawn(async move {
+        loop {
+            cairn_runtime::retention::prune_all(catalog.as_ref(), &retention).await;
+            tokio::time::sleep(every).await;
+        }
+    });
 }
 
 /// Says at every start who may call: the operator should never have to guess.

@@ -450,6 +450,31 @@ fn the_audit_log_lists_what_the_cli_changed() {
     assert!(!ok && stderr.contains("24h"), "{stderr}");
 }
 
+/// `cairn prune` applies `[retention]` once and says what went; with every period 0 it says so.
+#[test]
+fn prune_applies_the_retention_periods() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (ok, stdout, stderr) = run_cairn(dir.path(), &["prune", "--json"]);
+    assert!(ok, "{stderr}");
+    let pruned: Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(
+        pruned,
+        serde_json::json!([{"kind": "sessions", "pruned": 0}])
+    );
+    let output = cairn(
+        dir.path(),
+        &["prune"],
+        &[("CAIRN__RETENTION__SESSIONS_DAYS", "0")],
+    )
+    .output()
+    .expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("nothing to prune"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn serve_check_validates_and_exits_without_writing() {
     let dir = tempfile::tempdir().expect("temp dir");

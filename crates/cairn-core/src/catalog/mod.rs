@@ -16,6 +16,7 @@ mod gateway;
 mod keys;
 mod lineage;
 mod prompts;
+mod retention;
 mod sessions;
 
 pub use audit::*;
@@ -26,6 +27,7 @@ pub use gateway::*;
 pub use keys::*;
 pub use lineage::*;
 pub use prompts::*;
+pub use retention::*;
 pub use sessions::*;
 
 /// A catalog failure, classified by what the caller does about it.
@@ -90,6 +92,7 @@ pub trait Catalog:
     + GatewayRepo
     + AuditRepo
     + SessionRepo
+    + RetentionRepo
     + fmt::Debug
 {
     /// `sqlite` or `postgres`, for logs and health checks.

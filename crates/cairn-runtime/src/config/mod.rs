@@ -25,6 +25,7 @@ mod layers;
 mod models;
 mod prompts;
 mod rag;
+mod retention;
 #[cfg(test)]
 mod tests;
 
@@ -36,6 +37,7 @@ pub use layers::*;
 pub use models::*;
 pub use prompts::*;
 pub use rag::*;
+pub use retention::*;
 
 /// The configuration as written: every key optional, unknown keys rejected.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,6 +68,8 @@ pub struct RawConfig {
     pub guards: Vec<cairn_guard::GuardSection>,
     /// Online evaluation of production answers.
     pub evals: EvalsSection,
+    /// How long records are kept.
+    pub retention: RetentionSection,
 }
 
 pub use cairn_app::AppSection;
@@ -137,6 +141,7 @@ impl Default for RawConfig {
             limits: Vec::new(),
             guards: Vec::new(),
             evals: EvalsSection::default(),
+            retention: RetentionSection::default(),
         }
     }
 }
@@ -172,6 +177,8 @@ pub struct Config {
     pub guards: Vec<cairn_guard::GuardSection>,
     /// Online evaluation, checked against the apps and models.
     pub evals: EvalsSection,
+    /// How long records are kept, and how often the server prunes.
+    pub retention: RetentionSection,
     /// Where each key's value came from, for error messages at run time (a refused connection, say).
     pub origins: Origins,
 }
@@ -242,6 +249,7 @@ pub fn validate(
         limits: limit_rules(&raw.limits, &bad)?,
         guards,
         evals: raw.evals.clone(),
+        retention: raw.retention.clone(),
         rerank: (!raw.rerank.model.is_empty()).then(|| {
             (
                 expand_home(&raw.rerank.model, env),

@@ -108,12 +108,27 @@ macro_rules! impl_conversation_repo {
                     .ok_or_else(|| CatalogError::not_found("conversation", id))
             }
 
+            /// Takes the conversation's messages and its answers' lineage, feedback and scores
+            /// with it.
             async fn delete_conversation(&self, id: Uuid) -> CatalogResult<bool> {
+                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                for statement in [
+                    "DELETE FROM lineage_scores WHERE lineage_id IN \
+                     (SELECT id FROM lineage WHERE conversation_id = $1)",
+                    "DELETE FROM lineage WHERE conversation_id = $1",
+                ] {
+                    sqlx::query(statement)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                }
                 let result = sqlx::query("DELETE FROM conversations WHERE id = $1")
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(db_error)?;
+                tx.commit().await.map_err(db_error)?;
                 Ok(result.rows_affected() > 0)
             }
 

@@ -13,6 +13,7 @@ mod gateway;
 mod keys;
 mod lineage;
 mod prompts;
+mod retention;
 mod sessions;
 
 pub use audit::*;
@@ -56,6 +57,7 @@ macro_rules! impl_catalog_repos {
             $crate::impl_gateway_repo!($catalog, $db);
             $crate::impl_audit_repo!($catalog, $db);
             $crate::impl_session_repo!($catalog, $db);
+            $crate::impl_retention_repo!($catalog, $db);
         }
     };
 }
