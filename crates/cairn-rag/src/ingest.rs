@@ -36,8 +36,16 @@ pub enum Source {
     Path(PathBuf),
     /// An http(s) URL.
     Url(String),
-    /// Bytes sent through the API, with their file name (which picks the format).
-    Upload { name: String, bytes: Vec<u8> },
+    /// Files sent through the API in one request, ingested together (one reconcile, one sync).
+    Uploads(Vec<Upload>),
+}
+
+/// One uploaded file: its name (whose extension picks the format) and its bytes, shared rather
+/// than copied while it is loaded.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub name: String,
+    pub bytes: Arc<Vec<u8>>,
 }
 
 /// Ingest settings.
@@ -427,7 +435,10 @@ impl Ingestor {
                 Ok((origins, Some(scope)))
             }
             Source::Url(url) => Ok((vec![url.clone()], Some(Scope::Origin(url.clone())))),
-            Source::Upload { name, .. } => Ok((vec![format!("upload:{name}")], None)),
+            Source::Uploads(files) => Ok((
+                files.iter().map(|f| format!("upload:{}", f.name)).collect(),
+                None,
+            )),
         }
     }
 
@@ -465,9 +476,21 @@ impl Ingestor {
                 }
                 Err(error) => Err(error),
             },
-            Source::Upload { name, bytes } => {
-                let bytes = bytes.clone();
-                let name = name.clone();
+            Source::Uploads(files) => {
+                let Some(file) = files
+                    .iter()
+                    .find(|f| origin.strip_prefix("upload:") == Some(f.name.as_str()))
+                else {
+                    return Loaded {
+                        documents: Err(DocumentError {
+                            source: origin.clone(),
+                            reason: "is not among the uploaded files".into(),
+                        }),
+                        origin,
+                    };
+                };
+                let bytes = file.bytes.clone();
+                let name = file.name.clone();
                 let label = origin.clone();
                 let origin = origin.clone();
                 tokio::task::spawn_blocking(move || {

@@ -17,7 +17,7 @@ pub use context::{Citation, CitedContext, assemble};
 pub use document::{document_text, text_range};
 pub use ingest::{
     DocumentFailure, DocumentOutcome, IngestOptions, IngestReport, Ingestor, NoProgress, Progress,
-    Source,
+    Source, Upload,
 };
 pub use retrieve::{Passage, Retriever, SearchMode, SearchRequest, load_passages};
 

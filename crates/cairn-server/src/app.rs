@@ -37,6 +37,9 @@ pub struct AppState {
     /// The RAG pipeline, or why it could not be set up (ingest and search then answer 503).
     pub rag: Arc<Result<Arc<cairn_app::Rag>, cairn_app::RagSetupError>>,
     pub max_upload_bytes: usize,
+    /// Uploads being ingested at once, at most `max_concurrent_uploads`.
+    pub uploads: Arc<tokio::sync::Semaphore>,
+    pub max_concurrent_uploads: usize,
     /// The MCP endpoint's settings.
     pub mcp: Arc<cairn_runtime::config::McpSection>,
     /// OIDC sign-in for the web UI; `None`: no sign-in.

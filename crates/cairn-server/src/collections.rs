@@ -9,7 +9,8 @@ use axum::http::StatusCode;
 use cairn_core::catalog::{Collection, Document, NewCollection};
 use cairn_core::index::Filter;
 use cairn_rag::{
-    CitedContext, IngestReport, NoProgress, Passage, SearchMode, SearchRequest, Source, assemble,
+    CitedContext, IngestReport, NoProgress, Passage, SearchMode, SearchRequest, Source, Upload,
+    assemble,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -200,10 +201,24 @@ pub async fn upload_documents(
     Path(name): Path<String>,
     mut multipart: Multipart,
 ) -> Result<(StatusCode, Json<IngestReport>), ApiError> {
-    let rag = state.rag()?;
     cairn_core::catalog::validate_name("collection", &name)?;
     reachable(&caller, &name)?;
-    let mut files = Vec::new();
+    // Each upload holds its files in memory while they are read: a bounded number at a time.
+    let Ok(_slot) = state.uploads.clone().try_acquire_owned() else {
+        let mut busy = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            "uploads_busy",
+            format!(
+                "{} uploads are already being ingested; retry shortly (or raise ingest.max_concurrent_uploads)",
+                state.max_concurrent_uploads
+            ),
+        );
+        busy.retry_after = Some(1);
+        return Err(busy);
+    };
+    let rag = state.rag()?;
+    let mut files: Vec<Upload> = Vec::new();
     while let Some(field) = multipart
         .next_field()
         .await
@@ -212,11 +227,21 @@ pub async fn upload_documents(
         let Some(file_name) = field.file_name().map(str::to_owned) else {
             continue;
         };
+        if files.iter().any(|f| f.name == file_name) {
+            return Err(ApiError::bad_request(
+                "duplicate_file",
+                format!("the upload names `{file_name}` twice; send each file once"),
+            ));
+        }
         let bytes = field
             .bytes()
             .await
             .map_err(|e| multipart_error(&state, e))?;
-        files.push((file_name, bytes.to_vec()));
+        // Taken over, not copied, when the buffer is not shared.
+        files.push(Upload {
+            name: file_name,
+            bytes: Arc::new(Vec::from(bytes)),
+        });
     }
     if files.is_empty() {
         return Err(ApiError::bad_request(
@@ -224,21 +249,11 @@ pub async fn upload_documents(
             "the upload has no file; send multipart/form-data with a file part, e.g. curl -F file=@guide.md",
         ));
     }
-    let mut total = IngestReport::default();
-    for (file_name, bytes) in files {
-        let report = rag
-            .ingestor
-            .ingest(
-                &name,
-                Source::Upload {
-                    name: file_name,
-                    bytes,
-                },
-                &NoProgress,
-            )
-            .await?;
-        total.absorb(report);
-    }
+    // One ingest for every file: one reconcile of the collection, one sync.
+    let total = rag
+        .ingestor
+        .ingest(&name, Source::Uploads(files), &NoProgress)
+        .await?;
     Ok((StatusCode::CREATED, Json(total)))
 }
 

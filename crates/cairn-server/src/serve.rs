@@ -47,6 +47,10 @@ pub async fn build_state(config: &Config, catalog: &OpenCatalog) -> Result<AppSt
         max_body_bytes: config.max_body_bytes,
         rag: runtime.rag,
         max_upload_bytes: usize::try_from(config.ingest.max_upload_bytes).unwrap_or(usize::MAX),
+        uploads: Arc::new(tokio::sync::Semaphore::new(
+            config.ingest.max_concurrent_uploads.max(1) as usize,
+        )),
+        max_concurrent_uploads: config.ingest.max_concurrent_uploads.max(1) as usize,
         mcp: Arc::new(config.mcp.clone()),
         auth: match &config.auth {
             Some(settings) => Some(Arc::new(

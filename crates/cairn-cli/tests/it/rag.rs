@@ -194,14 +194,20 @@ async fn ingest_and_search(env: &[(&str, &str)]) {
     );
     assert!(ok && stdout.contains("1 removed"), "{stdout}");
 
-    // Upload through the API, find it, delete it.
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(
-            b"# Keys\n\nRotate API keys every ninety days with cairn key rotate.\n".to_vec(),
+    // Upload two files in one request (ingested together), find one, delete it.
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(
+                b"# Keys\n\nRotate API keys every ninety days with cairn key rotate.\n".to_vec(),
+            )
+            .file_name("keys.md"),
         )
-        .file_name("keys.md"),
-    );
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"Backups run nightly at two.\n".to_vec())
+                .file_name("backups.txt"),
+        );
     let response = client
         .post(server.url("/v1/collections/handbook/documents"))
         .multipart(form)
@@ -210,7 +216,7 @@ async fn ingest_and_search(env: &[(&str, &str)]) {
         .expect("upload");
     assert_eq!(response.status(), 201);
     let report: Value = response.json().await.expect("json");
-    assert_eq!(report["added"], 1, "{report}");
+    assert_eq!(report["added"], 2, "{report}");
     let hits: Value = super::json_body(
         client
             .post(server.url("/v1/collections/handbook/search"))
@@ -232,7 +238,7 @@ async fn ingest_and_search(env: &[(&str, &str)]) {
         super::json_body(client.get(server.url("/v1/collections/handbook/documents"))).await;
     assert_eq!(
         documents["data"].as_array().map(Vec::len),
-        Some(3),
+        Some(4),
         "{documents}"
     );
 

@@ -103,6 +103,8 @@ pub struct IngestSection {
     pub max_pdf_expanded_bytes: u64,
     /// Uploads through the API larger than this are refused.
     pub max_upload_bytes: u64,
+    /// Uploads ingested at once; more get 429 with `Retry-After`.
+    pub max_concurrent_uploads: u32,
     /// Allow URLs that resolve to private, loopback or link-local addresses (off: no SSRF).
     pub allow_private_urls: bool,
     /// Internal hosts URL ingest may reach although their addresses are private.
@@ -131,6 +133,7 @@ impl Default for IngestSection {
             max_document_bytes: 50 * 1024 * 1024,
             max_pdf_expanded_bytes: cairn_loaders::DEFAULT_MAX_PDF_EXPANDED_BYTES,
             max_upload_bytes: 50 * 1024 * 1024,
+            max_concurrent_uploads: 2,
             allow_private_urls: false,
             allowed_private_hosts: Vec::new(),
             fetch_timeout_secs: 30,

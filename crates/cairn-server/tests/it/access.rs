@@ -557,3 +557,46 @@ async fn a_flood_of_refusals_is_counted_rather_than_written_one_by_one() {
         "every refusal is written or counted"
     );
 }
+
+/// Uploads hold their files in memory while they are read: past the configured number at once,
+/// the next one is told to retry.
+#[tokio::test]
+async fn uploads_past_the_concurrency_cap_are_told_to_retry() {
+    let test = test_app_with(1 << 20, local_access()).await;
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            test.state
+                .uploads
+                .clone()
+                .try_acquire_owned()
+                .expect("a slot")
+        })
+        .collect();
+    let upload = || {
+        Request::post("/v1/collections/kb/documents")
+            .header(
+                header::CONTENT_TYPE,
+                "multipart/form-data; boundary=b",
+            )
+            .body(Body::from(
+                "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.md\"\r\n\r\n# A\r\n--b--\r\n",
+            ))
+            .expect("request")
+    };
+    let (status, headers, body) = send(&test.app, upload()).await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(headers[header::RETRY_AFTER], "1");
+    let body: Value = serde_json::from_slice(&body).expect("json");
+    assert!(
+        check_error(&body, "rate_limit_error", "uploads_busy").contains("max_concurrent_uploads")
+    );
+    drop(held);
+    // A free slot: the upload goes on (to the index this test app lacks: 503).
+    let (status, _, _) = send(&test.app, upload()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}

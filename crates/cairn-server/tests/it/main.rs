@@ -75,6 +75,8 @@ async fn test_app_with(
         max_body_bytes,
         rag,
         max_upload_bytes: max_body_bytes,
+        uploads: std::sync::Arc::new(tokio::sync::Semaphore::new(2)),
+        max_concurrent_uploads: 2,
         mcp: std::sync::Arc::new(cairn_runtime::config::McpSection::default()),
         auth: None,
         keys: std::sync::Arc::default(),
