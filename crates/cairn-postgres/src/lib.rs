@@ -151,6 +151,9 @@ impl Catalog for PostgresCatalog {
                             return Some(((name.to_owned(), label.to_owned()), listener));
                         }
                     }
+                    // The catalog is closing (the server is stopping): the feed ends, and its
+                    // connection goes back so that the pool can close.
+                    Err(sqlx::Error::PoolClosed) => return None,
                     Err(e) => {
                         tracing::warn!("prompt label feed interrupted: {e}");
                         tokio::time::sleep(std::time::Duration::from_secs(1)).await;

@@ -87,7 +87,7 @@ pub async fn serve(
         })?;
     let catalog = open_for_use(config).await?;
     let state = build_state(config, &catalog).await?;
-    spawn_pruning(state.catalog.clone(), config.retention.clone());
+    let pruning = spawn_pruning(state.catalog.clone(), config.retention.clone());
     let app = router(state);
 
     let local_addr = listener.local_addr()?;
@@ -111,6 +111,9 @@ pub async fn serve(
             tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish within the grace period; exiting anyway");
         }
     }
+    if let Some(pruning) = pruning {
+        pruning.abort();
+    }
     catalog.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -121,17 +124,17 @@ pub async fn serve(
 fn spawn_pruning(
     catalog: Arc<dyn cairn_core::Catalog>,
     retention: cairn_runtime::config::RetentionSection,
-) {
+) -> Option<tokio::task::JoinHandle<()>> {
     if retention.periods().is_empty() {
-        return;
+        return None;
     }
     let every = std::time::Duration::from_secs(u64::from(retention.prune_every_mins.max(1)) * 60);
-    tokio::spawn(async move {
+    Some(tokio::spawn(async move {
         loop {
             cairn_runtime::retention::prune_all(catalog.as_ref(), &retention).await;
             tokio::time::sleep(every).await;
         }
-    });
+    }))
 }
 
 /// Says at every start who may call: the operator should never have to guess.

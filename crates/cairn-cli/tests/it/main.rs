@@ -514,7 +514,7 @@ async fn postgres_mode_is_chosen_by_environment() {
     );
     assert!(String::from_utf8_lossy(&migrate.stdout).contains("catalog migrated: PostgreSQL"));
 
-    let server = Server::start(dir.path(), &[("CAIRN__DATABASE__URL", &database.url)]);
+    let mut server = Server::start(dir.path(), &[("CAIRN__DATABASE__URL", &database.url)]);
     let (status, body) = get_json(&server.url("/readyz")).await;
     assert_eq!(
         (status, body["checks"]["catalog"]["backend"].as_str()),
@@ -534,6 +534,15 @@ async fn postgres_mode_is_chosen_by_environment() {
         !dir.path().join(".cairn").exists(),
         "PostgreSQL mode keeps nothing in the data directory"
     );
+
+    // SIGTERM: every background task (the prompt-label feed, pruning) ends with the server, which
+    // exits cleanly instead of retrying on a closed pool.
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(60));
+    let logs = server.logs();
+    assert!(status.success(), "exit status {status:?}\n{logs}");
+    assert!(logs.contains("stopped"), "{logs}");
+    assert!(!logs.contains("closed pool"), "{logs}");
 }
 
 #[test]
