@@ -11,6 +11,7 @@ use cairn_postgres::testing::TestDatabase;
 use serde_json::Value;
 
 mod browser;
+mod deploy;
 mod eval;
 mod front_doors;
 mod guards;
