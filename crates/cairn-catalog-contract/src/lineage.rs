@@ -58,6 +58,46 @@ pub async fn lineage_and_feedback(catalog: Arc<dyn Catalog>) {
         None
     );
 
+    // Listing: by app, time and whether the answer was given in a conversation, newest first.
+    let mut loose = lineage_record();
+    loose.conversation_id = None;
+    loose.app = Some("other".into());
+    loose.created_at += chrono::Duration::seconds(1);
+    catalog.record_lineage(loose.clone()).await.expect("record");
+    let ids = |records: Vec<LineageRecord>| records.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let all = LineageFilter {
+        limit: 10,
+        ..LineageFilter::default()
+    };
+    assert_eq!(
+        ids(catalog.list_lineage(&all).await.expect("list")),
+        [loose.id, record.id]
+    );
+    let support = LineageFilter {
+        app: Some("support".into()),
+        ..all.clone()
+    };
+    assert_eq!(
+        ids(catalog.list_lineage(&support).await.expect("list")),
+        [record.id]
+    );
+    let talked = LineageFilter {
+        in_conversations: true,
+        ..all.clone()
+    };
+    assert_eq!(
+        ids(catalog.list_lineage(&talked).await.expect("list")),
+        [record.id]
+    );
+    let later = LineageFilter {
+        since: Some(loose.created_at),
+        ..all.clone()
+    };
+    assert_eq!(
+        ids(catalog.list_lineage(&later).await.expect("list")),
+        [loose.id]
+    );
+
     let up = catalog
         .record_feedback(NewFeedback {
             lineage_id: record.id,

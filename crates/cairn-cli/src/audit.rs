@@ -58,7 +58,7 @@ pub struct AuditArgs {
 }
 
 /// `30m`, `24h`, `7d` ago, or an RFC 3339 time.
-fn since(text: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
+pub(crate) fn since(text: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         return Ok(at.with_timezone(&Utc));
     }

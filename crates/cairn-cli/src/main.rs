@@ -12,6 +12,7 @@ mod audit;
 mod bench;
 mod bench_gateway;
 mod bench_rag;
+mod dataset;
 mod eval;
 mod key;
 mod prompt;
@@ -84,6 +85,13 @@ enum Command {
         storage: StorageArgs,
         #[command(subcommand)]
         command: prompt::PromptCommand,
+    },
+    /// Eval datasets from production: `cairn dataset from-lineage --feedback down --out cases.jsonl`.
+    Dataset {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[command(subcommand)]
+        command: dataset::DatasetCommand,
     },
     /// Delete what `[retention]` no longer keeps (the server also does it periodically).
     Prune {
@@ -216,6 +224,7 @@ fn main() -> ExitCode {
         | Command::Audit { storage: args, .. }
         | Command::Session { storage: args, .. }
         | Command::Prune { storage: args, .. }
+        | Command::Dataset { storage: args, .. }
         | Command::Eval { storage: args, .. }
         | Command::Bench { storage: args, .. }
         | Command::Ingest { storage: args, .. }
@@ -374,6 +383,12 @@ fn main() -> ExitCode {
                 result
             }
             Command::Eval { command, .. } => eval::run(&config, command).await,
+            Command::Dataset { command, .. } => {
+                let catalog = cairn_runtime::catalog::open_for_use(&config).await?;
+                let result = dataset::run(&*catalog.as_dyn(), command).await;
+                catalog.close().await;
+                result
+            }
             Command::Prune { json, .. } => {
                 let catalog = cairn_runtime::catalog::open_for_use(&config).await?;
                 let result = prune::run(&*catalog.as_dyn(), &config.retention, json).await;

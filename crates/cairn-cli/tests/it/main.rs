@@ -11,6 +11,7 @@ use cairn_postgres::testing::TestDatabase;
 use serde_json::Value;
 
 mod browser;
+mod dataset;
 mod deploy;
 mod eval;
 mod front_doors;

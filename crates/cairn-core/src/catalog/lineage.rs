@@ -75,10 +75,22 @@ impl NewFeedback {
     }
 }
 
+/// Which lineage records to list.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LineageFilter {
+    pub app: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    /// Only answers given in a web UI conversation (whose question and answer are kept).
+    pub in_conversations: bool,
+    pub limit: u32,
+}
+
 #[async_trait]
 pub trait LineageRepo: Send + Sync {
     async fn record_lineage(&self, record: LineageRecord) -> CatalogResult<()>;
     async fn get_lineage(&self, id: Uuid) -> CatalogResult<Option<LineageRecord>>;
+    /// Records matching `filter`, newest first.
+    async fn list_lineage(&self, filter: &LineageFilter) -> CatalogResult<Vec<LineageRecord>>;
     /// Stores feedback on an answer; the lineage record must exist.
     async fn record_feedback(&self, new: NewFeedback) -> CatalogResult<Feedback>;
     async fn list_feedback(&self, lineage_id: Uuid) -> CatalogResult<Vec<Feedback>>;

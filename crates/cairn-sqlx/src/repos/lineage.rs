@@ -145,6 +145,27 @@ macro_rules! impl_lineage_repo {
                 row.map(LineageRecord::try_from).transpose()
             }
 
+            async fn list_lineage(
+                &self,
+                filter: &LineageFilter,
+            ) -> CatalogResult<Vec<LineageRecord>> {
+                let rows: Vec<LineageRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::lineage_columns!(),
+                    " FROM lineage WHERE ($1 IS NULL OR app = $1) AND ($2 IS NULL OR created_at >= $2) \
+                      AND (conversation_id IS NOT NULL OR $3 = 0) \
+                      ORDER BY created_at DESC, id DESC LIMIT $4"
+                ))
+                .bind(filter.app.as_deref())
+                .bind(filter.since)
+                .bind(i64::from(filter.in_conversations))
+                .bind(i64::from(filter.limit.max(1)))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+                rows.into_iter().map(LineageRecord::try_from).collect()
+            }
+
             async fn record_feedback(&self, new: NewFeedback) -> CatalogResult<Feedback> {
                 new.validate()?;
                 let row: FeedbackRow = sqlx::query_as(
