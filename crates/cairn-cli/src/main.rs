@@ -377,35 +377,23 @@ fn main() -> ExitCode {
                 result
             }
             Command::Key { command, .. } => {
-                let catalog = cairn_runtime::catalog::open_for_use(&config).await?;
-                let result = key::run(&*catalog.as_dyn(), command).await;
-                catalog.close().await;
-                result
+                with_catalog(&config, async |c| key::run(c, command).await).await
             }
             Command::Eval { command, .. } => eval::run(&config, command).await,
             Command::Dataset { command, .. } => {
-                let catalog = cairn_runtime::catalog::open_for_use(&config).await?;
-                let result = dataset::run(&*catalog.as_dyn(), command).await;
-                catalog.close().await;
-                result
+                with_catalog(&config, async |c| dataset::run(c, command).await).await
             }
             Command::Prune { json, .. } => {
-                let catalog = cairn_runtime::catalog::open_for_use(&config).await?;
-                let result = prune::run(&*catalog.as_dyn(), &config.retention, json).await;
-                catalog.close().await;
-                result
+                with_catalog(&config, async |c| {
+                    prune::run(c, &config.retention, json).await
+                })
+                .await
             }
             Command::Session { command, .. } => {
-                let catalog = cairn_runtime::catalog::open_for_use(&config).await?;
-                let result = session::run(&*catalog.as_dyn(), command).await;
-                catalog.close().await;
-                result
+                with_catalog(&config, async |c| session::run(c, command).await).await
             }
             Command::Audit { args, .. } => {
-                let catalog = cairn_runtime::catalog::open_for_use(&config).await?;
-                let result = audit::run(&*catalog.as_dyn(), args).await;
-                catalog.close().await;
-                result
+                with_catalog(&config, async |c| audit::run(c, args).await).await
             }
             Command::Prompt { command, .. } => {
                 let catalog = cairn_runtime::catalog::open_for_use(&config).await?;
@@ -427,4 +415,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs a command that needs only the catalog: opens (and migrates) it, runs, closes it.
+async fn with_catalog(
+    config: &config::Config,
+    command: impl AsyncFnOnce(&dyn cairn_core::Catalog) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let catalog = cairn_runtime::catalog::open_for_use(config).await?;
+    let result = command(&*catalog.as_dyn()).await;
+    catalog.close().await;
+    result
 }

@@ -58,6 +58,16 @@ fn needs(state: &AppState, router: Router<AppState>, role: Role) -> Router<AppSt
     ))
 }
 
+/// `router` with bodies over `bytes` refused, declared or streamed, naming `setting`.
+fn limited(router: Router<AppState>, bytes: usize, setting: &'static str) -> Router<AppState> {
+    router
+        .layer(DefaultBodyLimit::max(bytes))
+        .layer(middleware::from_fn_with_state(
+            BodyLimit { bytes, setting },
+            reject_declared_oversize,
+        ))
+}
+
 /// The whole HTTP surface. Tests call it with `tower::ServiceExt::oneshot`, without a socket.
 pub fn router(state: AppState) -> Router {
     let max_body_bytes = state.max_body_bytes;
@@ -77,15 +87,8 @@ pub fn router(state: AppState) -> Router {
             post(collections::upload_documents),
         ),
         Role::Write,
-    ))
-    .layer(DefaultBodyLimit::max(max_upload_bytes))
-    .layer(middleware::from_fn_with_state(
-        BodyLimit {
-            bytes: max_upload_bytes,
-            setting: "ingest.max_upload_bytes",
-        },
-        reject_declared_oversize,
     ));
+    let uploads = limited(uploads, max_upload_bytes, "ingest.max_upload_bytes");
     let read = Router::new()
         .route("/v1/collections", get(collections::list_collections))
         .route("/v1/collections/{name}", get(collections::get_collection))
@@ -148,15 +151,8 @@ pub fn router(state: AppState) -> Router {
     let api = needs(&state, read, Role::Read)
         .merge(needs(&state, write, Role::Write))
         .merge(needs(&state, prompt_admin, Role::PromptAdmin))
-        .merge(needs(&state, admin, Role::Admin))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(middleware::from_fn_with_state(
-            BodyLimit {
-                bytes: max_body_bytes,
-                setting: "server.max_body_bytes",
-            },
-            reject_declared_oversize,
-        ));
+        .merge(needs(&state, admin, Role::Admin));
+    let api = limited(api, max_body_bytes, "server.max_body_bytes");
     let metrics_route = Router::new().route("/metrics", get(metrics));
     let metrics_route = if state.access.protect_metrics {
         needs(&state, metrics_route, Role::Admin)

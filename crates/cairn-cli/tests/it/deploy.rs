@@ -123,14 +123,7 @@ async fn every_metric_the_dashboard_and_alerts_query_is_exported() {
             .expect("chat");
         let _ = response.text().await;
     }
-    let metrics = client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = crate::metrics_text(&server).await;
     let mut exported = BTreeSet::new();
     for line in metrics.lines().filter(|l| !l.starts_with('#')) {
         metric_names(

@@ -121,6 +121,16 @@ impl Drop for Server {
     }
 }
 
+/// The server's `/metrics` text.
+async fn metrics_text(server: &Server) -> String {
+    reqwest::get(server.url("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
 async fn get_json(url: &str) -> (u16, Value) {
     let response = reqwest::get(url).await.expect("request");
     let status = response.status().as_u16();
@@ -185,12 +195,7 @@ async fn embedded_default_serves_and_keeps_its_data_under_dot_cairn() {
         "the SQLite catalog lives under ./.cairn"
     );
 
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&server).await;
     let mut check = Command::new(promtool())
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

@@ -115,14 +115,7 @@ async fn production_answers_are_judged_off_the_request_path() {
         "{record}"
     );
 
-    let metrics = client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = super::metrics_text(&server).await;
     assert!(
         metrics.contains("cairn_eval_online_score_count{app=\"docs\",metric=\"faithfulness\"} 2"),
         "{metrics}"
