@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod calibrate;
+pub mod continuous;
 pub mod dataset;
 mod error;
 pub mod gates;

@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod continuous;
 pub mod models;
 pub mod rag;
 pub mod retention;

@@ -46,6 +46,8 @@ pub struct AppState {
     pub auth: Option<Arc<crate::auth::Oidc>>,
     /// Verifies API keys for the authentication layer and `/mcp`.
     pub keys: Arc<cairn_auth::KeyVerifier>,
+    /// Runs the eval suites attached to what a request changed (`[[evals.continuous]]`).
+    pub continuous: cairn_runtime::continuous::Watcher,
     /// Who may call: the mode, accepted hosts, users' roles (`access.rs` applies it).
     pub access: Arc<cairn_runtime::config::AccessPolicy>,
 }

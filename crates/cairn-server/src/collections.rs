@@ -254,6 +254,11 @@ pub async fn upload_documents(
         .ingestor
         .ingest(&name, Source::Uploads(files), &NoProgress)
         .await?;
+    if total.added + total.updated + total.removed > 0 {
+        state
+            .continuous
+            .changed(cairn_runtime::continuous::Change::Collection(&name));
+    }
     Ok((StatusCode::CREATED, Json(total)))
 }
 
@@ -287,6 +292,9 @@ pub async fn delete_document(
     let rag = state.rag()?;
     reachable(&caller, &name)?;
     if rag.ingestor.delete_document(&name, id).await? {
+        state
+            .continuous
+            .changed(cairn_runtime::continuous::Change::Collection(&name));
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(

@@ -202,6 +202,9 @@ pub(crate) async fn set_label(
                 .await?
         }
     };
+    state
+        .continuous
+        .changed(cairn_runtime::continuous::Change::Prompt(&moved.name));
     Ok(Json(label_move_json(&moved)))
 }
 

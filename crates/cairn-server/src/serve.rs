@@ -39,7 +39,13 @@ pub async fn build_state(config: &Config, catalog: &OpenCatalog) -> Result<AppSt
     let metrics = crate::metrics::handle();
     crate::metrics::record_build_info(config.database.backend());
     let runtime = cairn_runtime::Runtime::build(config, catalog).await?;
+    let continuous = cairn_runtime::continuous::Watcher::new(
+        config.evals.continuous.clone(),
+        runtime.pipeline.clone(),
+        runtime.catalog.clone(),
+    );
     let state = AppState {
+        continuous,
         catalog: runtime.catalog,
         prompts: runtime.prompts,
         pipeline: runtime.pipeline,

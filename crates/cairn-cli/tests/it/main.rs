@@ -12,6 +12,7 @@ use serde_json::Value;
 
 mod admin;
 mod browser;
+mod continuous;
 mod dataset;
 mod deploy;
 mod eval;

@@ -67,6 +67,8 @@ async fn test_app_with(
         guards: cairn_app::GuardPolicy::default(),
         online: None,
     });
+    let continuous =
+        cairn_runtime::continuous::Watcher::new(Vec::new(), pipeline.clone(), shared.clone());
     let state = AppState {
         catalog: shared,
         prompts,
@@ -81,6 +83,7 @@ async fn test_app_with(
         auth: None,
         keys: std::sync::Arc::default(),
         access: std::sync::Arc::new(access),
+        continuous,
     };
     TestApp {
         app: router(state.clone()),
