@@ -224,7 +224,7 @@ pub async fn upload_documents(
         .await
         .map_err(|e| multipart_error(&state, e))?
     {
-        let Some(file_name) = field.file_name().map(str::to_owned) else {
+        let Some(file_name) = field.file_name().map(upload_name).transpose()? else {
             continue;
         };
         if files.iter().any(|f| f.name == file_name) {
@@ -260,6 +260,27 @@ pub async fn upload_documents(
             .changed(cairn_runtime::continuous::Change::Collection(&name));
     }
     Ok((StatusCode::CREATED, Json(total)))
+}
+
+/// An uploaded file's name as the document's source: a bare file name. A path (`../x`, `/etc/x`,
+/// `a\\b`) or control characters would make the stored source look like a place on this machine.
+fn upload_name(name: &str) -> Result<String, ApiError> {
+    let bad = name.is_empty()
+        || name.len() > 255
+        || name == "."
+        || name == ".."
+        || name.contains(['/', '\\'])
+        || name.chars().any(char::is_control);
+    if bad {
+        return Err(ApiError::bad_request(
+            "invalid_file_name",
+            format!(
+                "`{}` is not a file name; send each file with its bare name (e.g. guide.md), without a path",
+                name.escape_debug()
+            ),
+        ));
+    }
+    Ok(name.to_owned())
 }
 
 fn multipart_error(state: &AppState, error: MultipartError) -> ApiError {
@@ -388,5 +409,25 @@ impl AppState {
                 format!("ingest and search are unavailable: {e}"),
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uploaded_files_are_named_not_pathed() {
+        assert_eq!(upload_name("guide v2.md").expect("a name"), "guide v2.md");
+        for bad in [
+            "../../etc/passwd.md",
+            "/etc/passwd.md",
+            "a\\b.md",
+            "..",
+            "",
+            "x\n.md",
+        ] {
+            assert!(upload_name(bad).is_err(), "{bad:?}");
+        }
     }
 }
