@@ -16,6 +16,44 @@ pub struct GeneratedKey {
     pub record: NewApiKey,
 }
 
+/// What a new key is asked to be, checked: at least one role and only known ones, tools among
+/// `known_tools` (none: all), collection names that are names (or `*`). The message says what to
+/// fix. Shared by `cairn key create` and `POST /v1/keys`.
+pub fn checked(
+    name: &str,
+    roles: &[String],
+    tools: &[String],
+    collections: &[String],
+    known_tools: &[&str],
+) -> Result<GeneratedKey, String> {
+    cairn_core::catalog::validate_name("API key", name).map_err(|e| e.to_string())?;
+    let trimmed = |list: &[String]| -> Vec<String> {
+        list.iter()
+            .map(|item| item.trim().to_owned())
+            .filter(|item| !item.is_empty())
+            .collect()
+    };
+    let roles = trimmed(roles)
+        .iter()
+        .map(|role| crate::Role::parse(role))
+        .collect::<Result<Vec<_>, _>>()?;
+    if roles.is_empty() {
+        return Err("a key needs at least one role: read, write, prompt_admin or admin".into());
+    }
+    let tools = trimmed(tools);
+    if let Some(unknown) = tools.iter().find(|t| !known_tools.contains(&t.as_str())) {
+        return Err(format!(
+            "`{unknown}` is not a tool; tools: {}",
+            known_tools.join(", ")
+        ));
+    }
+    let collections = trimmed(collections);
+    for collection in collections.iter().filter(|c| *c != crate::ALL_COLLECTIONS) {
+        cairn_core::catalog::validate_name("collection", collection).map_err(|e| e.to_string())?;
+    }
+    Ok(generate(name, tools, collections, &roles))
+}
+
 /// Makes a key with 244 random bits from the operating system's generator (two version-4 UUIDs).
 pub fn generate(
     name: &str,
@@ -62,6 +100,35 @@ mod tests {
         assert_eq!(a.record.key_hash.len(), 64);
         assert!(!a.record.key_hash.contains(&a.secret[KEY_PREFIX.len()..]));
         assert!(a.secret.starts_with(&a.record.prefix));
+    }
+
+    #[test]
+    fn requests_for_keys_are_checked_before_one_is_made() {
+        let tools = ["search_knowledge", "answer_question"];
+        let ok = checked(
+            "ci",
+            &["read".into(), " write ".into()],
+            &[],
+            &["*".into()],
+            &tools,
+        )
+        .expect("a key");
+        assert_eq!(ok.record.roles, ["read", "write"]);
+        let refused = |roles: &[&str], tools_asked: &[&str], collections: &[&str]| {
+            let owned = |l: &[&str]| l.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+            checked(
+                "ci",
+                &owned(roles),
+                &owned(tools_asked),
+                &owned(collections),
+                &tools,
+            )
+            .expect_err("refused")
+        };
+        assert!(refused(&[], &[], &[]).contains("at least one role"));
+        assert!(refused(&["root"], &[], &[]).contains("not a role"));
+        assert!(refused(&["read"], &["rm_rf"], &[]).contains("`rm_rf` is not a tool"));
+        assert!(refused(&["read"], &[], &["Bad Name"]).contains("invalid collection name"));
     }
 
     #[test]

@@ -33,6 +33,14 @@ pub struct KeyVerifier {
 }
 
 impl KeyVerifier {
+    /// Forgets what was verified of the key named `name` (it was just revoked here): this process
+    /// refuses it from the next request; other replicas within [`KEY_TTL`].
+    pub fn forget(&self, name: &str) {
+        if let Ok(mut verified) = self.verified.lock() {
+            verified.retain(|_, (key, _)| key.name != name);
+        }
+    }
+
     /// The active key whose secret was presented.
     pub async fn verify(&self, catalog: &dyn Catalog, secret: &str) -> Result<ApiKey, AuthError> {
         let hash = keys::hash(secret);

@@ -42,36 +42,9 @@ pub async fn run(catalog: &dyn Catalog, command: KeyCommand) -> anyhow::Result<(
             collections,
             roles,
         } => {
-            let roles = roles
-                .iter()
-                .filter(|r| !r.trim().is_empty())
-                .map(|r| cairn_auth::Role::parse(r))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(anyhow::Error::msg)?;
-            if roles.is_empty() {
-                anyhow::bail!(
-                    "a key needs at least one role: pass --roles read (or write, prompt_admin, admin)"
-                );
-            }
-            let tools: Vec<String> = tools
-                .into_iter()
-                .map(|t| t.trim().to_owned())
-                .filter(|t| !t.is_empty())
-                .collect();
-            if let Some(unknown) = tools.iter().find(|t| !TOOL_NAMES.contains(&t.as_str())) {
-                anyhow::bail!(
-                    "`{unknown}` is not a tool; tools: {}",
-                    TOOL_NAMES.join(", ")
-                );
-            }
-            let collections: Vec<String> = collections
-                .into_iter()
-                .map(|c| c.trim().to_owned())
-                .filter(|c| !c.is_empty())
-                .collect();
-            for collection in collections.iter().filter(|c| *c != "*") {
-                cairn_core::catalog::validate_name("collection", collection)?;
-            }
+            let generated =
+                cairn_auth::keys::checked(&name, &roles, &tools, &collections, &TOOL_NAMES)
+                    .map_err(anyhow::Error::msg)?;
             if catalog
                 .list_api_keys()
                 .await?
@@ -82,7 +55,6 @@ pub async fn run(catalog: &dyn Catalog, command: KeyCommand) -> anyhow::Result<(
                     "an active key is already named `{name}`; revoke it first or pick another name"
                 );
             }
-            let generated = cairn_auth::keys::generate(&name, tools, collections, &roles);
             let key = catalog.create_api_key(generated.record).await?;
             eprintln!(
                 "created key `{}`: roles {}, tools {}, collections {}. Store it now; it is not shown again:",

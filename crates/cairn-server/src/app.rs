@@ -149,7 +149,12 @@ pub fn router(state: AppState) -> Router {
             "/v1/routes/{name}/shadow",
             get(crate::gateway::list_shadow_results),
         )
-        .route("/v1/audit", get(crate::audit::list));
+        .route("/v1/audit", get(crate::audit::list))
+        .route(
+            "/v1/keys",
+            get(crate::keys_api::list).post(crate::keys_api::create),
+        )
+        .route("/v1/keys/{name}", delete(crate::keys_api::revoke));
     let api = needs(&state, read, Role::Read)
         .merge(needs(&state, write, Role::Write))
         .merge(needs(&state, prompt_admin, Role::PromptAdmin))

@@ -14,6 +14,7 @@ mod evals_api;
 pub mod extract;
 pub mod gateway;
 mod guard_api;
+mod keys_api;
 pub mod mcp;
 pub mod metrics;
 mod openai_api;

@@ -25,6 +25,10 @@ const ROUTES: &[(&str, &str)] = &[
     ),
     ("POST", "/v1/collections/handbook/search"),
     ("GET", "/v1/routes/default/shadow"),
+    ("GET", "/v1/audit"),
+    ("GET", "/v1/keys"),
+    ("POST", "/v1/keys"),
+    ("DELETE", "/v1/keys/ci"),
     ("GET", "/v1/prompts"),
     ("GET", "/v1/prompts/rag_answer"),
     ("POST", "/v1/prompts/rag_answer/versions"),
@@ -599,4 +603,74 @@ async fn uploads_past_the_concurrency_cap_are_told_to_retry() {
     // A free slot: the upload goes on (to the index this test app lacks: 503).
     let (status, _, _) = send(&test.app, upload()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+/// Admins manage keys over REST: a key made there works with its roles, is listed without its
+/// secret, and stops working on this server as soon as it is revoked.
+#[tokio::test]
+async fn admins_make_list_and_revoke_keys_over_the_api() {
+    let test = test_app_with(1 << 20, required()).await;
+    let admin = key(&test, "admin", &["*"], &[Role::Admin]).await;
+    let reader = key(&test, "reader", &["*"], &[Role::Read]).await;
+    let (status, _) = call(&test, request("GET", "/v1/keys", Some(&reader), "")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, made) = call(
+        &test,
+        request(
+            "POST",
+            "/v1/keys",
+            Some(&admin),
+            r#"{"name": "ingest-bot", "roles": ["read", "write"], "collections": ["kb"]}"#,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let secret = made["key"].as_str().expect("the secret, once").to_owned();
+    let (status, body) = call(
+        &test,
+        request(
+            "POST",
+            "/v1/collections",
+            Some(&secret),
+            r#"{"name": "kb"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let (_, listed) = call(&test, request("GET", "/v1/keys", Some(&admin), "")).await;
+    let text = listed.to_string();
+    assert!(
+        text.contains("ingest-bot") && !text.contains(&secret),
+        "{text}"
+    );
+    assert!(!text.contains("key_hash"), "{text}");
+    let (status, body) = call(
+        &test,
+        request(
+            "POST",
+            "/v1/keys",
+            Some(&admin),
+            r#"{"name": "x", "roles": ["root"]}"#,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(check_error(&body, "invalid_request_error", "invalid_key").contains("not a role"));
+
+    let (status, _, _) = send(
+        &test.app,
+        request("DELETE", "/v1/keys/ingest-bot", Some(&admin), ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = call(&test, request("GET", "/v1/collections", Some(&secret), "")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "revoked here at once");
+    let (status, _) = call(
+        &test,
+        request("DELETE", "/v1/keys/ingest-bot", Some(&admin), ""),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
