@@ -36,7 +36,8 @@ pub use cairn_runtime::config::OidcSettings;
 #[derive(Clone)]
 pub struct Oidc {
     settings: OidcSettings,
-    metadata: CoreProviderMetadata,
+    /// The provider's endpoints and keys; the keys are fetched again when it rotates them.
+    metadata: Arc<std::sync::RwLock<CoreProviderMetadata>>,
     key: Key,
     http: ProviderHttp,
     /// Roles every signed-in user holds.
@@ -167,7 +168,7 @@ impl Oidc {
             cairn_auth::TokenVerifier::new(&settings.issuer, settings.audiences.clone(), keys);
         Ok(Oidc {
             settings,
-            metadata,
+            metadata: Arc::new(std::sync::RwLock::new(metadata)),
             key,
             http,
             user_roles: access.user_roles.clone(),
@@ -205,8 +206,13 @@ impl Oidc {
         String,
     > {
         let redirect = RedirectUrl::new(redirect).map_err(|e| e.to_string())?;
+        let metadata = self
+            .metadata
+            .read()
+            .map_err(|_| "the provider metadata is unavailable".to_owned())?
+            .clone();
         Ok(CoreClient::from_provider_metadata(
-            self.metadata.clone(),
+            metadata,
             ClientId::new(self.settings.client_id.clone()),
             self.settings
                 .client_secret
@@ -277,24 +283,52 @@ impl Oidc {
         roles
     }
 
+    /// Whether the provider's keys may be fetched again now (at most every [`REFETCH_EVERY`]).
+    fn refetch_due(&self) -> bool {
+        self.refetched
+            .lock()
+            .map(|mut last| {
+                let due = last.is_none_or(|at| at.elapsed() >= REFETCH_EVERY);
+                if due {
+                    *last = Some(std::time::Instant::now());
+                }
+                due
+            })
+            .unwrap_or(false)
+    }
+
+    /// Fetches the provider's keys again for ID-token checks (it rotated them); `false` when it
+    /// was too soon or the fetch failed.
+    async fn refresh_id_token_keys(&self) -> bool {
+        if !self.refetch_due() {
+            return false;
+        }
+        let uri = match self.metadata.read() {
+            Ok(metadata) => metadata.jwks_uri().clone(),
+            Err(_) => return false,
+        };
+        match openidconnect::core::CoreJsonWebKeySet::fetch_async(&uri, &self.http).await {
+            Ok(keys) => {
+                if let Ok(mut metadata) = self.metadata.write() {
+                    *metadata = metadata.clone().set_jwks(keys);
+                }
+                tracing::info!(issuer = %self.settings.issuer, "fetched the provider's keys again to check an ID token");
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot fetch the provider's keys again");
+                false
+            }
+        }
+    }
+
     /// The user a bearer token from the provider names, with its roles. A token signed by a key
     /// Cairn has not seen fetches the provider's key set again (it rotated), at most every
     /// [`REFETCH_EVERY`].
     pub(crate) async fn bearer_grant(&self, token: &str) -> Result<cairn_auth::Grant, String> {
         let verified = match self.tokens.verify(token) {
             Err(cairn_auth::TokenError::UnknownKey(kid)) => {
-                let due = self
-                    .refetched
-                    .lock()
-                    .map(|mut last| {
-                        let due = last.is_none_or(|at| at.elapsed() >= REFETCH_EVERY);
-                        if due {
-                            *last = Some(std::time::Instant::now());
-                        }
-                        due
-                    })
-                    .unwrap_or(false);
-                if !due {
+                if !self.refetch_due() {
                     return Err(cairn_auth::TokenError::UnknownKey(kid).to_string());
                 }
                 let keys = fetch_keys(&self.http, &self.jwks_uri).await?;
@@ -556,12 +590,20 @@ async fn finish_sign_in(
     let Some(id_token) = tokens.id_token() else {
         return sign_in_failed("the provider returned no ID token".into());
     };
-    let claims = match id_token.claims(
-        &client.id_token_verifier(),
-        &Nonce::new(pending.nonce.clone()),
-    ) {
-        Ok(claims) => claims,
-        Err(e) => return sign_in_failed(format!("the ID token is not valid: {e}")),
+    let nonce = Nonce::new(pending.nonce.clone());
+    let claims = match id_token.claims(&client.id_token_verifier(), &nonce) {
+        Ok(claims) => claims.clone(),
+        // The provider may have rotated its keys since Cairn started: fetch them and check again.
+        Err(first) => match oidc.refresh_id_token_keys().await {
+            true => match oidc.client(oidc.redirect_url(&headers)) {
+                Ok(fresh) => match id_token.claims(&fresh.id_token_verifier(), &nonce) {
+                    Ok(claims) => claims.clone(),
+                    Err(e) => return sign_in_failed(format!("the ID token is not valid: {e}")),
+                },
+                Err(e) => return sign_in_failed(format!("bad redirect URL: {e}")),
+            },
+            false => return sign_in_failed(format!("the ID token is not valid: {first}")),
+        },
     };
     let sub = claims.subject().as_str().to_owned();
     let name = claims

@@ -560,4 +560,12 @@ async fn sign_in_through_oidc_with_pkce_and_conversations_belong_to_the_user() {
         .await
         .expect("me");
     assert_eq!(ended.status(), 401);
+
+    // The provider rotates its signing key: the next sign-in fetches the new key and succeeds.
+    provider.rotate_key();
+    provider.set_user("carol");
+    let carol = sign_in(&client, &server).await;
+    let me: Value =
+        super::json_body(client.get(server.url("/v1/me")).header("cookie", &carol)).await;
+    assert_eq!(me["user"], "sub-carol", "{me}");
 }
