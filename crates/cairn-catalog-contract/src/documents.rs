@@ -341,4 +341,63 @@ pub async fn document_sync(catalog: Arc<dyn Catalog>) {
             .await,
         "a document in a missing collection",
     );
+
+    // Many documents in one transaction: each synced as alone, in order.
+    let batch = catalog
+        .sync_documents(vec![
+            (
+                new_document(kb.id, "faq.md", "h4"),
+                vec![new_chunk(0, "delta"), new_chunk(1, "epsilon")],
+            ),
+            (
+                new_document(kb.id, "records#1", "r1"),
+                vec![new_chunk(0, "one")],
+            ),
+            (
+                new_document(kb.id, "records#2", "r2"),
+                vec![new_chunk(0, "two")],
+            ),
+        ])
+        .await
+        .expect("batch");
+    assert_eq!(
+        batch.iter().map(|s| s.outcome).collect::<Vec<_>>(),
+        [
+            UpsertOutcome::Updated,
+            UpsertOutcome::Added,
+            UpsertOutcome::Added
+        ]
+    );
+    assert_eq!(batch[0].document.id, faq.document.id);
+    assert_eq!(
+        (batch[0].diff.kept.len(), batch[0].diff.added.len()),
+        (1, 1)
+    );
+    assert_eq!(batch[2].diff.added[0].content, "two");
+    assert!(
+        catalog
+            .sync_documents(Vec::new())
+            .await
+            .expect("empty")
+            .is_empty()
+    );
+    // One document that cannot be stored leaves the whole batch unstored.
+    let before = catalog.list_documents(kb.id).await.expect("list").len();
+    assert_not_found(
+        catalog
+            .sync_documents(vec![
+                (
+                    new_document(kb.id, "records#3", "r3"),
+                    vec![new_chunk(0, "three")],
+                ),
+                (new_document(Uuid::now_v7(), "x.md", "h"), vec![]),
+            ])
+            .await,
+        "a batch with a document in a missing collection",
+    );
+    assert_eq!(
+        catalog.list_documents(kb.id).await.expect("list").len(),
+        before,
+        "all or nothing"
+    );
 }

@@ -97,6 +97,25 @@ impl PostgresCatalog {
         Ok(tx)
     }
 
+    /// A transaction holding the locks of every key, taken in sorted order so that two batches
+    /// sharing keys cannot deadlock.
+    async fn locked_tx_many(
+        &self,
+        mut keys: Vec<String>,
+    ) -> Result<Transaction<'static, Postgres>, CatalogError> {
+        keys.sort();
+        keys.dedup();
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        for key in &keys {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(key)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(tx)
+    }
+
     /// Announces a label move with NOTIFY, delivered to listeners when the transaction commits.
     async fn after_label_move(
         &self,

@@ -2,12 +2,13 @@
 //! with documents that disappeared from the source removed.
 //!
 //! Crash safety: the catalog is the source of truth. A document's new hash and its new chunks are
-//! committed together ([`DocumentRepo::sync_document`]); the vectors follow. Every ingest starts by
+//! committed together ([`DocumentRepo::sync_documents`], a file's documents in batches); the
+//! vectors follow. Every ingest starts by
 //! reconciling the index with the catalog (embedding chunks that have no vector, deleting vectors
 //! whose chunk is gone), so a run killed at any point and run again ends with no duplicate, missing
 //! or orphaned chunk.
 //!
-//! [`DocumentRepo::sync_document`]: cairn_core::catalog::DocumentRepo::sync_document
+//! [`DocumentRepo::sync_documents`]: cairn_core::catalog::DocumentRepo::sync_documents
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -15,9 +16,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_core::catalog::{
-    Catalog, Chunk, Collection, Document, NewCollection, NewDocument, UpsertOutcome,
+    Catalog, Chunk, Collection, Document, NewChunk, NewCollection, NewDocument, UpsertOutcome,
 };
 use cairn_core::index::{IndexPoint, IndexSpec, VectorIndex};
+
+/// Documents of one file stored per catalog transaction (and embedded together).
+const SYNC_BATCH: usize = 64;
 use cairn_core::{CatalogError, EmbeddingModel};
 use cairn_loaders::{DiscoverOptions, DocumentError, FetchOptions, LoadOptions, LoadedDocument};
 use futures_util::{StreamExt, stream};
@@ -260,16 +264,22 @@ impl Ingestor {
                     report.failed.push(error.into());
                 }
                 Ok(documents) => {
+                    // A file's documents (a JSONL file's records) are stored in batches: one
+                    // catalog transaction and shared embedding calls per batch.
                     let mut outcome = DocumentOutcome::Unchanged;
+                    let mut pending = Vec::new();
                     for document in documents {
                         seen.insert(document.source.clone());
                         match self
-                            .sync_one(&collection, &existing, document, &mut tally)
+                            .prepare_one(&collection, &existing, document, &mut tally)
                             .await
                         {
-                            Ok(o) => {
-                                if o != DocumentOutcome::Unchanged {
-                                    outcome = o;
+                            Ok(None) => {}
+                            Ok(Some(ready)) => {
+                                pending.push(ready);
+                                if pending.len() >= SYNC_BATCH {
+                                    let batch = std::mem::take(&mut pending);
+                                    outcome = self.flush(&collection, batch, &mut tally).await?;
                                 }
                             }
                             Err(RagError::Document(error)) => {
@@ -278,6 +288,9 @@ impl Ingestor {
                             }
                             Err(other) => return Err(other),
                         }
+                    }
+                    if !pending.is_empty() {
+                        outcome = self.flush(&collection, pending, &mut tally).await?;
                     }
                     progress.processed(&loaded.origin, outcome);
                 }
@@ -511,13 +524,14 @@ impl Ingestor {
         Loaded { origin, documents }
     }
 
-    async fn sync_one(
+    /// A loaded document's catalog record and chunks, or `None` when it is unchanged (counted).
+    async fn prepare_one(
         &self,
         collection: &Collection,
         existing: &HashMap<String, Document>,
         document: LoadedDocument,
         tally: &mut Tally,
-    ) -> Result<DocumentOutcome, RagError> {
+    ) -> Result<Option<(NewDocument, Vec<NewChunk>)>, RagError> {
         tally.bytes += document.text.len();
         let metadata = Value::Object(document_metadata(&document));
         let hash = self.document_hash(&document, &metadata);
@@ -525,7 +539,7 @@ impl Ingestor {
             d.content_hash == hash && d.title == document.title && d.metadata == metadata
         }) {
             tally.unchanged += 1;
-            return Ok(DocumentOutcome::Unchanged);
+            return Ok(None);
         }
         let chunker = self.chunker.clone();
         let (document, chunks) = tokio::task::spawn_blocking(move || {
@@ -540,46 +554,61 @@ impl Ingestor {
                 reason: "has no text to index".into(),
             }));
         }
-        let sync = self
-            .catalog
-            .sync_document(
-                NewDocument {
-                    collection_id: collection.id,
-                    source: document.source.clone(),
-                    title: document.title.clone(),
-                    content_hash: hash,
-                    metadata,
-                },
-                chunks,
-            )
-            .await?;
-        tally.chunks_kept += sync.diff.kept.len();
-        tally.chunks_embedded += sync.diff.added.len();
-        tally.tokens_embedded += sync
-            .diff
-            .added
-            .iter()
-            .map(|c| c.token_count as usize)
-            .sum::<usize>();
+        Ok(Some((
+            NewDocument {
+                collection_id: collection.id,
+                source: document.source.clone(),
+                title: document.title.clone(),
+                content_hash: hash,
+                metadata,
+            },
+            chunks,
+        )))
+    }
+
+    /// Stores a batch of changed documents in one catalog transaction, then embeds their new
+    /// chunks together and drops the vectors of removed ones. Returns the last document's outcome.
+    async fn flush(
+        &self,
+        collection: &Collection,
+        batch: Vec<(NewDocument, Vec<NewChunk>)>,
+        tally: &mut Tally,
+    ) -> Result<DocumentOutcome, RagError> {
+        let synced = self.catalog.sync_documents(batch).await?;
+        let mut outcome = DocumentOutcome::Unchanged;
+        let mut removed = Vec::new();
+        for sync in &synced {
+            tally.chunks_kept += sync.diff.kept.len();
+            tally.chunks_embedded += sync.diff.added.len();
+            tally.tokens_embedded += sync
+                .diff
+                .added
+                .iter()
+                .map(|c| c.token_count as usize)
+                .sum::<usize>();
+            removed.extend(sync.diff.removed.iter().copied());
+            outcome = match sync.outcome {
+                UpsertOutcome::Added => {
+                    tally.added += 1;
+                    DocumentOutcome::Added
+                }
+                UpsertOutcome::Updated | UpsertOutcome::Unchanged => {
+                    tally.updated += 1;
+                    DocumentOutcome::Updated
+                }
+            };
+        }
         // Kept chunks may have moved (new offsets or heading path do not change their hash); their
         // vectors stay. Only new content is embedded.
-        self.embed_and_index(&collection.name, &sync.document, &sync.diff.added)
-            .await?;
-        if !sync.diff.removed.is_empty() {
-            self.index
-                .delete(&collection.name, &sync.diff.removed)
-                .await?;
+        let added: Vec<(&Document, &Chunk)> = synced
+            .iter()
+            .flat_map(|sync| sync.diff.added.iter().map(move |c| (&sync.document, c)))
+            .collect();
+        self.embed_and_index_all(&collection.name, &added).await?;
+        if !removed.is_empty() {
+            self.index.delete(&collection.name, &removed).await?;
         }
-        Ok(match sync.outcome {
-            UpsertOutcome::Added => {
-                tally.added += 1;
-                DocumentOutcome::Added
-            }
-            UpsertOutcome::Updated | UpsertOutcome::Unchanged => {
-                tally.updated += 1;
-                DocumentOutcome::Updated
-            }
-        })
+        Ok(outcome)
     }
 
     async fn embed_and_index(
@@ -588,11 +617,20 @@ impl Ingestor {
         document: &Document,
         chunks: &[Chunk],
     ) -> Result<(), RagError> {
-        let filterable = filterable(document);
+        let pairs: Vec<(&Document, &Chunk)> = chunks.iter().map(|c| (document, c)).collect();
+        self.embed_and_index_all(collection, &pairs).await
+    }
+
+    /// Embeds chunks of one or more documents in batches of `embed_batch` and upserts their points.
+    async fn embed_and_index_all(
+        &self,
+        collection: &str,
+        chunks: &[(&Document, &Chunk)],
+    ) -> Result<(), RagError> {
         for batch in chunks.chunks(self.options.embed_batch.max(1)) {
             let texts: Vec<String> = batch
                 .iter()
-                .map(|c| embedding_text(&document.title, &c.heading_path, &c.content))
+                .map(|(document, c)| embedding_text(&document.title, &c.heading_path, &c.content))
                 .collect();
             let vectors = self.embedder.embed_documents(&texts).await?;
             if vectors.len() != batch.len() {
@@ -607,12 +645,12 @@ impl Ingestor {
                 .iter()
                 .zip(vectors)
                 .zip(texts)
-                .map(|((chunk, vector), text)| IndexPoint {
+                .map(|(((document, chunk), vector), text)| IndexPoint {
                     chunk_id: chunk.id,
                     document_id: document.id,
                     vector,
                     text,
-                    metadata: filterable.clone(),
+                    metadata: filterable(document),
                 })
                 .collect();
             self.index.upsert(collection, points).await?;

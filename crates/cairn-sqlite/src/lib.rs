@@ -82,6 +82,14 @@ impl SqliteCatalog {
             .map_err(db_error)
     }
 
+    /// SQLite serialises every writer already: one immediate transaction covers every key.
+    async fn locked_tx_many(
+        &self,
+        _keys: Vec<String>,
+    ) -> Result<Transaction<'static, Sqlite>, CatalogError> {
+        self.locked_tx("").await
+    }
+
     /// An embedded catalog serves one process: there is no one else to tell about a label move.
     async fn after_label_move(
         &self,

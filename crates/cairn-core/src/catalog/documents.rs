@@ -241,6 +241,12 @@ pub trait DocumentRepo: Send + Sync {
         new: NewDocument,
         chunks: Vec<NewChunk>,
     ) -> CatalogResult<DocumentSync>;
+    /// [`DocumentRepo::sync_document`] for many documents in one transaction (a JSONL file's
+    /// records, say), in order; all of them or none are stored.
+    async fn sync_documents(
+        &self,
+        batch: Vec<(NewDocument, Vec<NewChunk>)>,
+    ) -> CatalogResult<Vec<DocumentSync>>;
     /// Replaces a document's chunks atomically, reusing stored chunks with the same content hash.
     async fn replace_chunks(
         &self,

@@ -356,3 +356,35 @@ async fn filters_modes_and_a_model_mismatch() {
         .expect_err("mismatched model");
     assert!(err.to_string().contains("reindex"), "{err}");
 }
+
+/// A JSONL file's records are stored in batches (one catalog transaction each) and embedded
+/// together: 150 one-chunk records make a handful of index writes, not 150; a second run changes
+/// nothing; the catalog and the index agree.
+#[tokio::test]
+async fn a_jsonl_files_records_are_stored_and_embedded_in_batches() {
+    let stack = Stack::new().await;
+    let docs = stack.docs();
+    let lines: String = (0..150)
+        .map(|i| format!("{{\"text\": \"Record {i} says that glacier number {i} is moving.\"}}\n"))
+        .collect();
+    write(&docs, "records.jsonl", &lines);
+    let counting = Arc::new(FailingIndex {
+        inner: stack.index.clone(),
+        allowed: AtomicUsize::new(10_000),
+    });
+    let report = stack
+        .ingestor_with(counting.clone())
+        .ingest("records", Source::Path(docs.clone()), &NoProgress)
+        .await
+        .expect("ingest");
+    assert_eq!(report.added, 150, "{report:?}");
+    let writes = 10_000 - counting.allowed.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(writes <= 5, "{writes} index writes for 150 records");
+    assert_consistent(&stack, "records").await;
+    let again = stack
+        .ingestor()
+        .ingest("records", Source::Path(docs), &NoProgress)
+        .await
+        .expect("again");
+    assert_eq!((again.added, again.updated, again.unchanged), (0, 0, 150));
+}

@@ -243,6 +243,28 @@ macro_rules! impl_document_repo {
                 Ok(DocumentSync { document: row.into(), outcome, diff })
             }
 
+            async fn sync_documents(
+                &self,
+                batch: Vec<(NewDocument, Vec<NewChunk>)>,
+            ) -> CatalogResult<Vec<DocumentSync>> {
+                if batch.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let keys: Vec<String> = batch
+                    .iter()
+                    .map(|(new, _)| format!("document:{}:{}", new.collection_id, new.source))
+                    .collect();
+                let mut tx = self.locked_tx_many(keys).await?;
+                let mut synced = Vec::with_capacity(batch.len());
+                for (new, chunks) in batch {
+                    let (row, outcome) = upsert_document_in(&mut tx, &new).await?;
+                    let diff = replace_chunks_in(&mut tx, row.id, chunks).await?;
+                    synced.push(DocumentSync { document: row.into(), outcome, diff });
+                }
+                tx.commit().await.map_err(db_error)?;
+                Ok(synced)
+            }
+
             async fn get_document(&self, id: Uuid) -> CatalogResult<Option<Document>> {
                 let row: Option<DocumentRow> = sqlx::query_as(concat!(
                     "SELECT ",

@@ -28,8 +28,8 @@ pub use prompts::*;
 pub use sessions::*;
 
 /// Implements every catalog repository trait for `$catalog`, a struct with a `pool` field of the
-/// backend's `sqlx::Pool` and three inherent methods: `locked_tx(&self, key)`, a write transaction
-/// that serialises writers of `key`; `fetch_chunks(&self, ids)`, chunks by id (array parameters differ
+/// backend's `sqlx::Pool` and four inherent methods: `locked_tx(&self, key)`, a write transaction
+/// that serialises writers of `key`; `locked_tx_many(&self, keys)`, the same for several keys; `fetch_chunks(&self, ids)`, chunks by id (array parameters differ
 /// between the databases); and `after_label_move(&self, tx, name, label)`, which announces a label
 /// move to other processes when the backend can. The SQL is the dialect both databases accept: `$N` parameters, `RETURNING`,
 /// `ON CONFLICT … DO UPDATE`, standard types.
