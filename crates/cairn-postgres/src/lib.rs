@@ -88,13 +88,7 @@ impl PostgresCatalog {
 
     /// A transaction holding an advisory lock on `key` until it ends.
     async fn locked_tx(&self, key: &str) -> Result<Transaction<'static, Postgres>, CatalogError> {
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(key)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        Ok(tx)
+        self.locked_tx_many(vec![key.to_owned()]).await
     }
 
     /// A transaction holding the locks of every key, taken in sorted order so that two batches

@@ -10,20 +10,6 @@ use crate::Server;
 use crate::eval::setup;
 use crate::rag::minilm;
 
-const WATCH_SUITE: &str = "\
-name: watch
-target: app:docs
-dataset:
-  cases:
-    - id: sqlite
-      question: Without a URL, the catalog is an SQLite file under the data directory.
-      file: database.md
-judge:
-  route: judge
-metrics:
-  - metric: faithfulness
-";
-
 /// The suite's stored runs, once there are at least `count`.
 async fn runs(client: &reqwest::Client, server: &Server, count: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -51,7 +37,9 @@ async fn uploads_and_label_moves_over_the_api_rerun_the_attached_suite() {
     let base_url = upstream.base_url();
     tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(path.join("evals")).expect("evals dir");
-        std::fs::write(path.join("evals/watch.yaml"), WATCH_SUITE).expect("suite");
+        // The gate suite's cases, watched: faithful answers hold its gate.
+        let suite = crate::promotion::GATE_SUITE.replace("name: gate", "name: watch");
+        std::fs::write(path.join("evals/watch.yaml"), suite).expect("suite");
         setup(
             &path,
             &base_url,

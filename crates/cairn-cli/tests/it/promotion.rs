@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::eval::{eval, setup};
 
-const GATE_SUITE: &str = "\
+pub(crate) const GATE_SUITE: &str = "\
 name: gate
 target: app:docs
 dataset:
