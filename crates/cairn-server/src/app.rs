@@ -150,6 +150,7 @@ pub fn router(state: AppState) -> Router {
             get(crate::gateway::list_shadow_results),
         )
         .route("/v1/audit", get(crate::audit::list))
+        .route("/v1/lineage", get(crate::openai_api::list_lineage))
         .route(
             "/v1/keys",
             get(crate::keys_api::list).post(crate::keys_api::create),

@@ -227,6 +227,34 @@ pub(crate) async fn get_lineage(
     Ok(Json(body))
 }
 
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct LineageQuery {
+    app: Option<String>,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only answers given in web UI conversations.
+    #[serde(default)]
+    conversations: bool,
+    limit: Option<u32>,
+}
+
+/// `GET /v1/lineage?app=&since=&conversations=&limit=`: answers' lineage records, newest first
+/// (admin: they are everyone's answers).
+pub(crate) async fn list_lineage(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<LineageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let records = state
+        .catalog
+        .list_lineage(&cairn_core::catalog::LineageFilter {
+            app: query.app.filter(|a| !a.is_empty()),
+            since: query.since,
+            in_conversations: query.conversations,
+            limit: query.limit.unwrap_or(100).clamp(1, 1000),
+        })
+        .await?;
+    Ok(Json(json!({"object": "list", "data": records})))
+}
+
 /// The last label move before `at` that put `version` under a label: what made the version an
 /// answer used live. `None` when no label pointed at it (a pinned version, in an eval).
 fn made_live(

@@ -26,6 +26,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/collections/handbook/search"),
     ("GET", "/v1/routes/default/shadow"),
     ("GET", "/v1/audit"),
+    ("GET", "/v1/lineage"),
     ("GET", "/v1/keys"),
     ("POST", "/v1/keys"),
     ("DELETE", "/v1/keys/ci"),
@@ -673,4 +674,53 @@ async fn admins_make_list_and_revoke_keys_over_the_api() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// Admins list answers' lineage records (everyone's answers), filtered by app; readers may not.
+#[tokio::test]
+async fn admins_list_answers_lineage_by_app() {
+    let test = test_app_with(1 << 20, required()).await;
+    let admin = key(&test, "admin", &["*"], &[Role::Admin]).await;
+    let reader = key(&test, "reader", &["*"], &[Role::Read]).await;
+    for app in ["docs", "chat"] {
+        cairn_core::catalog::LineageRepo::record_lineage(
+            &test.catalog,
+            cairn_core::catalog::LineageRecord {
+                id: uuid::Uuid::now_v7(),
+                conversation_id: None,
+                app: Some(app.into()),
+                prompt_name: None,
+                prompt_version: None,
+                model: "m".into(),
+                route: None,
+                retrieval: serde_json::json!([]),
+                guard_verdicts: serde_json::json!([]),
+                usage: cairn_core::model::Usage::default(),
+                cost_usd: 0.0,
+                latency_ms: 1,
+                status: "ok".into(),
+                error: None,
+                created_at: chrono::Utc::now(),
+            },
+        )
+        .await
+        .expect("lineage");
+    }
+    let (status, _) = call(&test, request("GET", "/v1/lineage", Some(&reader), "")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, all) = call(&test, request("GET", "/v1/lineage", Some(&admin), "")).await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert_eq!(all["data"].as_array().map(Vec::len), Some(2));
+    let (_, docs) = call(
+        &test,
+        request("GET", "/v1/lineage?app=docs", Some(&admin), ""),
+    )
+    .await;
+    let apps: Vec<&str> = docs["data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|r| r["app"].as_str())
+        .collect();
+    assert_eq!(apps, ["docs"]);
 }
