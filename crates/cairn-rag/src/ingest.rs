@@ -19,9 +19,6 @@ use cairn_core::catalog::{
     Catalog, Chunk, Collection, Document, NewChunk, NewCollection, NewDocument, UpsertOutcome,
 };
 use cairn_core::index::{IndexPoint, IndexSpec, VectorIndex};
-
-/// Documents of one file stored per catalog transaction (and embedded together).
-const SYNC_BATCH: usize = 64;
 use cairn_core::{CatalogError, EmbeddingModel};
 use cairn_loaders::{DiscoverOptions, DocumentError, FetchOptions, LoadOptions, LoadedDocument};
 use futures_util::{StreamExt, stream};
@@ -62,6 +59,8 @@ pub struct IngestOptions {
     pub embed_batch: usize,
     /// Documents processed at once.
     pub concurrency: usize,
+    /// A file's changed documents stored per catalog transaction (and embedded together).
+    pub sync_batch: usize,
 }
 
 impl Default for IngestOptions {
@@ -72,6 +71,7 @@ impl Default for IngestOptions {
             fetch: FetchOptions::default(),
             embed_batch: 64,
             concurrency: 2,
+            sync_batch: 64,
         }
     }
 }
@@ -277,7 +277,7 @@ impl Ingestor {
                             Ok(None) => {}
                             Ok(Some(ready)) => {
                                 pending.push(ready);
-                                if pending.len() >= SYNC_BATCH {
+                                if pending.len() >= self.options.sync_batch.max(1) {
                                     let batch = std::mem::take(&mut pending);
                                     outcome = self.flush(&collection, batch, &mut tally).await?;
                                 }

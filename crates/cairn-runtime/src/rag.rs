@@ -191,5 +191,6 @@ pub fn ingest_options(section: &IngestSection) -> IngestOptions {
         },
         embed_batch: 64,
         concurrency: section.concurrency.max(1) as usize,
+        sync_batch: section.sync_batch.max(1) as usize,
     }
 }

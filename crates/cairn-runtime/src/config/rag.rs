@@ -112,6 +112,9 @@ pub struct IngestSection {
     pub fetch_timeout_secs: u64,
     /// Documents loaded at once.
     pub concurrency: u32,
+    /// A file's changed documents (a JSONL file's records) stored per catalog transaction and
+    /// embedded together.
+    pub sync_batch: u32,
     /// Glob patterns a directory ingest includes (default: every supported extension) and excludes.
     pub include: Vec<String>,
     pub exclude: Vec<String>,
@@ -138,6 +141,7 @@ impl Default for IngestSection {
             allowed_private_hosts: Vec::new(),
             fetch_timeout_secs: 30,
             concurrency: 2,
+            sync_batch: 64,
             include: Vec::new(),
             exclude: Vec::new(),
             json_text_fields: vec!["text".into(), "content".into(), "body".into()],
