@@ -105,7 +105,8 @@ pub async fn run(catalog: &dyn Catalog, command: DatasetCommand) -> anyhow::Resu
     );
     let (mut written, mut unmatched) = (0usize, 0usize);
     for record in &records {
-        if args.flagged && !flagged(record) {
+        let guarded = flagged(record);
+        if args.flagged && !guarded {
             continue;
         }
         let feedback = catalog.list_feedback(record.id).await?;
@@ -138,7 +139,7 @@ pub async fn run(catalog: &dyn Catalog, command: DatasetCommand) -> anyhow::Resu
         if feedback.iter().any(|f| f.rating > 0) {
             tags.push("feedback:up".into());
         }
-        if flagged(record) {
+        if guarded {
             tags.push("guarded".into());
         }
         let mut case = json!({

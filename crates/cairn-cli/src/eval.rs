@@ -313,56 +313,12 @@ pub async fn continuous(
 }
 
 async fn run_attached(runtime: &cairn_runtime::Runtime, file: &Path) -> anyhow::Result<()> {
-    for suite in load_suites(file)? {
-        let previous = runtime
-            .catalog
-            .list_eval_runs(Some(&suite.name), 1)
-            .await
-            .map_err(broken)?
-            .first()
-            .map(|run| run.id);
-        let args = RunArgs {
-            baseline: previous,
-            ..RunArgs::stored(file)
-        };
-        let reports = execute(
-            runtime,
-            std::slice::from_ref(&suite),
-            &args,
-            &BTreeMap::new(),
-        )
-        .await?;
-        for report in reports {
-            let regressed: Vec<String> = report
-                .metrics
-                .iter()
-                .filter_map(|m| {
-                    let c = m.versus_baseline.as_ref()?;
-                    c.regressed()
-                        .then(|| format!("{} {:+.3}", m.name, c.difference.value))
-                })
-                .collect();
-            match (report.passed, regressed.is_empty()) {
-                (true, true) => {
-                    eprintln!("eval: suite `{}` on {} holds", report.suite, report.target)
-                }
-                _ => eprintln!(
-                    "eval: suite `{}` on {} {}{}",
-                    report.suite,
-                    report.target,
-                    if report.passed {
-                        "holds its gates"
-                    } else {
-                        "FAILED a gate"
-                    },
-                    if regressed.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; worse than its previous run: {}", regressed.join(", "))
-                    }
-                ),
-            }
-        }
+    let answerer = local_answerer(runtime);
+    let reruns = cairn_eval::continuous::rerun(file, &answerer, &*runtime.catalog)
+        .await
+        .map_err(broken)?;
+    for rerun in reruns {
+        eprintln!("eval: {}", rerun.summary());
     }
     Ok(())
 }

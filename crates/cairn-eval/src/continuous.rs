@@ -8,7 +8,7 @@ use std::path::Path;
 use cairn_core::{Answerer, Catalog};
 use uuid::Uuid;
 
-use crate::{Quiet, RunOptions, Suite, run, store};
+use crate::{CachingAnswerer, Quiet, RunOptions, Suite, run, store};
 
 /// One target's run of an attached suite.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,13 +22,35 @@ pub struct Rerun {
     pub regressed: Vec<String>,
 }
 
+impl Rerun {
+    /// One line for a log or a terminal: whether the suite holds, and what got worse.
+    pub fn summary(&self) -> String {
+        let verdict = match (self.passed, self.regressed.is_empty()) {
+            (true, true) => "holds",
+            (true, false) => "holds its gates",
+            (false, _) => "FAILED a gate",
+        };
+        let worse = if self.regressed.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; worse than its previous run: {}",
+                self.regressed.join(", ")
+            )
+        };
+        format!("suite `{}` on {} {verdict}{worse}", self.suite, self.target)
+    }
+}
+
 /// Runs the suite in `file` on each of its targets, with the suite's previous stored run as the
-/// baseline, and stores the runs.
+/// baseline, and stores the runs. Judge and prompt calls whose inputs did not change are answered
+/// from the catalog's cache.
 pub async fn rerun(
     file: &Path,
     answerer: &dyn Answerer,
     catalog: &dyn Catalog,
 ) -> Result<Vec<Rerun>, String> {
+    let answerer = CachingAnswerer::new(answerer, catalog);
     let suite = Suite::load(file).map_err(|e| e.to_string())?;
     let previous = catalog
         .list_eval_runs(Some(&suite.name), 1)
@@ -48,7 +70,7 @@ pub async fn rerun(
             baseline: baseline.clone(),
             ..RunOptions::default()
         };
-        let mut report = run(&suite, target, answerer, &options, &Quiet)
+        let mut report = run(&suite, target, &answerer, &options, &Quiet)
             .await
             .map_err(|e| e.to_string())?;
         let run_id = store::save(catalog, &mut report)

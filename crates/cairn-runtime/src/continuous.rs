@@ -67,14 +67,9 @@ impl Watcher {
                     Ok(reruns) => {
                         for rerun in reruns {
                             if rerun.passed && rerun.regressed.is_empty() {
-                                tracing::info!(suite = %rerun.suite, target = %rerun.target, run = %rerun.run_id, "continuous eval holds");
+                                tracing::info!(run = %rerun.run_id, "continuous eval: {}", rerun.summary());
                             } else {
-                                tracing::warn!(
-                                    suite = %rerun.suite, target = %rerun.target, run = %rerun.run_id,
-                                    passed = rerun.passed, regressed = %rerun.regressed.join(", "),
-                                    "continuous eval: {what}, and the suite {}",
-                                    if rerun.passed { "is worse than its previous run" } else { "failed a gate" }
-                                );
+                                tracing::warn!(run = %rerun.run_id, "continuous eval: {what}, and {}", rerun.summary());
                             }
                         }
                     }

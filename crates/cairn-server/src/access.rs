@@ -219,11 +219,12 @@ pub(crate) async fn authenticate(
     if is_public(&path, &state.access) {
         return next.run(request).await;
     }
-    let seen = Seen::of(&request);
+    // What the audit log records is gathered only for a refusal: most requests pass.
     let headers = request.headers();
     if let Err(problem) = host_allowed(headers, &state.access) {
         tracing::warn!(path, "refused a request for another host: {problem}");
-        seen.record(&state, None, StatusCode::FORBIDDEN, Some(&problem))
+        Seen::of(&request)
+            .record(&state, None, StatusCode::FORBIDDEN, Some(&problem))
             .await;
         return forbidden("host_not_allowed", problem);
     }
@@ -231,11 +232,11 @@ pub(crate) async fn authenticate(
         (Some(oidc), None) => oidc.session_grant(headers, state.catalog.as_ref()).await,
         _ => None,
     };
-    let headers = request.headers();
     let by_cookie = session.is_some();
     if let Err(problem) = same_origin(headers, request.method(), by_cookie) {
         tracing::warn!(path, "refused a cross-site request: {problem}");
-        seen.record(&state, None, StatusCode::FORBIDDEN, Some(&problem))
+        Seen::of(&request)
+            .record(&state, None, StatusCode::FORBIDDEN, Some(&problem))
             .await;
         return forbidden("cross_site_refused", problem);
     }
@@ -246,7 +247,8 @@ pub(crate) async fn authenticate(
         }
         Ok(Found::ToMcp) => next.run(request).await,
         Err(refused) => {
-            seen.record(&state, None, refused.status(), Some("no valid credentials"))
+            Seen::of(&request)
+                .record(&state, None, refused.status(), Some("no valid credentials"))
                 .await;
             refused
         }
@@ -261,31 +263,31 @@ pub(crate) async fn require(
     request: Request,
     next: Next,
 ) -> Response {
-    let seen = Seen::of(&request);
-    let grant = request.extensions().get::<Grant>().cloned();
-    match &grant {
-        Some(grant) if grant.has(role) => {
-            let response = next.run(request).await;
-            if role != Role::Read {
-                seen.record(&state, Some(grant), response.status(), None)
-                    .await;
-            }
-            response
-        }
-        Some(grant) => {
-            let problem = format!(
-                "`{}` lacks the {role} role this request needs; an admin can create a key with `cairn key create --roles {role}` (or grant it through auth.user_roles)",
-                grant.name
-            );
-            seen.record(&state, Some(grant), StatusCode::FORBIDDEN, Some(&problem))
-                .await;
-            forbidden("missing_role", problem)
-        }
-        None => unauthenticated(
+    let Some(grant) = request.extensions().get::<Grant>() else {
+        return unauthenticated(
             "authentication_required",
             "this request needs an API key or a signed-in session",
-        ),
+        );
+    };
+    if !grant.has(role) {
+        let problem = format!(
+            "`{}` lacks the {role} role this request needs; an admin can create a key with `cairn key create --roles {role}` (or grant it through auth.user_roles)",
+            grant.name
+        );
+        Seen::of(&request)
+            .record(&state, Some(grant), StatusCode::FORBIDDEN, Some(&problem))
+            .await;
+        return forbidden("missing_role", problem);
     }
+    // Reads are not audited (answers have lineage): nothing to gather on the common path.
+    if role == Role::Read {
+        return next.run(request).await;
+    }
+    let (seen, grant) = (Seen::of(&request), grant.clone());
+    let response = next.run(request).await;
+    seen.record(&state, Some(&grant), response.status(), None)
+        .await;
+    response
 }
 
 /// The caller a handler acts for, as the authentication layer found it.

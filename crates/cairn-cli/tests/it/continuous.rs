@@ -77,7 +77,8 @@ async fn uploads_and_label_moves_over_the_api_rerun_the_attached_suite() {
     let second = runs(&client, &server, 2).await;
     assert_ne!(second[0]["id"], second[1]["id"]);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while server.logs().matches("continuous eval holds").count() < 2 {
+    let holds = "continuous eval: suite `watch` on app:docs holds";
+    while server.logs().matches(holds).count() < 2 {
         assert!(Instant::now() < deadline, "{}", server.logs());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -114,7 +114,7 @@ async fn gated_labels_move_only_to_versions_their_suite_passes_on() {
 
         // The watching suite ran again after the move, compared with its previous run: it has run
         // after the first ingest, the staging move and this one.
-        assert!(stdout.contains("suite `watch` on app:docs"), "{stdout}");
+        assert!(stderr.contains("eval: suite `watch` on app:docs"), "{stderr}");
         let (_, watched, _) = eval(&dir, &["eval", "list", "watch", "--json"]);
         let watched: Vec<Value> = serde_json::from_str(&watched).expect("runs");
         assert_eq!(watched.len(), 3, "{watched:?}");
