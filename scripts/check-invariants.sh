@@ -24,8 +24,12 @@ fi
 # The application layer, authentication, the guardrails and the eval harness speak no HTTP: no server framework and no front door in
 # their graphs.
 http_server='^(axum|axum-core|axum-extra|actix-web|warp|poem|rmcp|cairn-server|cairn-mcp|cairn-cli)$'
-for crate in cairn-app cairn-auth cairn-guard cairn-eval; do
-  crate_http=$(cargo tree -p "$crate" -e normal --prefix none --format '{p}' --locked 2>/dev/null | awk '{print $1}' | sort -u | grep -E "$http_server" || true)
+for crate in cairn-app cairn-auth cairn-guard cairn-eval cairn-agent; do
+  pattern=$http_server
+  # The agents crate is an MCP *client*: rmcp is its way to external tool servers. (Cargo unifies
+  # rmcp's features in the binary, so its server half is compiled there for cairn-mcp anyway.)
+  [ "$crate" = cairn-agent ] && pattern='^(axum|axum-core|axum-extra|actix-web|warp|poem|cairn-server|cairn-mcp|cairn-cli)$'
+  crate_http=$(cargo tree -p "$crate" -e normal --prefix none --format '{p}' --locked 2>/dev/null | awk '{print $1}' | sort -u | grep -E "$pattern" || true)
   if [ -n "$crate_http" ]; then
     echo "invariant broken: $crate depends on $(tr '\n' ' ' <<<"$crate_http")(it must not know HTTP)" >&2
     fail=1
@@ -34,7 +38,8 @@ done
 
 # The runtime (config and wiring, what `cairn ingest`, `search`, `prompt` and `key` use) depends on
 # no front door. (axum itself is in its graph: qdrant-client's tonic brings it.)
-runtime_doors=$(cargo tree -p cairn-runtime -e normal --prefix none --format '{p}' --locked 2>/dev/null | awk '{print $1}' | sort -u | grep -E '^(cairn-server|cairn-mcp|rmcp|cairn-cli)$' || true)
+# (rmcp is: cairn-agent's MCP client, for agents' external tools.)
+runtime_doors=$(cargo tree -p cairn-runtime -e normal --prefix none --format '{p}' --locked 2>/dev/null | awk '{print $1}' | sort -u | grep -E '^(cairn-server|cairn-mcp|cairn-cli)$' || true)
 if [ -n "$runtime_doors" ]; then
   echo "invariant broken: cairn-runtime depends on $(tr '\n' ' ' <<<"$runtime_doors")(config and wiring must not depend on a front door)" >&2
   fail=1
@@ -42,7 +47,7 @@ fi
 
 # Adapters depend inward only: on cairn-core (and the catalog crates on cairn-sqlx), on no other
 # crate of ours.
-for adapter in cairn-openai cairn-local cairn-candle cairn-qdrant cairn-postgres cairn-sqlite cairn-sqlx cairn-gateway cairn-prompts cairn-guard cairn-eval; do
+for adapter in cairn-openai cairn-local cairn-candle cairn-qdrant cairn-postgres cairn-sqlite cairn-sqlx cairn-gateway cairn-prompts cairn-guard cairn-eval cairn-agent; do
   ours=$(cargo tree -p "$adapter" -e normal --depth 1 --prefix none --format '{p}' --locked 2>/dev/null | awk '{print $1}' | grep '^cairn-' | sort -u | grep -vxE "$adapter|cairn-core|cairn-sqlx" || true)
   if [ -n "$ours" ]; then
     echo "invariant broken: adapter $adapter depends on $(tr '\n' ' ' <<<"$ours")(adapters depend on cairn-core only)" >&2
@@ -74,5 +79,5 @@ if [ -n "$undocumented" ]; then
   fail=1
 fi
 
-[ "$fail" = 0 ] && echo "invariants: cairn-core has no I/O dependencies; only the binary depends on cairn-server; cairn-app, cairn-auth, cairn-guard and cairn-eval know no HTTP; cairn-runtime depends on no front door; adapters depend on cairn-core only; SQL only in the catalog crates; status codes only in the HTTP crates; every module documented"
+[ "$fail" = 0 ] && echo "invariants: cairn-core has no I/O dependencies; only the binary depends on cairn-server; cairn-app, cairn-auth, cairn-guard, cairn-eval and cairn-agent know no HTTP server; cairn-runtime depends on no front door; adapters depend on cairn-core only; SQL only in the catalog crates; status codes only in the HTTP crates; every module documented"
 exit "$fail"

@@ -6,6 +6,8 @@
 // http/https/mailto), and everything else this page shows from the server goes in as text nodes
 // (textContent), never as HTML.
 
+import { renderStep } from "/assets/steps.js";
+
 const $ = (selector, root = document) => root.querySelector(selector);
 
 const el = {
@@ -363,6 +365,9 @@ function createMessage(message) {
       h("span", { class: "progress-text" }));
     view.notice = h("p", { class: "message-notice", hidden: true });
     view.sources = h("div", { class: "sources", hidden: true });
+    // An agent's tool calls, one collapsible block each, shown as they run.
+    view.steps = h("div", { class: "agent-steps", hidden: true });
+    view.stepBlocks = new Map();
     view.copyStatus = h("span", { class: "copy-status", role: "status" });
     view.actions = h("div", { class: "message-actions", role: "group", "aria-label": "Answer actions", hidden: true },
       h("button", { type: "button", class: "action action-copy" }, icon("copy"), h("span", { text: "Copy" })),
@@ -381,6 +386,7 @@ function createMessage(message) {
         h("button", { type: "button", class: "button small feedback-cancel", text: "Cancel" }),
         h("span", { class: "feedback-error", role: "alert" })));
     view.feedbackThanks = h("p", { class: "feedback-thanks", role: "status", hidden: true, text: "Thanks! Your feedback was recorded." });
+    article.insertBefore(view.steps, view.body);
     article.append(view.progress, view.notice, view.sources, view.actions, view.feedbackForm, view.feedbackThanks);
   }
   views.set(article, view);
@@ -644,6 +650,8 @@ async function streamAnswer(conversationId, payload, view, { userView = null } =
         renderSources(view);
         const n = view.citations.length;
         setProgress(view, n ? `Found ${n} passage${n === 1 ? "" : "s"}. Writing the answer…` : "Writing the answer…");
+      } else if (event === "step") {
+        renderStep(view, body, { h, setProgress });
       } else if (event === "delta") {
         if (typeof body.text !== "string") return;
         view.text += body.text;

@@ -44,6 +44,8 @@ pub struct Answer {
     citations: Vec<Citation>,
     /// Online evaluation, for an app's answer when it is configured.
     online: Option<crate::online::OnlineOffer>,
+    /// An agent run's steps, as they happen.
+    steps: Option<cairn_core::agent::StepLog>,
 }
 
 /// A completed answer.
@@ -69,10 +71,16 @@ impl Answer {
         deadline: Option<Instant>,
         checks: GuardRun,
     ) -> Answer {
-        let draft = lineage
-            .draft_mut()
-            .map(|d| (d.id, d.route.clone(), d.app.clone(), d.prompt.clone()));
-        let (id, route, app, prompt) = draft.unwrap_or_default();
+        let draft = lineage.draft_mut().map(|d| {
+            (
+                d.id,
+                d.route.clone(),
+                d.app.clone(),
+                d.prompt.clone(),
+                d.steps.clone(),
+            )
+        });
+        let (id, route, app, prompt, steps) = draft.unwrap_or_default();
         Answer {
             model,
             request,
@@ -88,7 +96,13 @@ impl Answer {
             prompt,
             citations: Vec::new(),
             online: None,
+            steps,
         }
+    }
+
+    /// An agent run's steps (filled in as the run goes), for an agent's answer.
+    pub fn agent_steps(&self) -> Option<cairn_core::agent::StepLog> {
+        self.steps.clone()
     }
 
     /// Offers the answer to online evaluation once it is complete (fresh answers only).
@@ -444,6 +458,7 @@ impl Streaming {
                     self.tool_calls.push(call.clone());
                     return Some(Ok(ChatChunk::ToolCall(call)));
                 }
+                Some(Ok(ChatChunk::Step(step))) => return Some(Ok(ChatChunk::Step(step))),
                 Some(Ok(ChatChunk::Finish {
                     reason,
                     usage,

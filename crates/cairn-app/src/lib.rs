@@ -5,6 +5,8 @@
 //! No HTTP here: front doors translate their requests into a [`cairn_core::RequestContext`] and an
 //! [`AnswerRequest`], and [`AnswerError`] back into their own error shapes, each in one place.
 
+mod agent_tools;
+pub mod agents;
 mod answer;
 pub mod apps;
 mod error;
@@ -16,6 +18,7 @@ mod pipeline;
 mod rag;
 pub mod schema;
 
+pub use agents::AgentSection;
 pub use answer::{Answer, AnswerStream, Completed};
 pub use apps::{ALL_COLLECTIONS, AppSection};
 pub use error::AnswerError;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cairn_core::Catalog;
+use cairn_core::agent::{RunOutcome, StepLog};
 use cairn_core::catalog::LineageRecord;
 use cairn_core::model::Usage;
 use cairn_rag::Citation;
@@ -27,6 +28,8 @@ pub(crate) struct Draft {
     /// What was cited ([`retrieval_json`]), made once when the answer is prepared.
     pub retrieval: Value,
     pub verdicts: Vec<VerdictRecord>,
+    /// An agent run's steps, read when the outcome is known.
+    pub steps: Option<StepLog>,
     pub started: Instant,
 }
 
@@ -121,6 +124,20 @@ pub(crate) fn retrieval_json(citations: &[Citation]) -> Value {
 }
 
 fn record(draft: Draft, outcome: Outcome) -> LineageRecord {
+    let (steps, run_outcome) = match &draft.steps {
+        Some(log) => (
+            serde_json::to_value(log.steps()).unwrap_or(Value::Null),
+            log.outcome(),
+        ),
+        None => (json!([]), None),
+    };
+    // An agent that stopped at a limit answered, but not as asked: its status says which limit.
+    let status = match run_outcome {
+        Some(stopped) if outcome.status == "ok" && stopped != RunOutcome::Answered => {
+            stopped.as_str().to_owned()
+        }
+        _ => outcome.status,
+    };
     LineageRecord {
         id: draft.id,
         conversation_id: draft.conversation_id,
@@ -131,10 +148,11 @@ fn record(draft: Draft, outcome: Outcome) -> LineageRecord {
         route: Some(draft.route),
         retrieval: draft.retrieval,
         guard_verdicts: serde_json::to_value(&draft.verdicts).unwrap_or(Value::Null),
+        steps,
         usage: outcome.usage,
         cost_usd: outcome.cost_usd.unwrap_or(0.0),
         latency_ms: u64::try_from(draft.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        status: outcome.status,
+        status,
         error: outcome.error,
         created_at: chrono::Utc::now(),
     }

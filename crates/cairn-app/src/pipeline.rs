@@ -11,6 +11,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use cairn_core::AgentRunner;
+use cairn_core::agent::StepLog;
 use cairn_core::model::{ChatModel, ChatRequest};
 use cairn_core::{Catalog, RequestContext};
 use cairn_gateway::{Admission, Limiter, ResponseCache};
@@ -19,6 +21,7 @@ use cairn_rag::Citation;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::agents::AgentSection;
 use crate::answer::Answer;
 use crate::apps::{self, AppSection};
 use crate::error::AnswerError;
@@ -39,6 +42,8 @@ pub enum Target {
     Model(String),
     /// A configured RAG app.
     App(String),
+    /// A configured agent: a tool-calling loop over its route.
+    Agent(String),
     /// One collection, answered like an app with the default prompt through `route`.
     Collection { collection: String, route: String },
     /// A registered prompt (`name@label`, `name@3`, `name`) rendered from `variables` and sent to
@@ -51,11 +56,14 @@ pub enum Target {
 }
 
 impl Target {
-    /// What an OpenAI client puts in `"model"`: `app:NAME`, or a model or route.
+    /// What an OpenAI client puts in `"model"`: `app:NAME`, `agent:NAME`, or a model or route.
     pub fn from_model_name(name: &str) -> Target {
-        match name.strip_prefix("app:") {
-            Some(app) => Target::App(app.to_owned()),
-            None => Target::Model(name.to_owned()),
+        if let Some(app) = name.strip_prefix("app:") {
+            Target::App(app.to_owned())
+        } else if let Some(agent) = name.strip_prefix("agent:") {
+            Target::Agent(agent.to_owned())
+        } else {
+            Target::Model(name.to_owned())
         }
     }
 
@@ -64,6 +72,7 @@ impl Target {
         match self {
             Target::Model(name) => name.clone(),
             Target::App(name) => format!("app:{name}"),
+            Target::Agent(name) => format!("agent:{name}"),
             Target::Collection { route, .. } => route.clone(),
             Target::Prompt { prompt, route, .. } => route.clone().unwrap_or_else(|| prompt.clone()),
         }
@@ -74,6 +83,7 @@ impl Target {
         match self {
             Target::Model(name) => name.clone(),
             Target::App(name) => format!("app:{name}"),
+            Target::Agent(name) => format!("agent:{name}"),
             Target::Collection { collection, .. } => format!("collection:{collection}"),
             Target::Prompt { prompt, route, .. } => {
                 route.clone().unwrap_or_else(|| format!("prompt:{prompt}"))
@@ -134,6 +144,9 @@ pub struct PipelineParts {
     pub guards: GuardPolicy,
     /// Online evaluation: each fresh app answer is offered to it; `None`: off.
     pub online: Option<Arc<dyn cairn_core::eval::OnlineEvaluator>>,
+    pub agents: Arc<Vec<AgentSection>>,
+    /// Runs agents and serves external MCP servers' tools; `None`: no agents configured.
+    pub agent_runner: Option<Arc<dyn AgentRunner>>,
 }
 
 /// The answer pipeline. Cheap to clone.
@@ -160,6 +173,14 @@ impl Pipeline {
 
     pub fn app(&self, name: &str) -> Option<&AppSection> {
         self.parts.apps.iter().find(|a| a.name == name)
+    }
+
+    pub fn agents(&self) -> &[AgentSection] {
+        &self.parts.agents
+    }
+
+    pub fn agent(&self, name: &str) -> Option<&AgentSection> {
+        self.parts.agents.iter().find(|a| a.name == name)
     }
 
     pub fn models(&self) -> &Arc<dyn ModelLookup> {
@@ -194,6 +215,12 @@ impl Pipeline {
                     self.parts.prompts.resolve(&prompt, &selector).await?;
                 }
                 self.model(&app.route).map(drop)
+            }
+            Target::Agent(name) => {
+                let agent = self.agent(name).ok_or_else(|| self.unknown_agent(name))?;
+                let (prompt, selector) = pinned(&agent.prompt, pins);
+                self.parts.prompts.resolve(&prompt, &selector).await?;
+                self.model(&agent.route).map(drop)
             }
             Target::Collection { route, .. } => {
                 self.rag()?;
@@ -247,6 +274,7 @@ impl Pipeline {
         let admission = self.admit(context, &target).await?;
         let guards = self.parts.guards.for_target(&target.guard_name());
         let mut checks = GuardRun::new(guards);
+        let steps = matches!(target, Target::Agent(_)).then(StepLog::default);
         checks
             .input(&mut chat)
             .instrument(tracing::info_span!("cairn.guard.input"))
@@ -268,6 +296,12 @@ impl Pipeline {
             Target::App(name) => {
                 let app = self.app(name).ok_or_else(|| self.unknown_app(name))?;
                 self.prepare_app(context, app, chat, &mut checks, &prompt_pins)
+                    .await?
+            }
+            Target::Agent(name) => {
+                let agent = self.agent(name).ok_or_else(|| self.unknown_agent(name))?;
+                let log = steps.clone().unwrap_or_default();
+                self.prepare_agent(context, agent, chat, &prompt_pins, log)
                     .await?
             }
             Target::Collection { collection, route } => {
@@ -304,7 +338,13 @@ impl Pipeline {
             route: prepared.route.clone(),
             retrieval: crate::lineage::retrieval_json(&prepared.citations),
             verdicts: std::mem::take(&mut checks.verdicts),
+            steps,
             started,
+        };
+        // An agent's answer depends on what its tools return now: never cached.
+        let cache = match target {
+            Target::Agent(_) => CachePolicy::Bypass,
+            _ => cache,
         };
         Ok(Answer::new(
             prepared.model,
@@ -348,6 +388,16 @@ impl Pipeline {
                 .collect();
             unknown("model", name, &known, "[[models]]")
         })
+    }
+
+    fn unknown_agent(&self, name: &str) -> AnswerError {
+        let known: Vec<String> = self
+            .parts
+            .agents
+            .iter()
+            .map(|a| format!("agent:{}", a.name))
+            .collect();
+        unknown("agent", name, &known, "[[agents]]")
     }
 
     fn unknown_app(&self, name: &str) -> AnswerError {
@@ -426,6 +476,39 @@ impl Pipeline {
 }
 
 impl Pipeline {
+    /// An agent's run, bound as the model that answers.
+    async fn prepare_agent(
+        &self,
+        context: &RequestContext,
+        agent: &AgentSection,
+        mut chat: ChatRequest,
+        pins: &PromptPins,
+        steps: StepLog,
+    ) -> Result<Prepared, AnswerError> {
+        if !chat.tools.is_empty() {
+            return Err(AnswerError::invalid(
+                "invalid_request",
+                "agents call their own tools and do not take the caller's; call a model or route for tool use",
+            ));
+        }
+        apps::question(&chat.messages)?;
+        let (run, prompt) = self.assemble_agent(context, agent, pins, steps).await?;
+        let runner = self.parts.agent_runner.as_ref().ok_or_else(|| {
+            AnswerError::Internal("agents are configured but no agent runner is wired".into())
+        })?;
+        chat.model = format!("agent:{}", agent.name);
+        let route = run.route.clone();
+        Ok(Prepared {
+            model: runner.bind(run),
+            request: chat,
+            route,
+            app: None,
+            prompt: Some(prompt),
+            citations: Vec::new(),
+            question: None,
+        })
+    }
+
     /// A registered prompt rendered from `variables`, for `route` or the route the prompt names.
     async fn prepare_prompt(
         &self,

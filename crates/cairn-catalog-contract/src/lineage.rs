@@ -21,6 +21,7 @@ pub(crate) fn lineage_record() -> LineageRecord {
         route: Some("default".into()),
         retrieval: json!([{"chunk_id": Uuid::nil(), "score": 0.83}]),
         guard_verdicts: json!({"input": "allow"}),
+        steps: json!([{"kind": "tool", "tool": "search"}]),
         usage: Usage {
             input_tokens: 120,
             cached_input_tokens: 20,

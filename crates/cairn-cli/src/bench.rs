@@ -40,6 +40,7 @@ async fn run_once(model: &dyn ChatModel, request: &ChatRequest) -> Result<Run> {
             ChatChunk::Delta(_) | ChatChunk::ToolCall(_) => {
                 first.get_or_insert_with(|| started.elapsed());
             }
+            ChatChunk::Step(_) => {}
             ChatChunk::Finish { usage, .. } => {
                 let total = started.elapsed();
                 return Ok(Run {

@@ -224,6 +224,7 @@ mod tests {
             route: None,
             retrieval: json!([]),
             guard_verdicts: json!([{"guard": "pii", "stage": "input", "action": "allow"}]),
+            steps: json!([]),
             usage: cairn_core::model::Usage::default(),
             cost_usd: 0.0,
             latency_ms: 0,

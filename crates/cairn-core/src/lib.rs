@@ -4,6 +4,7 @@
 //! it is what every other crate agrees on. Adapters (`cairn-sqlite`, `cairn-postgres`, model and
 //! index crates) implement the traits; `cairn-server` wires them together.
 
+pub mod agent;
 pub mod catalog;
 pub mod eval;
 pub mod guard;
@@ -11,6 +12,7 @@ pub mod index;
 pub mod model;
 pub mod request;
 
+pub use agent::{AgentRunner, AgentTool};
 pub use catalog::{Catalog, CatalogError};
 pub use eval::Answerer;
 pub use guard::Guardrail;

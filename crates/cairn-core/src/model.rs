@@ -185,6 +185,9 @@ pub enum ChatChunk {
     Delta(String),
     /// A tool call; streamed arguments are assembled by the adapter before this is emitted.
     ToolCall(ToolCall),
+    /// A step of an agent run (a model call, or a tool call starting or done): shown to
+    /// clients that ask, ignored by the rest.
+    Step(crate::agent::AgentStep),
     /// The last item of a successful stream.
     Finish {
         reason: FinishReason,

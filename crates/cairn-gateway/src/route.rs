@@ -660,6 +660,7 @@ fn compared_stream(
         match &item {
             Ok(ChatChunk::Delta(text)) => collect.text.push_str(text),
             Ok(ChatChunk::ToolCall(call)) => collect.text.push_str(&tool_call_text(call)),
+            Ok(ChatChunk::Step(_)) => {}
             Ok(ChatChunk::Finish { .. }) => {
                 let text = std::mem::take(&mut collect.text);
                 collect.finish(Ok(text));

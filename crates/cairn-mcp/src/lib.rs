@@ -44,6 +44,8 @@ pub enum AnswerTarget {
     App(String),
     /// One collection, with the default answering prompt and route.
     Collection(String),
+    /// A configured agent: it calls its tools, as the caller, until it has an answer.
+    Agent(String),
 }
 
 /// Produces cited answers; implemented by the server crate over its apps and model routes.

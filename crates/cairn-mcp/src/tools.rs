@@ -122,6 +122,9 @@ pub struct AnswerArgs {
     /// Or one collection, with the default answering prompt.
     #[serde(default)]
     collection: Option<String>,
+    /// Or an agent (`[[agents]]`), which looks things up with its tools before it answers.
+    #[serde(default)]
+    agent: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -313,7 +316,7 @@ impl CairnMcp {
     }
 
     #[tool(
-        description = "Answer a question from an app or a collection, with [n] citations.",
+        description = "Answer a question from an app or a collection, with [n] citations, or delegate it to an agent.",
         annotations(read_only_hint = true)
     )]
     async fn answer_question(
@@ -322,8 +325,9 @@ impl CairnMcp {
         Extension(grant): Extension<Grant>,
     ) -> Result<Json<AnswerOutput>, String> {
         let answerer = &self.knowledge().answerer;
-        let target = match (args.app, args.collection) {
-            (Some(app), None) => {
+        let target = match (args.app, args.collection, args.agent) {
+            (None, None, Some(agent)) => AnswerTarget::Agent(agent),
+            (Some(app), None, None) => {
                 let readable = answerer
                     .app_collections(&app)
                     .is_some_and(|collections| collections.iter().all(|c| grant.may_read(c)));
@@ -334,13 +338,13 @@ impl CairnMcp {
                 }
                 AnswerTarget::App(app)
             }
-            (None, Some(collection)) => {
+            (None, Some(collection), None) => {
                 if !grant.may_read(&collection) {
                     return Err(no_collection(&collection));
                 }
                 AnswerTarget::Collection(collection)
             }
-            _ => return Err("give either `app` or `collection`, not both".into()),
+            _ => return Err("give one of `app`, `collection` and `agent`".into()),
         };
         if args.question.trim().is_empty() {
             return Err("`question` is empty".into());

@@ -32,7 +32,7 @@ pub enum Selector {
 }
 
 /// The prompts the platform itself uses, as shipped in `prompts/`.
-const BUILTIN: [(&str, &str); 8] = [
+const BUILTIN: [(&str, &str); 9] = [
     (
         "prompts/rag_answer.prompt",
         include_str!("../../../prompts/rag_answer.prompt"),
@@ -64,6 +64,10 @@ const BUILTIN: [(&str, &str); 8] = [
     (
         "prompts/eval_pairwise.prompt",
         include_str!("../../../prompts/eval_pairwise.prompt"),
+    ),
+    (
+        "prompts/agent_system.prompt",
+        include_str!("../../../prompts/agent_system.prompt"),
     ),
 ];
 

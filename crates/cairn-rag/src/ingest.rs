@@ -219,6 +219,11 @@ impl Ingestor {
         &self.embedder
     }
 
+    /// How it loads, fetches and batches (URL fetches by other services follow the same rules).
+    pub fn options(&self) -> &IngestOptions {
+        &self.options
+    }
+
     /// Ingests `source` into `collection` (created when missing) and syncs: documents under the
     /// source that are gone are removed; unchanged ones cost nothing.
     pub async fn ingest(

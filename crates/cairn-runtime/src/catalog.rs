@@ -25,6 +25,14 @@ pub enum StartError {
     Models(String),
     #[error("cannot set up the configured guardrails: {0}")]
     Guards(#[from] cairn_guard::PolicyError),
+    #[error(
+        "agent `{agent}` names prompt `{prompt}`, which cannot be used: {reason}; publish it (cairn prompt push FILE) or name another in [[agents]] prompt"
+    )]
+    AgentPrompt {
+        agent: String,
+        prompt: String,
+        reason: String,
+    },
 }
 
 /// The opened catalog, with the handle the server needs to close it.

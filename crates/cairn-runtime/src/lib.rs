@@ -49,6 +49,16 @@ impl Runtime {
             Err(e) => tracing::warn!(error = %e, "could not publish the built-in prompts"),
         }
         tokio::spawn(prompts.clone().follow_label_moves());
+        for agent in &config.agents {
+            let (name, selector) = cairn_prompts::Selector::parse_reference(&agent.prompt);
+            if let Err(e) = prompts.resolve(&name, &selector).await {
+                return Err(StartError::AgentPrompt {
+                    agent: agent.name.clone(),
+                    prompt: agent.prompt.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        }
         let shadows = shadows::CatalogShadows::new(catalog.as_dyn());
         let models =
             models::ModelDirectory::from_config(&config.models, &config.routes, Some(shadows))
@@ -89,6 +99,13 @@ impl Runtime {
                 ))
             }),
             guards: guard_policy(config)?,
+            agents: Arc::new(config.agents.clone()),
+            agent_runner: (!config.agents.is_empty()).then(|| {
+                Arc::new(cairn_agent::Runner::new(
+                    config.mcp_servers.clone(),
+                    config.mcp_tokens.clone(),
+                )) as Arc<dyn cairn_core::AgentRunner>
+            }),
             online: online
                 .clone()
                 .map(|o| o as Arc<dyn cairn_core::eval::OnlineEvaluator>),
@@ -165,6 +182,13 @@ fn guard_policy(config: &Config) -> Result<GuardPolicy, StartError> {
         .iter()
         .filter(|app| !app.guards.is_empty())
         .map(|app| (format!("app:{}", app.name), pick(&app.guards)))
+        .chain(
+            config
+                .agents
+                .iter()
+                .filter(|agent| !agent.guards.is_empty())
+                .map(|agent| (format!("agent:{}", agent.name), pick(&agent.guards))),
+        )
         .chain(
             config
                 .routes

@@ -100,6 +100,7 @@ impl Answerer for PipelineAnswerer {
     ) -> Result<AnswerOutput, String> {
         let target = match target {
             AnswerTarget::App(name) => Target::App(name.clone()),
+            AnswerTarget::Agent(name) => Target::Agent(name.clone()),
             AnswerTarget::Collection(collection) => Target::Collection {
                 collection: collection.clone(),
                 route: self.collection_route().ok_or(

@@ -74,10 +74,14 @@ async fn completed(
     let mut extension = extension(&answer);
     let lineage_id = answer.lineage_id();
     let uses_cache = answer.uses_cache();
+    let steps = answer.agent_steps();
     let completed = answer.complete().await?;
     let cost = completed.response.cost_usd;
     if let Some(cairn) = extension.get_mut("cairn") {
         cairn["cost_usd"] = json!(cost);
+        if let Some(steps) = steps {
+            cairn["steps"] = json!(steps.steps());
+        }
     }
     let mut body = completion_json(&id, &model_name, completed.response);
     if let Some(object) = body.as_object_mut() {
@@ -138,6 +142,12 @@ async fn streamed(
                                                "function": {"name": call.name, "arguments": call.arguments}}]});
             tool_index += 1;
             vec![chunk(delta, None).to_string()]
+        }
+        Ok(ChatChunk::Step(step)) => {
+            // An agent's step, in an extension field standard clients ignore.
+            let mut value = chunk(json!({}), None);
+            value["cairn_step"] = json!(step);
+            vec![value.to_string()]
         }
         Ok(ChatChunk::Finish { reason, usage, .. }) => {
             let mut events = vec![chunk(json!({}), Some(finish_reason(reason))).to_string()];
@@ -278,6 +288,13 @@ pub(crate) async fn list_models(State(state): State<AppState>) -> Json<Value> {
         .models()
         .names()
         .into_iter()
+        .chain(
+            state
+                .pipeline
+                .agents()
+                .iter()
+                .map(|a| format!("agent:{}", a.name)),
+        )
         .chain(embedding)
         .map(|name| json!({"id": name, "object": "model", "created": 0, "owned_by": "cairn"}))
         .collect();

@@ -39,6 +39,12 @@ pub async fn build_state(config: &Config, catalog: &OpenCatalog) -> Result<AppSt
     let metrics = crate::metrics::handle();
     crate::metrics::record_build_info(config.database.backend());
     let runtime = cairn_runtime::Runtime::build(config, catalog).await?;
+    if let Some(runner) = runtime.pipeline.parts().agent_runner.clone() {
+        // External MCP servers start now rather than at the first agent run.
+        tokio::spawn(async move {
+            runner.external_tools().await;
+        });
+    }
     let continuous = cairn_runtime::continuous::Watcher::new(
         config.evals.continuous.clone(),
         runtime.pipeline.clone(),

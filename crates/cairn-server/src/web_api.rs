@@ -31,7 +31,7 @@ const MAX_COMMENT_CHARS: usize = 2_000;
 const TITLE_CHARS: usize = 60;
 
 /// The embedded front-end: (path under /assets/, content type, bytes).
-const ASSETS: [(&str, &str, &[u8]); 6] = [
+const ASSETS: [(&str, &str, &[u8]); 7] = [
     (
         "evals.js",
         "text/javascript; charset=utf-8",
@@ -46,6 +46,11 @@ const ASSETS: [(&str, &str, &[u8]); 6] = [
         "app.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../../web/app.js"),
+    ),
+    (
+        "steps.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../web/steps.js"),
     ),
     (
         "style.css",
@@ -116,8 +121,13 @@ pub(crate) async fn list_apps(State(state): State<AppState>, _user: CurrentUser)
         .apps()
         .iter()
         .map(
-            |a| json!({"name": a.name, "description": a.description, "collections": a.collections}),
+            |a| json!({"name": a.name, "kind": "app", "description": a.description, "collections": a.collections}),
         )
+        // Agents are chosen like apps, by `agent:NAME`.
+        .chain(state.pipeline.agents().iter().map(|a| {
+            json!({"name": format!("agent:{}", a.name), "kind": "agent", "description": a.description,
+                   "collections": a.collections, "tools": a.tools})
+        }))
         .collect();
     Json(json!({"object": "list", "data": apps}))
 }
@@ -346,7 +356,10 @@ pub(crate) async fn ask(
             CachePolicy::Use
         },
         ..AnswerRequest::new(
-            Target::App(body.app.clone()),
+            match body.app.strip_prefix("agent:") {
+                Some(agent) => Target::Agent(agent.to_owned()),
+                None => Target::App(body.app.clone()),
+            },
             ChatRequest {
                 messages: vec![ChatMessage::new(Role::User, question.clone())],
                 ..ChatRequest::default()
@@ -485,6 +498,12 @@ async fn relay(
                 }
             }
             Ok(ChatChunk::ToolCall(_)) => {}
+            Ok(ChatChunk::Step(step)) => {
+                // An agent's progress: the UI shows each step as it happens.
+                if sender.send(event("step", json!(step))).await.is_err() {
+                    break;
+                }
+            }
             Ok(ChatChunk::Finish {
                 reason,
                 usage,

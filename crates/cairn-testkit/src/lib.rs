@@ -22,6 +22,7 @@
 //! | `slow-N` | waits N milliseconds, then answers normally |
 //! | `judge` | a deterministic LLM judge for Cairn's built-in judge prompts ([`judge`]) |
 //! | `unmetered` | answers normally but reports no usage (streamed: no usage chunk) |
+//! | `agent` | a deterministic tool user ([`agent_turn`]): calls the offered tools it knows, all at once, then answers quoting their results |
 //! | anything else | `answer from MODEL` (streamed as `Hi`, ` there`), with usage |
 //!
 //! Embedding requests get one vector per input, `[i, i, i]`, returned out of order; the model
@@ -208,9 +209,88 @@ async fn answer(State(seen): State<Arc<Mutex<Vec<Seen>>>>, request: Request) -> 
             text_completion("judge", &judge::answer(last), 50, 20)
         }
         "json-on-second-try" if !streaming => json_on_second_try(&body),
+        "agent" if !streaming => agent_turn(&body),
         _ if streaming => stream(&model),
         _ => completion(&model),
     }
+}
+
+/// The arguments the `agent` model calls a tool with, by the tool's name as offered, from the
+/// user's question; tools not listed here are not called.
+fn agent_arguments(tool: &str, question: &str) -> Option<Value> {
+    match tool {
+        "search" => Some(json!({"query": question})),
+        "everything__echo" => Some(json!({"message": question})),
+        "everything__get-sum" => Some(json!({"a": 2, "b": 3})),
+        "self__search_knowledge" => Some(json!({"collection": "handbook", "query": question})),
+        "self__list_collections" => Some(json!({})),
+        _ => None,
+    }
+}
+
+/// The `agent` model's turn: with no tool results after the last user message, it calls every
+/// offered tool it knows ([`agent_arguments`]) in one response; with results, it answers
+/// `Found: ` and the first line of each result, in call order.
+pub fn agent_turn(body: &Value) -> Response {
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    let question = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let results: Vec<String> = messages
+        .iter()
+        .rev()
+        .take_while(|m| m["role"] != "user")
+        .filter(|m| m["role"] == "tool")
+        .map(|m| {
+            m["content"]
+                .as_str()
+                .unwrap_or_default()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    let calls: Vec<Value> = body["tools"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|t| {
+            let name = t["function"]["name"].as_str()?;
+            agent_arguments(name, &question).map(|args| (name.to_owned(), args))
+        })
+        .enumerate()
+        .map(|(i, (name, args))| {
+            json!({"id": format!("call_{i}"), "type": "function",
+                   "function": {"name": name, "arguments": args.to_string()}})
+        })
+        .collect();
+    let (message, finish) = if results.is_empty() && !calls.is_empty() {
+        (
+            json!({"role": "assistant", "content": null, "tool_calls": calls}),
+            "tool_calls",
+        )
+    } else {
+        let mut ordered = results;
+        ordered.reverse();
+        (
+            json!({"role": "assistant", "content": format!("Found: {}", ordered.join(" | "))}),
+            "stop",
+        )
+    };
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "id": "chatcmpl-upstream", "object": "chat.completion", "created": 1, "model": "agent-2026",
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}
+        }),
+    )
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {

@@ -38,6 +38,7 @@ async fn exchange(
             route: Some("local".into()),
             retrieval: json!([]),
             guard_verdicts: json!([{"guard": "pii", "stage": "input", "action": verdict}]),
+            steps: json!([]),
             usage: cairn_core::model::Usage::default(),
             cost_usd: 0.0,
             latency_ms: 10,

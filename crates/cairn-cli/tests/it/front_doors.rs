@@ -40,6 +40,16 @@ async fn ask_web(
     server: &Server,
     app: &str,
 ) -> (u16, Vec<(String, Value)>, Value) {
+    ask_web_with(client, server, app, QUESTION).await
+}
+
+/// Asks `app` (or `agent:NAME`) `question` in a new web UI conversation.
+pub(crate) async fn ask_web_with(
+    client: &reqwest::Client,
+    server: &Server,
+    app: &str,
+    question: &str,
+) -> (u16, Vec<(String, Value)>, Value) {
     let conversation: Value = crate::json_body(
         client
             .post(server.url("/v1/conversations"))
@@ -49,7 +59,7 @@ async fn ask_web(
     let id = conversation["id"].as_str().expect("id");
     let response = client
         .post(server.url(&format!("/v1/conversations/{id}/messages")))
-        .json(&json!({"app": app, "content": QUESTION}))
+        .json(&json!({"app": app, "content": question}))
         .send()
         .await
         .expect("ask");

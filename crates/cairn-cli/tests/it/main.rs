@@ -11,6 +11,7 @@ use cairn_postgres::testing::TestDatabase;
 use serde_json::Value;
 
 mod admin;
+mod agents;
 mod browser;
 mod continuous;
 mod dataset;

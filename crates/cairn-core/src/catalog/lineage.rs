@@ -22,6 +22,8 @@ pub struct LineageRecord {
     /// Retrieved chunk ids with their scores.
     pub retrieval: Value,
     pub guard_verdicts: Value,
+    /// An agent run's steps ([`crate::agent::AgentStep`]s); empty for other answers.
+    pub steps: Value,
     pub usage: crate::model::Usage,
     pub cost_usd: f64,
     pub latency_ms: u64,

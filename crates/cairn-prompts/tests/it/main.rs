@@ -70,6 +70,14 @@ fn fixed_inputs(name: &str) -> Value {
             "answer_2": "About four months.",
             "reference": "Sixteen weeks of paid leave."
         }),
+        "agent_system" => json!({
+            "agent": "researcher",
+            "description": "It answers questions about the handbook.",
+            "tools": [
+                {"name": "search", "description": "Search a collection; passages come numbered."},
+                {"name": "everything__echo", "description": "Echoes back the input."}
+            ]
+        }),
         other => panic!("no fixed inputs for shipped prompt `{other}`: add them to fixed_inputs()"),
     }
 }

@@ -1,4 +1,4 @@
-//! `[[guards]]`: the guardrails apps and routes name in their `guards = [...]`, checked here and
+//! `[[guards]]`: the guardrails apps, agents and routes name in their `guards = [...]`, checked here and
 //! built by `cairn-guard`.
 
 use super::*;
@@ -38,6 +38,7 @@ pub(super) fn embedded_guards() -> Vec<GuardSection> {
 pub(super) fn check_guards(
     guards: &[GuardSection],
     apps: &[AppSection],
+    agents: &[AgentSection],
     routes: &[RouteSection],
     bad: &impl Fn(&str, String, &str) -> ConfigError,
 ) -> Result<(), ConfigError> {
@@ -63,6 +64,12 @@ pub(super) fn check_guards(
         .iter()
         .enumerate()
         .map(|(i, a)| (format!("apps[{i}].guards"), &a.guards))
+        .chain(
+            agents
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (format!("agents[{i}].guards"), &a.guards)),
+        )
         .chain(
             routes
                 .iter()

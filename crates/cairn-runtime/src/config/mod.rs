@@ -16,6 +16,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+mod agents;
 mod auth;
 mod database;
 mod evals;
@@ -59,6 +60,10 @@ pub struct RawConfig {
     pub rerank: RerankSection,
     /// RAG apps, each callable as `"model": "app:NAME"`.
     pub apps: Vec<AppSection>,
+    /// Tool-calling agents, each callable as `"model": "agent:NAME"`.
+    pub agents: Vec<AgentSection>,
+    /// External MCP servers whose tools agents may call.
+    pub mcp_servers: Vec<cairn_agent::McpServerSection>,
     pub mcp: McpSection,
     pub auth: AuthSection,
     pub cache: CacheSection,
@@ -72,8 +77,8 @@ pub struct RawConfig {
     pub retention: RetentionSection,
 }
 
-pub use cairn_app::AppSection;
 use cairn_app::apps::default_app_prompt;
+pub use cairn_app::{AgentSection, AppSection};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -135,6 +140,8 @@ impl Default for RawConfig {
             ingest: IngestSection::default(),
             rerank: RerankSection::default(),
             apps: Vec::new(),
+            agents: Vec::new(),
+            mcp_servers: Vec::new(),
             mcp: McpSection::default(),
             auth: AuthSection::default(),
             cache: CacheSection::default(),
@@ -166,6 +173,10 @@ pub struct Config {
     /// The cross-encoder's directory or hub id, with `~` expanded; `None`: no reranking.
     pub rerank: Option<(String, usize)>,
     pub apps: Vec<AppSection>,
+    pub agents: Vec<AgentSection>,
+    pub mcp_servers: Vec<cairn_agent::McpServerSection>,
+    /// The environment variables `[[mcp_servers]]` read bearer tokens from, read once.
+    pub mcp_tokens: Vec<(String, String)>,
     pub mcp: McpSection,
     /// OIDC sign-in for the web UI; `None`: no sign-in.
     pub auth: Option<OidcSettings>,
@@ -215,7 +226,7 @@ pub fn validate(
             guards = guards::embedded_guards();
         }
     }
-    guards::check_guards(&guards, &apps, &raw.routes, &bad)?;
+    guards::check_guards(&guards, &apps, &raw.agents, &raw.routes, &bad)?;
     let embedding = embedding_config(&raw, &models, env, &bad)?;
     let index = index_config(&raw, &database, env, &bad)?;
     check_apps(&raw, &bad)?;
@@ -227,6 +238,8 @@ pub fn validate(
         .chain(raw.routes.iter().map(|r| r.name.clone()))
         .collect();
     evals::check_evals(&raw.evals, &app_names, &callable, &bad)?;
+    agents::check_agents(&raw, &callable, &bad)?;
+    let mcp_tokens = agents::mcp_tokens(&raw.mcp_servers, env, &bad)?;
     Ok(Config {
         data_dir: raw.data_dir,
         listen,
@@ -242,6 +255,9 @@ pub fn validate(
         index,
         ingest: raw.ingest,
         apps,
+        agents: raw.agents.clone(),
+        mcp_servers: raw.mcp_servers.clone(),
+        mcp_tokens,
         mcp: raw.mcp.clone(),
         auth: auth_config(&raw.auth, env, &bad)?,
         access: access_policy(&raw.auth, &raw.server.allowed_hosts, &bad)?,

@@ -258,6 +258,8 @@ fn the_example_config_is_valid_and_complete() {
             "models",
             "routes",
             "apps",
+            "agents",
+            "mcp_servers",
             "limits",
             "guards",
             "prompts.gates",
@@ -300,6 +302,7 @@ fn the_example_config_is_valid_and_complete() {
     std::fs::write(model_dir.join("smollm2-135m-instruct-q4_1.gguf"), b"GGUF").expect("write");
     let env = vec![
         ("AZURE_OPENAI_API_KEY".to_owned(), "k".to_owned()),
+        ("TICKETS_MCP_TOKEN".to_owned(), "t".to_owned()),
         ("HOME".to_owned(), home.path().display().to_string()),
     ];
     let config = validate(raw, Origins::default(), &env).expect("the example block validates");
@@ -308,9 +311,15 @@ fn the_example_config_is_valid_and_complete() {
             config.models.len(),
             config.routes.len(),
             config.apps.len(),
-            config.limits.len()
+            config.limits.len(),
+            config.agents.len(),
+            config.mcp_servers.len(),
         ),
-        (3, 1, 1, 1)
+        (3, 1, 1, 1, 1, 2)
+    );
+    assert_eq!(
+        config.mcp_tokens,
+        vec![("TICKETS_MCP_TOKEN".to_owned(), "t".to_owned())]
     );
     assert!(
         matches!(&config.models[2].backend, ModelBackend::Local(cairn_local::LocalModelSource::Gguf(path)) if path.starts_with(home.path()))

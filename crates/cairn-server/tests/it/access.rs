@@ -695,6 +695,7 @@ async fn admins_list_answers_lineage_by_app() {
                 route: None,
                 retrieval: serde_json::json!([]),
                 guard_verdicts: serde_json::json!([]),
+                steps: serde_json::json!([]),
                 usage: cairn_core::model::Usage::default(),
                 cost_usd: 0.0,
                 latency_ms: 1,

@@ -66,6 +66,8 @@ async fn test_app_with(
         limiter: None,
         guards: cairn_app::GuardPolicy::default(),
         online: None,
+        agents: std::sync::Arc::new(Vec::new()),
+        agent_runner: None,
     });
     let continuous =
         cairn_runtime::continuous::Watcher::new(Vec::new(), pipeline.clone(), shared.clone());

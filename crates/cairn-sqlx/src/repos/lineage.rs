@@ -15,7 +15,7 @@ macro_rules! lineage_columns {
     () => {
         "id, conversation_id, app, prompt_name, prompt_version, model, route, retrieval, \
      guard_verdicts, input_tokens, cached_input_tokens, output_tokens, reasoning_tokens, cost_usd, latency_ms, status, \
-     error, created_at"
+     error, created_at, steps"
     };
 }
 
@@ -39,6 +39,7 @@ pub struct LineageRow {
     pub status: String,
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
+    pub steps: Json<Value>,
 }
 
 impl TryFrom<LineageRow> for LineageRecord {
@@ -55,6 +56,7 @@ impl TryFrom<LineageRow> for LineageRecord {
             route: row.route,
             retrieval: row.retrieval.0,
             guard_verdicts: row.guard_verdicts.0,
+            steps: row.steps.0,
             usage: Usage {
                 input_tokens: unsigned("input_tokens", row.input_tokens)?,
                 cached_input_tokens: unsigned("cached_input_tokens", row.cached_input_tokens)?,
@@ -107,7 +109,7 @@ macro_rules! impl_lineage_repo {
         impl LineageRepo for $catalog {
             async fn record_lineage(&self, record: LineageRecord) -> CatalogResult<()> {
                 sqlx::query(concat!("INSERT INTO lineage (", $crate::lineage_columns!(), ") \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"))
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"))
                 .bind(record.id)
                 .bind(record.conversation_id)
                 .bind(&record.app)
@@ -126,6 +128,7 @@ macro_rules! impl_lineage_repo {
                 .bind(&record.status)
                 .bind(&record.error)
                 .bind(record.created_at)
+                .bind(Json(&record.steps))
                 .execute(&self.pool)
                 .await
                 .map_err(|e| classify(e, || format!("lineage record {} already exists", record.id)))?;

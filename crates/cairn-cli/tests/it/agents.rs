@@ -1,0 +1,316 @@
+//! Agents on a real `cairn serve`: `agent:NAME` on `/v1/chat/completions`, calling Cairn's own
+//! `search`, the reference MCP server (`server-everything`, npm) over stdio, and a second Cairn's
+//! MCP server over streamable HTTP; the steps in the answer, the stream and the lineage record; the
+//! agent delegated to over MCP `answer_question`; and agents that name what does not exist refused
+//! at startup.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::rag::{run, write_handbook};
+use crate::web::lineage;
+use crate::{Server, check_startup_refused, metrics_text, run_python_tests};
+
+const QUESTION: &str = "Where is the catalog kept?";
+
+/// The `node_modules/.bin` directory of `scripts/fetch-mcp-servers.sh`.
+fn mcp_servers_bin() -> PathBuf {
+    if let Ok(dir) = std::env::var("CAIRN_MCP_SERVERS") {
+        return PathBuf::from(dir);
+    }
+    let cached = PathBuf::from(std::env::var("HOME").unwrap_or_default())
+        .join(".cache/cairn-tools/mcp-servers/node_modules/.bin");
+    assert!(
+        cached.join("mcp-server-everything").is_file(),
+        "the reference MCP servers are not installed: run scripts/fetch-mcp-servers.sh (scripts/test.sh does) or set CAIRN_MCP_SERVERS"
+    );
+    cached
+}
+
+fn ingest_handbook(dir: &Path) {
+    write_handbook(&dir.join("docs"));
+    let (ok, stdout, stderr) = run(dir, &["ingest", "docs", "--collection", "handbook"], &[]);
+    assert!(ok, "{stdout}\n{stderr}");
+}
+
+fn agent_config(base_url: &str, remote_mcp: &str) -> String {
+    let everything = mcp_servers_bin().join("mcp-server-everything");
+    format!(
+        "[[models]]\nname = \"brain\"\nprovider = \"openai-compatible\"\nbase_url = \"{base_url}\"\nmodel = \"agent\"\n\
+         [[mcp_servers]]\nname = \"everything\"\ncommand = \"{}\"\nargs = [\"stdio\"]\n\
+         [[mcp_servers]]\nname = \"self\"\nurl = \"{remote_mcp}\"\n\
+         [[agents]]\nname = \"researcher\"\ndescription = \"It answers questions about the handbook.\"\nroute = \"brain\"\n\
+         tools = [\"search\", \"everything.echo\", \"self.*\"]\nmax_steps = 4\n",
+        everything.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_calls_own_stdio_and_remote_tools_and_records_every_step() {
+    let upstream = cairn_testkit::ScriptedUpstream::start().await;
+    let model = cairn_testkit::test_model("minilm").display().to_string();
+    let embedding = [("CAIRN__EMBEDDING__LOCAL", model.as_str())];
+    // A Cairn whose MCP server the agent uses as a remote tool server.
+    let remote_dir = tempfile::tempdir().expect("temp dir");
+    ingest_handbook(remote_dir.path());
+    let remote = Server::start(remote_dir.path(), &embedding);
+    // The Cairn that runs the agent.
+    let dir = tempfile::tempdir().expect("temp dir");
+    ingest_handbook(dir.path());
+    std::fs::write(
+        dir.path().join("cairn.toml"),
+        agent_config(&upstream.base_url(), &remote.url("/mcp")),
+    )
+    .expect("config");
+    let server = Server::start(dir.path(), &embedding);
+    let client = reqwest::Client::new();
+
+    let models: Value = client
+        .get(server.url("/v1/models"))
+        .send()
+        .await
+        .expect("models")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(
+        models["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .any(|m| m["id"] == "agent:researcher"),
+        "{models}"
+    );
+
+    let response = client
+        .post(server.url("/v1/chat/completions"))
+        .json(&json!({"model": "agent:researcher", "messages": [{"role": "user", "content": QUESTION}]}))
+        .send()
+        .await
+        .expect("chat");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("JSON");
+    let answer = body["choices"][0]["message"]["content"]
+        .as_str()
+        .expect("answer");
+    // The scripted model quotes the first line of each result, in call order: Cairn's search,
+    // the stdio server's echo, the remote Cairn's collections and search.
+    assert!(answer.starts_with("Found: [1] "), "{answer}");
+    assert!(answer.contains(&format!("Echo: {QUESTION}")), "{answer}");
+    assert!(answer.contains("handbook"), "{answer}");
+    let steps = body["cairn"]["steps"].as_array().expect("steps").clone();
+    let tools: Vec<(String, String, String)> = steps
+        .iter()
+        .filter(|s| s["kind"] == "tool")
+        .map(|s| {
+            (
+                s["source"].as_str().unwrap_or_default().to_owned(),
+                s["tool"].as_str().unwrap_or_default().to_owned(),
+                s["status"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("cairn", "search"),
+        ("everything", "everything__echo"),
+        ("self", "self__list_collections"),
+        ("self", "self__search_knowledge"),
+    ] {
+        assert!(
+            tools.iter().any(
+                |(source, tool, status)| (source.as_str(), tool.as_str()) == expected
+                    && status == "ok"
+            ),
+            "{expected:?} not called successfully: {tools:?}"
+        );
+    }
+    assert!(
+        !tools
+            .iter()
+            .any(|(_, tool, _)| tool == "everything__get-sum"),
+        "a tool outside the allow-list was offered: {tools:?}"
+    );
+    assert_eq!(
+        steps.iter().filter(|s| s["kind"] == "model").count(),
+        2,
+        "{steps:?}"
+    );
+
+    // The lineage record holds the run: the prompt version, usage over both model calls, steps.
+    let id = body["cairn"]["lineage_id"].as_str().expect("lineage id");
+    let record = lineage(&client, &server, id).await;
+    assert_eq!(record["status"], "ok", "{record}");
+    assert_eq!(record["prompt_name"], "agent_system", "{record}");
+    assert_eq!(record["usage"]["input_tokens"], 40, "{record}");
+    assert_eq!(
+        record["steps"].as_array().map(Vec::len),
+        Some(steps.len()),
+        "{record}"
+    );
+    // The model was told about its tools by the registered system prompt.
+    let first_call = upstream
+        .requests()
+        .into_iter()
+        .find(|r| r.body["model"] == "agent")
+        .expect("a model call");
+    let system = first_call.body["messages"][0]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        system.contains("You are researcher") && system.contains("everything__echo"),
+        "{system}"
+    );
+
+    // Streamed, the steps come first in an extension field, then the answer.
+    let sse = client
+        .post(server.url("/v1/chat/completions"))
+        .json(&json!({"model": "agent:researcher", "stream": true,
+                      "messages": [{"role": "user", "content": QUESTION}]}))
+        .send()
+        .await
+        .expect("chat")
+        .text()
+        .await
+        .expect("body");
+    let events: Vec<Value> = sse
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).expect("JSON event"))
+        .collect();
+    let first_text = events
+        .iter()
+        .position(|e| {
+            e["choices"][0]["delta"]["content"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("Found"))
+        })
+        .expect("the answer is streamed");
+    let step_events: Vec<&Value> = events
+        .iter()
+        .filter(|e| e.get("cairn_step").is_some())
+        .collect();
+    assert!(step_events.len() >= 6, "{sse}");
+    assert!(
+        events[..first_text]
+            .iter()
+            .any(|e| e["cairn_step"]["status"] == "running"),
+        "tool steps are shown as they start: {sse}"
+    );
+
+    // In the web UI it is picked like an app, and each step arrives as a `step` event.
+    let apps: Value = client
+        .get(server.url("/v1/apps"))
+        .send()
+        .await
+        .expect("apps")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(
+        apps["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .any(|a| a["name"] == "agent:researcher" && a["kind"] == "agent"),
+        "{apps}"
+    );
+    let (status, events, error) =
+        crate::front_doors::ask_web_with(&client, &server, "agent:researcher", QUESTION).await;
+    assert_eq!(status, 200, "{error}");
+    let kinds: Vec<&str> = events.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert!(
+        kinds.iter().filter(|k| **k == "step").count() >= 6 && kinds.last() == Some(&"done"),
+        "{kinds:?}"
+    );
+    assert!(
+        events.iter().any(|(kind, step)| kind == "step"
+            && step["tool"] == "everything__echo"
+            && step["status"] == "ok"),
+        "{events:?}"
+    );
+
+    // An IDE agent delegates to it over MCP (the official Python SDK, streamable HTTP).
+    let env = vec![
+        ("CAIRN_MCP_URL".to_owned(), server.url("/mcp")),
+        ("CAIRN_AGENT".to_owned(), "researcher".to_owned()),
+        ("CAIRN_QUESTION".to_owned(), QUESTION.to_owned()),
+    ];
+    let (ran, report) = run_python_tests("mcp/answer_once.py", env).await;
+    assert!(ran, "the MCP client failed:\n{report}");
+    let result: Value = serde_json::from_str(
+        report
+            .lines()
+            .find_map(|l| l.strip_prefix("RESULT "))
+            .unwrap_or_else(|| panic!("no result:\n{report}")),
+    )
+    .expect("result JSON");
+    assert_eq!(result["is_error"], false, "{result}");
+    assert!(
+        result["structured"]["answer"]
+            .as_str()
+            .is_some_and(|a| a.contains(&format!("Echo: {QUESTION}"))),
+        "{result}"
+    );
+    assert_eq!(result["structured"]["model"], "brain", "{result}");
+
+    let metrics = metrics_text(&server).await;
+    assert!(
+        metrics.contains("cairn_agent_runs_total{agent=\"researcher\",outcome=\"ok\"} 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cairn_agent_tool_calls_total{source=\"everything\",tool=\"everything__echo\",status=\"ok\"} 4"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn agents_that_name_missing_tools_routes_or_prompts_are_refused_at_startup() {
+    let model = "[[models]]\nname = \"brain\"\nprovider = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"agent\"\n";
+    check_startup_refused(
+        Some(&format!(
+            "{model}[[agents]]\nname = \"a\"\nroute = \"brain\"\ntools = [\"search\", \"jira.create_issue\"]\n"
+        )),
+        &[],
+        &["agents[0].tools", "`jira.create_issue`", "SERVER.TOOL"],
+    );
+    check_startup_refused(
+        Some(&format!(
+            "{model}[[agents]]\nname = \"a\"\nroute = \"nowhere\"\ntools = [\"search\"]\n"
+        )),
+        &[],
+        &["agents[0].route", "`nowhere`", "brain"],
+    );
+    check_startup_refused(
+        Some(&format!(
+            "{model}[[mcp_servers]]\nname = \"remote\"\nurl = \"http://127.0.0.1:9/mcp\"\nbearer_token_env = \"REMOTE_MCP_TOKEN\"\n\
+             [[agents]]\nname = \"a\"\nroute = \"brain\"\ntools = [\"remote.*\"]\n"
+        )),
+        &[],
+        &["mcp_servers[0].bearer_token_env", "REMOTE_MCP_TOKEN"],
+    );
+}
+
+#[test]
+fn an_agent_whose_prompt_is_not_registered_is_refused_at_startup() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("cairn.toml"),
+        "[[models]]\nname = \"brain\"\nprovider = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"agent\"\n\
+         [[agents]]\nname = \"a\"\nroute = \"brain\"\nprompt = \"no_such_prompt@production\"\ntools = [\"search\"]\n",
+    )
+    .expect("config");
+    let output = crate::cairn(dir.path(), &["serve", "--listen", "127.0.0.1:0"], &[])
+        .output()
+        .expect("run cairn");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("agent `a` names prompt `no_such_prompt@production`")
+            && stderr.contains("cairn prompt push"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,2 @@
+-- An agent run's steps (model calls and tool calls) in its lineage record; other answers have none.
+ALTER TABLE lineage ADD COLUMN steps JSONB NOT NULL DEFAULT '[]'::jsonb;
