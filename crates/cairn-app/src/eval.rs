@@ -65,6 +65,7 @@ impl Answerer for PipelineAnswerer {
         let prompt = answer
             .prompt()
             .map(|(name, version)| (name.to_owned(), version));
+        let steps = answer.agent_steps();
         let completed = answer.complete().await.map_err(classify)?;
         let usage = &completed.response.usage;
         Ok(EvalAnswer {
@@ -78,6 +79,7 @@ impl Answerer for PipelineAnswerer {
             prompt_tokens: usage.input_tokens,
             completion_tokens: usage.output_tokens,
             cached: completed.cached,
+            steps: steps.map(|log| log.steps()).unwrap_or_default(),
         })
     }
 
@@ -124,6 +126,7 @@ fn pipeline_target(target: &EvalTarget, call: &EvalCall) -> Result<Target, EvalC
             ));
         }
         EvalTarget::App(name) => Target::App(name.clone()),
+        EvalTarget::Agent(name) => Target::Agent(name.clone()),
         EvalTarget::Model {
             route,
             prompt: None,

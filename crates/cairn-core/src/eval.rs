@@ -25,13 +25,15 @@ pub enum EvalTarget {
         route: String,
         prompt: Option<String>,
     },
+    /// A configured agent (`agent:NAME`): its answer and the steps of its run.
+    Agent(String),
     /// `given`: each case brings its answer and the passages it was given (a logged production
     /// answer, another system's output); nothing is called, the answers are only scored.
     Given,
 }
 
 impl EvalTarget {
-    /// Reads `app:NAME`, `route:NAME`, `model:NAME` or `given`.
+    /// Reads `app:NAME`, `agent:NAME`, `route:NAME`, `model:NAME` or `given`.
     pub fn parse(text: &str) -> Option<EvalTarget> {
         if text == "given" {
             return Some(EvalTarget::Given);
@@ -42,6 +44,7 @@ impl EvalTarget {
         }
         match kind {
             "app" => Some(EvalTarget::App(name.to_owned())),
+            "agent" => Some(EvalTarget::Agent(name.to_owned())),
             "route" | "model" => Some(EvalTarget::Model {
                 route: name.to_owned(),
                 prompt: None,
@@ -62,6 +65,7 @@ impl fmt::Display for EvalTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EvalTarget::App(name) => write!(f, "app:{name}"),
+            EvalTarget::Agent(name) => write!(f, "agent:{name}"),
             EvalTarget::Model {
                 route,
                 prompt: None,
@@ -122,6 +126,9 @@ pub struct EvalAnswer {
     pub completion_tokens: u32,
     /// Whether the answer cache gave it (no model call was made).
     pub cached: bool,
+    /// An agent's run: its model and tool calls, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<crate::agent::AgentStep>,
 }
 
 /// Why a call gave no answer. The harness records the score it would have fed as unmeasured,

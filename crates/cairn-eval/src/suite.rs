@@ -20,7 +20,7 @@ pub struct SuiteFile {
     pub name: Spanned<String>,
     #[serde(default)]
     pub description: String,
-    /// `app:NAME`, `route:NAME` or `model:NAME`.
+    /// `app:NAME`, `agent:NAME`, `route:NAME` or `model:NAME`.
     #[serde(default)]
     pub target: Option<Spanned<String>>,
     /// The matrix form: several targets on the same cases, one run each.
@@ -308,7 +308,7 @@ fn targets(file: &SuiteFile) -> Result<Vec<EvalTarget>, (Option<usize>, String)>
     if named.is_empty() {
         return Err((
             None,
-            "no `target`; name one: app:NAME, route:NAME, model:NAME or given".into(),
+            "no `target`; name one: app:NAME, agent:NAME, route:NAME, model:NAME or given".into(),
         ));
     }
     let prompts: Vec<Option<String>> = if file.prompt.is_none() && file.prompts.is_empty() {
@@ -327,16 +327,18 @@ fn targets(file: &SuiteFile) -> Result<Vec<EvalTarget>, (Option<usize>, String)>
             (
                 line(name),
                 format!(
-                    "target `{}` is not app:NAME, route:NAME, model:NAME or given",
+                    "target `{}` is not app:NAME, agent:NAME, route:NAME, model:NAME or given",
                     name.value
                 ),
             )
         })?;
-        if matches!(target, EvalTarget::App(_)) && prompts.iter().any(Option::is_some) {
+        if matches!(target, EvalTarget::App(_) | EvalTarget::Agent(_))
+            && prompts.iter().any(Option::is_some)
+        {
             return Err((
                 line(name),
                 format!(
-                    "target `{}` is an app, which renders its own prompt; `prompt` is for route and model targets",
+                    "target `{}` renders its own prompt; `prompt` is for route and model targets",
                     name.value
                 ),
             ));

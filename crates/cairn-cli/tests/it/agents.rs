@@ -314,3 +314,74 @@ fn an_agent_whose_prompt_is_not_registered_is_refused_at_startup() {
         "{stderr}"
     );
 }
+
+const TRAJECTORY_SUITE: &str = "\
+name: researcher
+target: agent:researcher
+repeat: 2
+dataset:
+  cases:
+    - id: catalog
+      question: Where is the catalog kept?
+metrics:
+  - metric: tool_called
+    name: searched
+    tool: search
+    arguments: {query: where is the catalog kept?}
+  - metric: tool_called
+    name: echoed
+    tool: everything__echo
+  - metric: tool_not_called
+    tool: everything__get-sum
+  - metric: step_count
+    max: 2
+  - metric: step_count
+    name: one_step
+    max: 1
+gates:
+  - metric: searched
+    min_mean: 1.0
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eval_suites_score_an_agents_trajectory() {
+    let upstream = cairn_testkit::ScriptedUpstream::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    ingest_handbook(dir.path());
+    let everything = mcp_servers_bin().join("mcp-server-everything");
+    std::fs::write(
+        dir.path().join("cairn.toml"),
+        format!(
+            "[[models]]\nname = \"brain\"\nprovider = \"openai-compatible\"\nbase_url = \"{}\"\nmodel = \"agent\"\n\
+             [[mcp_servers]]\nname = \"everything\"\ncommand = \"{}\"\nargs = [\"stdio\"]\n\
+             [[agents]]\nname = \"researcher\"\nroute = \"brain\"\ntools = [\"search\", \"everything.echo\"]\n",
+            upstream.base_url(),
+            everything.display()
+        ),
+    )
+    .expect("config");
+    std::fs::write(dir.path().join("suite.yaml"), TRAJECTORY_SUITE).expect("suite");
+    let (code, stdout, stderr) =
+        crate::eval::eval(dir.path(), &["eval", "run", "suite.yaml", "--json"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let reports: Vec<Value> = serde_json::from_str(&stdout).expect("--json prints the reports");
+    let case = &reports[0]["cases"][0];
+    let score = |metric: &str| case["scores"][metric]["value"].clone();
+    assert_eq!(score("searched"), 1.0, "{case}");
+    assert_eq!(score("echoed"), 1.0, "{case}");
+    assert_eq!(score("tool_not_called"), 1.0, "{case}");
+    assert_eq!(score("step_count"), 1.0, "{case}");
+    assert_eq!(score("one_step"), 0.0, "{case}");
+    assert_eq!(
+        case["attempts"].as_array().map(Vec::len),
+        Some(2),
+        "each repeat is a run: {case}"
+    );
+    let steps = &case["attempts"][0]["answer"]["steps"];
+    assert!(
+        steps
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["tool"] == "everything__echo")),
+        "{case}"
+    );
+}

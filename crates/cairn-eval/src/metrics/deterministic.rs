@@ -1,5 +1,5 @@
 //! Checks that need no model: equality, containment, regular expressions, JSON and JSON Schema,
-//! length, latency and cost ceilings.
+//! length, latency and cost ceilings, and an agent's trajectory (`trajectory.rs`).
 
 use cairn_core::eval::EvalAnswer;
 use cairn_core::model::unfenced_json;
@@ -35,6 +35,7 @@ pub enum Deterministic {
     Cost {
         max_usd: f64,
     },
+    Trajectory(super::trajectory::Trajectory),
 }
 
 impl Deterministic {
@@ -101,6 +102,9 @@ impl Deterministic {
                     .max
                     .ok_or("needs `max`: the dearest acceptable answer, in US dollars")?,
             },
+            MetricKind::ToolCalled | MetricKind::ToolNotCalled | MetricKind::StepCount => {
+                Deterministic::Trajectory(super::trajectory::Trajectory::build(file)?)
+            }
             other => return Err(format!("`{}` is not a deterministic check", other.as_str())),
         })
     }
@@ -185,11 +189,12 @@ impl Deterministic {
                 None => Score::unmeasured("the route does not know this model's prices"),
                 Some(cost) => pass(cost <= *max_usd, || format!("${cost:.6}")),
             },
+            Deterministic::Trajectory(check) => check.score(answer),
         }
     }
 }
 
-fn pass(ok: bool, why_not: impl FnOnce() -> String) -> Score {
+pub(super) fn pass(ok: bool, why_not: impl FnOnce() -> String) -> Score {
     if ok {
         Score::measured(1.0)
     } else {

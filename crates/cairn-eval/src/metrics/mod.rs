@@ -7,6 +7,7 @@ mod judged;
 mod retrieval;
 mod rubric;
 mod similarity;
+mod trajectory;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -65,6 +66,14 @@ pub struct MetricFile {
     /// `rubric`: criteria are scored from 1 to this (default 5).
     #[serde(default)]
     pub scale: Option<u8>,
+    /// `tool_called`, `tool_not_called`: the tool, as the agent's model sees it (`search`,
+    /// `SERVER__TOOL`).
+    #[serde(default)]
+    pub tool: Option<String>,
+    /// `tool_called`: values the call's arguments must have (a JSON object; each key present
+    /// with this value, strings compared without case; extra arguments are fine).
+    #[serde(default)]
+    pub arguments: Option<Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +97,9 @@ pub enum MetricKind {
     ContextRecall,
     Similarity,
     Rubric,
+    ToolCalled,
+    ToolNotCalled,
+    StepCount,
 }
 
 impl MetricKind {
@@ -111,6 +123,9 @@ impl MetricKind {
             MetricKind::ContextRecall => "context_recall",
             MetricKind::Similarity => "similarity",
             MetricKind::Rubric => "rubric",
+            MetricKind::ToolCalled => "tool_called",
+            MetricKind::ToolNotCalled => "tool_not_called",
+            MetricKind::StepCount => "step_count",
         }
     }
 }
@@ -217,7 +232,10 @@ impl Metric {
             | MetricKind::JsonSchema
             | MetricKind::Length
             | MetricKind::Latency
-            | MetricKind::Cost => {
+            | MetricKind::Cost
+            | MetricKind::ToolCalled
+            | MetricKind::ToolNotCalled
+            | MetricKind::StepCount => {
                 if kind == MetricKind::Equals && file.value.is_none() {
                     needs("reference answer", &|c| c.reference.is_some())?;
                 }

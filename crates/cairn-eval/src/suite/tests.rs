@@ -95,12 +95,12 @@ fn mistakes_are_refused_with_the_line_and_the_fix() {
         &GOOD.replace("targets: [route:fast, route:slow]", "targets: [fast]"),
         &[
             "evals/smoke.yaml:2",
-            "app:NAME, route:NAME, model:NAME or given",
+            "app:NAME, agent:NAME, route:NAME, model:NAME or given",
         ],
     );
     refused(
         &GOOD.replace("targets: [route:fast, route:slow]", "targets: [app:docs]"),
-        &["is an app"],
+        &["renders its own prompt"],
     );
     refused(
         &GOOD.replace("    threshold: 0.7", "    threshold: 7"),
