@@ -6,6 +6,11 @@
 //! A tool that fails, times out, is unknown or is given arguments that are not JSON gives the
 //! model an error text to reason about, never a hang and never the end of the run. A model error
 //! ends the run with that error (the route has already retried and fallen back).
+//!
+//! Calls of tools that need approval stop the run: its answer is the model's tool calls
+//! (`finish_reason: tool_calls`), and the caller resumes it by sending the conversation back with a
+//! `tool` message per call saying `{"approved": true}` or `{"approved": false, "reason": …}`; the
+//! approved calls then run, the denied ones tell the model so, and the loop goes on.
 
 use std::time::{Duration, Instant};
 
@@ -39,14 +44,26 @@ impl ChatModel for AgentModel {
         let request = request.clone();
         let task = tokio::spawn(async move {
             let items = match agent_loop.run(&request).await {
-                Ok(response) => vec![
-                    Ok(ChatChunk::Delta(response.message.content)),
-                    Ok(ChatChunk::Finish {
+                Ok(response) => {
+                    let mut items = Vec::new();
+                    if !response.message.content.is_empty() {
+                        items.push(Ok(ChatChunk::Delta(response.message.content)));
+                    }
+                    // Calls awaiting approval are the answer's tool calls.
+                    items.extend(
+                        response
+                            .message
+                            .tool_calls
+                            .into_iter()
+                            .map(|call| Ok(ChatChunk::ToolCall(call))),
+                    );
+                    items.push(Ok(ChatChunk::Finish {
                         reason: response.finish_reason,
                         usage: response.usage,
                         cost_usd: response.cost_usd,
-                    }),
-                ],
+                    }));
+                    items
+                }
                 Err(error) => vec![Err(error)],
             };
             for item in items {
@@ -130,6 +147,9 @@ impl Loop {
             .iter()
             .map(|t| t.spec().definition())
             .collect();
+        if let Some(remaining) = left(deadline) {
+            self.resume(&mut messages, remaining).await?;
+        }
         for step in 1..=self.run.limits.max_steps {
             let Some(remaining) = left(deadline) else {
                 return Ok(self.stop(RunOutcome::Deadline));
@@ -173,6 +193,9 @@ impl Loop {
                 return Ok(self.stop(RunOutcome::Budget));
             }
             let calls = response.message.tool_calls.clone();
+            if calls.iter().any(|c| self.run.approval.contains(&c.name)) {
+                return Ok(self.await_approval(step, response).await);
+            }
             messages.push(response.message);
             let Some(remaining) = left(deadline) else {
                 return Ok(self.stop(RunOutcome::Deadline));
@@ -206,7 +229,7 @@ impl Loop {
 
     async fn call_tool(&self, step: u32, call: &ToolCall, timeout: Duration) -> String {
         let tool = self.run.tools.iter().find(|t| t.spec().name == call.name);
-        let source = tool.map_or_else(|| "unknown".to_owned(), |t| t.spec().source.clone());
+        let source = self.source_of(&call.name);
         let arguments: Result<Value, ToolError> = if call.arguments.trim().is_empty() {
             Ok(Value::Object(serde_json::Map::new()))
         } else {
@@ -266,6 +289,126 @@ impl Loop {
         self.run.steps.push(record.clone());
         self.show(record).await;
         text
+    }
+
+    /// Stops the run at calls that need approval: they are recorded and become the answer.
+    async fn await_approval(&mut self, step: u32, response: ChatResponse) -> ChatResponse {
+        for call in &response.message.tool_calls {
+            if !self.run.approval.contains(&call.name) {
+                continue;
+            }
+            let record = self.decided(call, step, "awaiting_approval", None);
+            self.run.steps.push(record.clone());
+            self.show(record).await;
+        }
+        self.run.steps.finish(RunOutcome::AwaitingApproval);
+        ChatResponse {
+            message: ChatMessage {
+                role: Role::Assistant,
+                content: response.message.content,
+                tool_calls: response.message.tool_calls,
+                tool_call_id: None,
+            },
+            finish_reason: FinishReason::ToolCalls,
+            usage: self.usage,
+            model: self.served_by.clone(),
+            cost_usd: self.cost,
+        }
+    }
+
+    /// Carries out the caller's decisions on calls a previous run stopped at: when the
+    /// conversation ends with the model's tool calls, some needing approval, and `tool` messages
+    /// answering them, the approved calls (and the calls that need none) run now and the denied
+    /// ones become a denial the model reads. Step 0 in the log: they were asked for before.
+    async fn resume(
+        &self,
+        messages: &mut Vec<ChatMessage>,
+        remaining: Duration,
+    ) -> Result<(), ModelError> {
+        let Some(at) = messages
+            .iter()
+            .rposition(|m| m.role == Role::Assistant && !m.tool_calls.is_empty())
+        else {
+            return Ok(());
+        };
+        let calls = messages[at].tool_calls.clone();
+        let ours = messages[at + 1..].iter().all(|m| m.role == Role::Tool)
+            && calls.iter().any(|c| self.run.approval.contains(&c.name));
+        if !ours {
+            return Ok(());
+        }
+        let answers: Vec<(String, String)> = messages[at + 1..]
+            .iter()
+            .filter_map(|m| Some((m.tool_call_id.clone()?, m.content.clone())))
+            .collect();
+        messages.truncate(at + 1);
+        let timeout = self.run.limits.tool_timeout.min(remaining);
+        for call in &calls {
+            let content = if self.run.approval.contains(&call.name) {
+                let answer = answers.iter().find(|(id, _)| *id == call.id);
+                match answer.and_then(|(_, text)| decision(text)) {
+                    Some(Ok(())) => self.call_tool(0, call, timeout).await,
+                    Some(Err(reason)) => self.deny(call, reason).await,
+                    None => {
+                        return Err(ModelError::InvalidRequest(format!(
+                            "tool call `{}` ({}) awaits approval: answer it with a tool message (tool_call_id `{}`) whose content is {{\"approved\": true}} or {{\"approved\": false, \"reason\": \"…\"}}",
+                            call.id, call.name, call.id
+                        )));
+                    }
+                }
+            } else {
+                self.call_tool(0, call, timeout).await
+            };
+            messages.push(ChatMessage {
+                role: Role::Tool,
+                content,
+                tool_calls: Vec::new(),
+                tool_call_id: Some(call.id.clone()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Records a denied call; returns what the model reads instead of a result.
+    async fn deny(&self, call: &ToolCall, reason: Option<String>) -> String {
+        let record = self.decided(call, 0, "denied", reason.clone());
+        self.run.steps.push(record.clone());
+        self.show(record).await;
+        metrics::counter!("cairn_agent_tool_calls_total", "source" => self.source_of(&call.name), "tool" => call.name.clone(), "status" => "denied").increment(1);
+        match reason {
+            Some(reason) => format!("The user denied this call: {reason}"),
+            None => "The user denied this call.".to_owned(),
+        }
+    }
+
+    /// The step of a call that did not run: awaiting approval, or denied.
+    fn decided(
+        &self,
+        call: &ToolCall,
+        step: u32,
+        status: &str,
+        error: Option<String>,
+    ) -> AgentStep {
+        AgentStep::Tool {
+            step,
+            call_id: call.id.clone(),
+            source: self.source_of(&call.name),
+            tool: call.name.clone(),
+            arguments: serde_json::from_str(&call.arguments)
+                .unwrap_or_else(|_| Value::String(call.arguments.clone())),
+            status: status.into(),
+            result_chars: 0,
+            latency_ms: 0,
+            error,
+        }
+    }
+
+    fn source_of(&self, name: &str) -> String {
+        self.run
+            .tools
+            .iter()
+            .find(|t| t.spec().name == name)
+            .map_or_else(|| "unknown".to_owned(), |t| t.spec().source.clone())
     }
 
     fn unknown_tool(&self, name: &str) -> ToolError {
@@ -342,7 +485,7 @@ impl Loop {
                 "at its deadline of {} s (deadline_secs)",
                 limits.deadline.as_secs()
             ),
-            RunOutcome::Answered => String::new(),
+            RunOutcome::Answered | RunOutcome::AwaitingApproval => String::new(),
         };
         tracing::info!(agent = %self.run.agent, outcome = outcome.as_str(), "agent run stopped {why}");
         ChatResponse {
@@ -364,6 +507,24 @@ impl Loop {
         if let Some(events) = &self.events {
             let _ = events.send(Ok(ChatChunk::Step(step))).await;
         }
+    }
+}
+
+/// The caller's decision on a call awaiting approval: `{"approved": true}`, `{"approved": false,
+/// "reason": "…"}`, or the words `approved` / `denied`; `None` when the text is neither.
+fn decision(text: &str) -> Option<Result<(), Option<String>>> {
+    if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) {
+        let reason = map.get("reason").and_then(Value::as_str).map(str::to_owned);
+        return match map.get("approved") {
+            Some(Value::Bool(true)) => Some(Ok(())),
+            Some(Value::Bool(false)) => Some(Err(reason)),
+            _ => None,
+        };
+    }
+    match text.trim().to_ascii_lowercase().as_str() {
+        "approved" | "approve" | "yes" => Some(Ok(())),
+        "denied" | "deny" | "no" => Some(Err(None)),
+        _ => None,
     }
 }
 

@@ -34,6 +34,10 @@ pub struct AgentSection {
     /// The tools it may call: Cairn's own by name (`search`, `read_document`, `ask_app`,
     /// `fetch_url`), an external server's as `SERVER.TOOL`, or all of a server's as `SERVER.*`.
     pub tools: Vec<String>,
+    /// Tools that run only once the user approves each call, named as in `tools`: the run stops
+    /// at such a call and resumes when the caller answers it (docs/agents.md).
+    #[serde(default)]
+    pub approval: Vec<String>,
     /// The collections `search` may read (`*`: every collection the caller may read).
     #[serde(default = "every_collection")]
     pub collections: Vec<String>,
@@ -102,14 +106,25 @@ impl AgentSection {
 
     /// Whether its allow-list admits the tool the model knows as `name` from `source`.
     pub fn allows(&self, source: &str, name: &str) -> bool {
-        self.tools.iter().any(|entry| match entry.split_once('.') {
-            None => source == "cairn" && entry == name,
-            Some((server, tool)) => {
-                server == source
-                    && (tool == "*" || cairn_core::agent::external_name(server, tool) == name)
-            }
-        })
+        listed(&self.tools, source, name)
     }
+
+    /// Whether each call of that tool waits for the user's approval.
+    pub fn needs_approval(&self, source: &str, name: &str) -> bool {
+        listed(&self.approval, source, name)
+    }
+}
+
+/// Whether `list` (Cairn's tools by name, `SERVER.TOOL`, `SERVER.*`) names the tool the model
+/// knows as `name` from `source`.
+fn listed(list: &[String], source: &str, name: &str) -> bool {
+    list.iter().any(|entry| match entry.split_once('.') {
+        None => source == "cairn" && entry == name,
+        Some((server, tool)) => {
+            server == source
+                && (tool == "*" || cairn_core::agent::external_name(server, tool) == name)
+        }
+    })
 }
 
 impl Pipeline {
@@ -151,12 +166,18 @@ impl Pipeline {
             .prompts
             .render(&name, &selector, &variables)
             .await?;
+        let approval = tools
+            .iter()
+            .filter(|t| agent.needs_approval(&t.spec().source, &t.spec().name))
+            .map(|t| t.spec().name.clone())
+            .collect();
         let run = AgentRun {
             agent: agent.name.clone(),
             route: agent.route.clone(),
             model,
             system: rendered.messages.clone(),
             tools,
+            approval,
             limits: agent.limits(),
             steps,
         };

@@ -124,7 +124,8 @@ pub enum AgentStep {
         source: String,
         tool: String,
         arguments: Value,
-        /// `running` (streamed when it starts), `ok`, `denied`, or a [`ToolError::status`].
+        /// `running` (streamed when it starts), `ok`, `awaiting_approval`, `denied`, or a
+        /// [`ToolError::status`].
         status: String,
         /// Characters of the result the model read.
         result_chars: usize,
@@ -144,6 +145,9 @@ pub enum RunOutcome {
     StepLimit,
     /// It used its token or cost budget.
     Budget,
+    /// It stopped at tool calls that need the user's approval; they are the answer's tool calls,
+    /// and the run goes on when the caller sends the decisions back.
+    AwaitingApproval,
     /// Its deadline passed.
     Deadline,
 }
@@ -154,6 +158,7 @@ impl RunOutcome {
             RunOutcome::Answered => "ok",
             RunOutcome::StepLimit => "step_limit",
             RunOutcome::Budget => "budget",
+            RunOutcome::AwaitingApproval => "awaiting_approval",
             RunOutcome::Deadline => "deadline",
         }
     }
@@ -236,6 +241,8 @@ pub struct AgentRun {
     /// The rendered system prompt, placed before the caller's messages.
     pub system: Vec<ChatMessage>,
     pub tools: Vec<Arc<dyn AgentTool>>,
+    /// The tools (by the name the model calls) that run only once the user approves the call.
+    pub approval: Vec<String>,
     pub limits: AgentLimits,
     pub steps: StepLog,
 }

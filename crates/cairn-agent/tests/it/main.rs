@@ -1,9 +1,10 @@
 //! The agent loop against a scripted model (deterministic trajectories: parallel calls, a tool
 //! error, an unknown tool, arguments that are not JSON, the step limit, the budget, the deadline,
-//! a dropped stream), and external tools from a real MCP server (the reference
+//! a dropped stream, calls that wait for approval), and external tools from a real MCP server (the reference
 //! `@modelcontextprotocol/server-everything` over stdio, installed by
 //! `scripts/fetch-mcp-servers.sh`), including one killed in the middle of a call.
 
+mod approval;
 mod mcp;
 
 use std::sync::{Arc, Mutex};
@@ -26,7 +27,7 @@ type Script = dyn Fn(&ChatRequest, usize) -> Result<ChatResponse, ModelError> + 
 
 /// A model that answers each call from a script, after an optional delay, and keeps what it was
 /// asked.
-struct Scripted {
+pub(crate) struct Scripted {
     script: Box<Script>,
     delay: Duration,
     seen: Mutex<Vec<ChatRequest>>,
@@ -82,7 +83,7 @@ impl ChatModel for Scripted {
     }
 }
 
-fn text(content: &str) -> ChatResponse {
+pub(crate) fn text(content: &str) -> ChatResponse {
     ChatResponse {
         message: ChatMessage::new(Role::Assistant, content),
         finish_reason: FinishReason::Stop,
@@ -96,7 +97,7 @@ fn text(content: &str) -> ChatResponse {
     }
 }
 
-fn calls(list: &[(&str, &str)]) -> ChatResponse {
+pub(crate) fn calls(list: &[(&str, &str)]) -> ChatResponse {
     ChatResponse {
         message: ChatMessage {
             role: Role::Assistant,
@@ -144,7 +145,7 @@ impl AgentTool for FnTool {
     }
 }
 
-fn tool<F, Fut>(name: &str, behaviour: F) -> Arc<dyn AgentTool>
+pub(crate) fn tool<F, Fut>(name: &str, behaviour: F) -> Arc<dyn AgentTool>
 where
     F: Fn(Value) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<String, ToolError>> + Send + 'static,
@@ -160,19 +161,24 @@ where
     })
 }
 
-fn run_of(model: Arc<Scripted>, tools: Vec<Arc<dyn AgentTool>>, limits: AgentLimits) -> AgentRun {
+pub(crate) fn run_of(
+    model: Arc<Scripted>,
+    tools: Vec<Arc<dyn AgentTool>>,
+    limits: AgentLimits,
+) -> AgentRun {
     AgentRun {
         agent: "tester".into(),
         route: "scripted".into(),
         model,
         system: vec![ChatMessage::new(Role::System, "You are a tester.")],
         tools,
+        approval: Vec::new(),
         limits,
         steps: StepLog::default(),
     }
 }
 
-fn question() -> ChatRequest {
+pub(crate) fn question() -> ChatRequest {
     ChatRequest {
         model: "agent:tester".into(),
         messages: vec![ChatMessage::new(Role::User, "What is the answer?")],
@@ -180,7 +186,7 @@ fn question() -> ChatRequest {
     }
 }
 
-fn tool_steps(log: &StepLog) -> Vec<(String, String)> {
+pub(crate) fn tool_steps(log: &StepLog) -> Vec<(String, String)> {
     log.steps()
         .into_iter()
         .filter_map(|s| match s {

@@ -385,3 +385,87 @@ async fn eval_suites_score_an_agents_trajectory() {
         "{case}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_needs_approval_is_returned_and_the_run_resumes_when_the_client_answers() {
+    let upstream = cairn_testkit::ScriptedUpstream::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    ingest_handbook(dir.path());
+    let everything = mcp_servers_bin().join("mcp-server-everything");
+    std::fs::write(
+        dir.path().join("cairn.toml"),
+        format!(
+            "[[models]]\nname = \"brain\"\nprovider = \"openai-compatible\"\nbase_url = \"{}\"\nmodel = \"agent\"\n\
+             [[mcp_servers]]\nname = \"everything\"\ncommand = \"{}\"\nargs = [\"stdio\"]\n\
+             [[agents]]\nname = \"careful\"\nroute = \"brain\"\ntools = [\"search\", \"everything.echo\"]\napproval = [\"everything.echo\"]\n",
+            upstream.base_url(),
+            everything.display()
+        ),
+    )
+    .expect("config");
+    let model = cairn_testkit::test_model("minilm").display().to_string();
+    let server = Server::start(dir.path(), &[("CAIRN__EMBEDDING__LOCAL", &model)]);
+    let client = reqwest::Client::new();
+    let question = json!({"role": "user", "content": QUESTION});
+
+    let paused: Value = crate::json_body(
+        client
+            .post(server.url("/v1/chat/completions"))
+            .json(&json!({"model": "agent:careful", "messages": [question]})),
+    )
+    .await;
+    let choice = &paused["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls", "{paused}");
+    let calls = choice["message"]["tool_calls"]
+        .as_array()
+        .expect("tool calls")
+        .clone();
+    let echo = calls
+        .iter()
+        .find(|c| c["function"]["name"] == "everything__echo")
+        .expect("the call awaiting approval");
+    assert!(
+        paused["cairn"]["steps"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["status"] == "awaiting_approval")),
+        "{paused}"
+    );
+    let id = paused["cairn"]["lineage_id"].as_str().expect("lineage id");
+    assert_eq!(
+        lineage(&client, &server, id).await["status"],
+        "awaiting_approval"
+    );
+
+    // Streamed, the pending calls arrive as the stream's tool calls.
+    let sse = client
+        .post(server.url("/v1/chat/completions"))
+        .json(&json!({"model": "agent:careful", "stream": true, "messages": [question]}))
+        .send()
+        .await
+        .expect("chat")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        sse.contains("\"tool_calls\"") && sse.contains("\"finish_reason\":\"tool_calls\""),
+        "{sse}"
+    );
+
+    // The client approves: the conversation comes back with the calls and its decision.
+    let resumed: Value = crate::json_body(client.post(server.url("/v1/chat/completions")).json(
+        &json!({
+            "model": "agent:careful",
+            "messages": [
+                question,
+                {"role": "assistant", "content": null, "tool_calls": calls},
+                {"role": "tool", "tool_call_id": echo["id"], "content": "{\"approved\": true}"}
+            ]
+        }),
+    ))
+    .await;
+    let answer = resumed["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an answer: {resumed}"));
+    assert!(answer.contains(&format!("Echo: {QUESTION}")), "{answer}");
+    assert_eq!(resumed["choices"][0]["finish_reason"], "stop", "{resumed}");
+}

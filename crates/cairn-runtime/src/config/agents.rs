@@ -82,6 +82,13 @@ pub(super) fn check_agents(
                 ));
             }
         }
+        if let Some(unlisted) = agent.approval.iter().find(|a| !agent.tools.contains(a)) {
+            return Err(bad(
+                &key("approval"),
+                format!("`{unlisted}` needs approval but is not among the agent's tools"),
+                "list it in `tools` too, written the same way (e.g. \"fetch_url\" or \"files.*\")",
+            ));
+        }
         let apps: Vec<&str> = raw.apps.iter().map(|a| a.name.as_str()).collect();
         if let Some(app) = agent.apps.iter().find(|a| !apps.contains(&a.as_str())) {
             return Err(bad(
