@@ -4,10 +4,11 @@ Started by a Rust test against a real `cairn serve` with four apps: CAIRN_APP ("
 local model over a collection of Markdown docs about installing Cairn), CAIRN_HOSTILE_APP ("hostile",
 whose model answers with script tags, an onerror image, a tracking pixel and a javascript: link) and
 CAIRN_DOWN_APP ("down", whose upstream always fails) and CAIRN_SLOW_APP ("slow", whose model streams
-a word every 100 ms for 10 s, to press Stop in).
+a word every 100 ms for 10 s, to press Stop in), and the agent CAIRN_AGENT ("agent:researcher", a
+scripted tool-calling model with the tool `search`).
 
 Environment: CAIRN_URL (http://127.0.0.1:PORT), CAIRN_SCREENSHOTS (a directory for PNGs of the main
-states; a temporary one when unset), CAIRN_APP, CAIRN_HOSTILE_APP, CAIRN_DOWN_APP, CAIRN_SLOW_APP, and optionally
+states; a temporary one when unset), CAIRN_APP, CAIRN_HOSTILE_APP, CAIRN_DOWN_APP, CAIRN_SLOW_APP, CAIRN_AGENT, and optionally
 CHROME_BIN (default /usr/bin/chromium), CHROMEDRIVER (default /usr/bin/chromedriver) and
 CAIRN_ANSWER_TIMEOUT (seconds to wait for an answer, default 120). By hand, against a running server
 with those apps: CAIRN_URL=http://127.0.0.1:8080 python tests/browser/test_chat_ui.py
@@ -39,6 +40,7 @@ APP = os.environ.get("CAIRN_APP", "handbook")
 HOSTILE_APP = os.environ.get("CAIRN_HOSTILE_APP", "hostile")
 DOWN_APP = os.environ.get("CAIRN_DOWN_APP", "down")
 SLOW_APP = os.environ.get("CAIRN_SLOW_APP", "slow")
+AGENT = os.environ.get("CAIRN_AGENT", "agent:researcher")
 ANSWER_TIMEOUT = float(os.environ.get("CAIRN_ANSWER_TIMEOUT", "120"))
 QUESTION = "How do I install Cairn on macOS?"
 
@@ -367,6 +369,22 @@ class ChatUi(unittest.TestCase):
         self.assertEqual(self.find_all('#messages a[href^="javascript" i]'), [])
         requested = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
         self.assertEqual([url for url in requested if "pixel.png" in url or url.startswith("http://127.0.0.1:9/")], [])
+
+    def test_3b_agent_steps_are_shown_as_they_run(self):
+        answer = self.ask(AGENT, "Where is the catalog kept?")
+        self.assertEqual(self.wait_finished(answer), "done", answer.text)
+        steps = self.find_all(".agent-step", answer)
+        self.assertEqual(len(steps), 1, answer.text)
+        step = steps[0]
+        self.assertEqual(step.get_attribute("data-status"), "ok")
+        self.assertEqual(self.find(".step-tool", step).text, "search")
+        self.assertRegex(self.find(".step-status", step).text, r"^ok · \d+ ms$")
+        # Collapsed by default; opened, it shows the call's arguments.
+        self.assertFalse(self.find(".step-arguments", step).is_displayed())
+        self.click(self.find("summary", step))
+        self.assertIn('"query": "Where is the catalog kept?"', self.find(".step-arguments", step).text)
+        self.assertTrue(self.find(".message-body", answer).text.startswith("Found: [1]"), answer.text)
+        self.shot("08b-agent-steps")
 
     def test_4_upstream_failure_is_shown(self):
         answer = self.ask(DOWN_APP, "Is anyone there?")

@@ -1,6 +1,7 @@
 //! The web chat UI in headless Chromium (selenium, `tests/browser/test_chat_ui.py`), driving the
 //! real `cairn serve` with the local SmolLM2 model over an ingested collection, a hostile model
-//! whose answer tries to inject markup, and a model whose upstream is down.
+//! whose answer tries to inject markup, a model whose upstream is down, and an agent whose tool
+//! calls appear as step blocks.
 
 use std::path::PathBuf;
 
@@ -46,7 +47,9 @@ async fn the_chat_ui_streams_cited_answers_keeps_conversations_and_renders_model
              [[apps]]\nname = \"handbook\"\ndescription = \"Answers from the Cairn handbook\"\ncollections = [\"handbook\"]\nroute = \"smollm2\"\ntop_k = 2\ncontext_tokens = 300\nmax_tokens = 64\n\
              [[apps]]\nname = \"hostile\"\ncollections = [\"handbook\"]\nroute = \"hostile\"\ntop_k = 2\n\
              [[apps]]\nname = \"slow\"\ncollections = [\"handbook\"]\nroute = \"trickle\"\ntop_k = 2\n\
-             [[apps]]\nname = \"down\"\ncollections = [\"handbook\"]\nroute = \"down\"\ntop_k = 2\n",
+             [[apps]]\nname = \"down\"\ncollections = [\"handbook\"]\nroute = \"down\"\ntop_k = 2\n\
+             [[models]]\nname = \"tool-user\"\nprovider = \"openai-compatible\"\nbase_url = \"{base}\"\nmodel = \"agent\"\n\
+             [[agents]]\nname = \"researcher\"\ndescription = \"Looks things up in the handbook\"\nroute = \"tool-user\"\ntools = [\"search\"]\n",
             smollm2().display()
         ),
     )
@@ -69,6 +72,7 @@ async fn the_chat_ui_streams_cited_answers_keeps_conversations_and_renders_model
         ("CAIRN_HOSTILE_APP", "hostile".into()),
         ("CAIRN_DOWN_APP", "down".into()),
         ("CAIRN_SLOW_APP", "slow".into()),
+        ("CAIRN_AGENT", "agent:researcher".into()),
         ("CHROMEDRIVER", driver),
     ];
     let (passed, report) = run_python_tests(
@@ -83,7 +87,7 @@ async fn the_chat_ui_streams_cited_answers_keeps_conversations_and_renders_model
         server.logs()
     );
     // Every test of test_chat_ui.py ran (a test that errors out before its checks would not say OK).
-    assert_ran(&report, 6, 0);
+    assert_ran(&report, 7, 0);
     println!("screenshots: {}", screenshots.display());
 }
 
