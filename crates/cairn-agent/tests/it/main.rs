@@ -353,7 +353,7 @@ async fn the_token_budget_stops_a_run_before_its_next_tool_round() {
 
 #[tokio::test]
 async fn the_deadline_stops_a_slow_model_and_a_slow_tool_times_out() {
-    let model = Scripted::slow(Duration::from_millis(400), |_, _| Ok(text("too late")));
+    let model = Scripted::slow(Duration::from_secs(30), |_, _| Ok(text("too late")));
     let limits = AgentLimits {
         deadline: Duration::from_millis(100),
         ..AgentLimits::default()
@@ -366,7 +366,8 @@ async fn the_deadline_stops_a_slow_model_and_a_slow_tool_times_out() {
         .complete(&question())
         .await
         .expect("answered");
-    assert!(started.elapsed() < Duration::from_millis(350));
+    // Only a hang catcher: the outcome below says the deadline, not the model, ended it.
+    assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(log.outcome(), Some(RunOutcome::Deadline));
     assert!(response.message.content.contains("deadline"));
 

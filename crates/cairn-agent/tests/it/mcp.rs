@@ -127,12 +127,11 @@ async fn a_server_killed_mid_call_gives_an_unavailable_error_and_restarts_at_the
         .status()
         .expect("kill");
     assert!(killed.success());
-    let started = Instant::now();
-    let outcome = tokio::time::timeout(Duration::from_secs(10), call)
+    // The operation would take 30 s: the call ending sooner is its server's death noticed.
+    let outcome = tokio::time::timeout(Duration::from_secs(25), call)
         .await
         .expect("the call ends when its server dies, it does not hang")
         .expect("joined");
-    assert!(started.elapsed() < Duration::from_secs(10));
     assert!(
         matches!(&outcome, Err(ToolError::Unavailable(m)) if m.contains("everything")),
         "{outcome:?}"
