@@ -21,6 +21,7 @@ use cairn_core::model::{
     ChatChunk, ChatMessage, ChatModel, ChatRequest, ChatResponse, ChatStream, FinishReason, Role,
     ToolCall, ToolChoice, ToolDefinition, Usage,
 };
+use futures_util::StreamExt;
 use futures_util::future::join_all;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -45,11 +46,9 @@ impl ChatModel for AgentModel {
         let task = tokio::spawn(async move {
             let items = match agent_loop.run(&request).await {
                 Ok(response) => {
+                    // The text went out as it was written (`Loop::ask`); calls awaiting approval
+                    // are the answer's tool calls.
                     let mut items = Vec::new();
-                    if !response.message.content.is_empty() {
-                        items.push(Ok(ChatChunk::Delta(response.message.content)));
-                    }
-                    // Calls awaiting approval are the answer's tool calls.
                     items.extend(
                         response
                             .message
@@ -152,7 +151,7 @@ impl Loop {
         }
         for step in 1..=self.run.limits.max_steps {
             let Some(remaining) = left(deadline) else {
-                return Ok(self.stop(RunOutcome::Deadline));
+                return Ok(self.stop(RunOutcome::Deadline).await);
             };
             let call = ChatRequest {
                 model: self.run.route.clone(),
@@ -167,11 +166,11 @@ impl Loop {
                 seed: request.seed,
             };
             let called = Instant::now();
-            let answered = tokio::time::timeout(remaining, self.run.model.complete(&call))
+            let answered = tokio::time::timeout(remaining, self.ask(&call))
                 .instrument(tracing::info_span!("cairn.agent.model", step))
                 .await;
             let response = match answered {
-                Err(_) => return Ok(self.stop(RunOutcome::Deadline)),
+                Err(_) => return Ok(self.stop(RunOutcome::Deadline).await),
                 Ok(Err(error)) => {
                     self.record_model(step, called, None, error.class());
                     return Err(error);
@@ -190,7 +189,7 @@ impl Loop {
                 });
             }
             if self.over_budget() {
-                return Ok(self.stop(RunOutcome::Budget));
+                return Ok(self.stop(RunOutcome::Budget).await);
             }
             let calls = response.message.tool_calls.clone();
             if calls.iter().any(|c| self.run.approval.contains(&c.name)) {
@@ -198,7 +197,7 @@ impl Loop {
             }
             messages.push(response.message);
             let Some(remaining) = left(deadline) else {
-                return Ok(self.stop(RunOutcome::Deadline));
+                return Ok(self.stop(RunOutcome::Deadline).await);
             };
             let results = self.call_tools(step, &calls, remaining).await;
             for (call, content) in calls.iter().zip(results) {
@@ -210,7 +209,7 @@ impl Loop {
                 });
             }
         }
-        Ok(self.stop(RunOutcome::StepLimit))
+        Ok(self.stop(RunOutcome::StepLimit).await)
     }
 
     /// Runs one step's tool calls; each result is the text the model reads, an error included.
@@ -471,7 +470,7 @@ impl Loop {
     }
 
     /// Ends the run at a limit: the answer says which, and lineage records it.
-    fn stop(&mut self, outcome: RunOutcome) -> ChatResponse {
+    async fn stop(&mut self, outcome: RunOutcome) -> ChatResponse {
         self.run.steps.finish(outcome);
         let limits = &self.run.limits;
         let why = match outcome {
@@ -488,19 +487,62 @@ impl Loop {
             RunOutcome::Answered | RunOutcome::AwaitingApproval => String::new(),
         };
         tracing::info!(agent = %self.run.agent, outcome = outcome.as_str(), "agent run stopped {why}");
+        let text = format!(
+            "Agent `{}` stopped {why}, before it had a final answer.",
+            self.run.agent
+        );
+        if let Some(events) = &self.events {
+            let _ = events.send(Ok(ChatChunk::Delta(text.clone()))).await;
+        }
         ChatResponse {
-            message: ChatMessage::new(
-                Role::Assistant,
-                format!(
-                    "Agent `{}` stopped {why}, before it had a final answer.",
-                    self.run.agent
-                ),
-            ),
+            message: ChatMessage::new(Role::Assistant, text),
             finish_reason: FinishReason::Length,
             usage: self.usage,
             model: self.served_by.clone(),
             cost_usd: self.cost,
         }
+    }
+
+    /// One model call. Streamed runs stream it, sending its text on as it comes (the final
+    /// answer then appears word by word); the response is assembled either way.
+    async fn ask(&self, call: &ChatRequest) -> Result<ChatResponse, ModelError> {
+        let Some(events) = &self.events else {
+            return self.run.model.complete(call).await;
+        };
+        let mut stream = self.run.model.stream(call).await?;
+        let mut content = String::new();
+        let mut tool_calls = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk? {
+                ChatChunk::Delta(text) => {
+                    content.push_str(&text);
+                    let _ = events.send(Ok(ChatChunk::Delta(text))).await;
+                }
+                ChatChunk::ToolCall(tool_call) => tool_calls.push(tool_call),
+                ChatChunk::Step(_) => {}
+                ChatChunk::Finish {
+                    reason,
+                    usage,
+                    cost_usd,
+                } => {
+                    return Ok(ChatResponse {
+                        message: ChatMessage {
+                            role: Role::Assistant,
+                            content,
+                            tool_calls,
+                            tool_call_id: None,
+                        },
+                        finish_reason: reason,
+                        usage,
+                        model: self.run.route.clone(),
+                        cost_usd,
+                    });
+                }
+            }
+        }
+        Err(ModelError::Transient(
+            "the model's stream ended before it finished".into(),
+        ))
     }
 
     async fn show(&self, step: AgentStep) {

@@ -22,7 +22,7 @@
 //! | `slow-N` | waits N milliseconds, then answers normally |
 //! | `judge` | a deterministic LLM judge for Cairn's built-in judge prompts ([`judge`]) |
 //! | `unmetered` | answers normally but reports no usage (streamed: no usage chunk) |
-//! | `agent` | a deterministic tool user ([`agent_turn`]): calls the offered tools it knows, all at once, then answers quoting their results |
+//! | `agent` | a deterministic tool user ([`agent_turn`]): calls the offered tools it knows, all at once, then answers quoting their results (streamed: word by word) |
 //! | anything else | `answer from MODEL` (streamed as `Hi`, ` there`), with usage |
 //!
 //! Embedding requests get one vector per input, `[i, i, i]`, returned out of order; the model
@@ -209,7 +209,8 @@ async fn answer(State(seen): State<Arc<Mutex<Vec<Seen>>>>, request: Request) -> 
             text_completion("judge", &judge::answer(last), 50, 20)
         }
         "json-on-second-try" if !streaming => json_on_second_try(&body),
-        "agent" if !streaming => agent_turn(&body),
+        "agent" if streaming => agent_turn_streamed(&body),
+        "agent" => agent_turn(&body),
         _ if streaming => stream(&model),
         _ => completion(&model),
     }
@@ -228,10 +229,10 @@ fn agent_arguments(tool: &str, question: &str) -> Option<Value> {
     }
 }
 
-/// The `agent` model's turn: with no tool results after the last user message, it calls every
-/// offered tool it knows ([`agent_arguments`]) in one response; with results, it answers
-/// `Found: ` and the first line of each result, in call order.
-pub fn agent_turn(body: &Value) -> Response {
+/// The `agent` model's turn (finish reason, message): with no tool results after the last user
+/// message, it calls every offered tool it knows ([`agent_arguments`]) in one response; with
+/// results, it answers `Found: ` and the first line of each result, in call order.
+fn agent_message(body: &Value) -> (&'static str, Value) {
     let messages = body["messages"].as_array().cloned().unwrap_or_default();
     let question = messages
         .iter()
@@ -270,19 +271,24 @@ pub fn agent_turn(body: &Value) -> Response {
                    "function": {"name": name, "arguments": args.to_string()}})
         })
         .collect();
-    let (message, finish) = if results.is_empty() && !calls.is_empty() {
+    if results.is_empty() && !calls.is_empty() {
         (
-            json!({"role": "assistant", "content": null, "tool_calls": calls}),
             "tool_calls",
+            json!({"role": "assistant", "content": null, "tool_calls": calls}),
         )
     } else {
         let mut ordered = results;
         ordered.reverse();
         (
-            json!({"role": "assistant", "content": format!("Found: {}", ordered.join(" | "))}),
             "stop",
+            json!({"role": "assistant", "content": format!("Found: {}", ordered.join(" | "))}),
         )
-    };
+    }
+}
+
+/// The `agent` model's turn as a completion.
+pub fn agent_turn(body: &Value) -> Response {
+    let (finish, message) = agent_message(body);
     json_response(
         StatusCode::OK,
         &json!({
@@ -291,6 +297,43 @@ pub fn agent_turn(body: &Value) -> Response {
             "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}
         }),
     )
+}
+
+/// [`agent_turn`] as a stream: the answer word by word, or each tool call whole.
+fn agent_turn_streamed(body: &Value) -> Response {
+    let (_, turn) = agent_message(body);
+    let model = "agent-2026";
+    let mut events = vec![chunk(
+        model,
+        json!({"role": "assistant", "content": ""}),
+        None,
+    )];
+    let finish = if let Some(calls) = turn["tool_calls"].as_array() {
+        for (index, call) in calls.iter().enumerate() {
+            let mut call = call.clone();
+            call["index"] = json!(index);
+            events.push(chunk(model, json!({"tool_calls": [call]}), None));
+        }
+        "tool_calls"
+    } else {
+        let text = turn["content"].as_str().unwrap_or_default();
+        for word in text.split_inclusive(' ') {
+            events.push(chunk(model, json!({"content": word}), None));
+        }
+        "stop"
+    };
+    events.push(chunk(model, json!({}), Some(finish)));
+    events.push(json!({"id": "chatcmpl-upstream", "object": "chat.completion.chunk", "created": 1, "model": model,
+                       "choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}}));
+    let mut text: String = events
+        .iter()
+        .map(|event| format!("data: {event}\n\n"))
+        .collect();
+    text.push_str("data: [DONE]\n\n");
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from(text))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {

@@ -78,8 +78,28 @@ impl ChatModel for Scripted {
         (self.script)(request, index)
     }
 
-    async fn stream(&self, _request: &ChatRequest) -> Result<ChatStream, ModelError> {
-        Err(ModelError::InvalidRequest("agents call complete".into()))
+    /// The scripted answer, word by word, then its tool calls and the finish.
+    async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ModelError> {
+        let response = self.complete(request).await?;
+        let mut chunks: Vec<Result<ChatChunk, ModelError>> = response
+            .message
+            .content
+            .split_inclusive(' ')
+            .map(|word| Ok(ChatChunk::Delta(word.to_owned())))
+            .collect();
+        chunks.extend(
+            response
+                .message
+                .tool_calls
+                .into_iter()
+                .map(|call| Ok(ChatChunk::ToolCall(call))),
+        );
+        chunks.push(Ok(ChatChunk::Finish {
+            reason: response.finish_reason,
+            usage: response.usage,
+            cost_usd: response.cost_usd,
+        }));
+        Ok(Box::pin(futures_util::stream::iter(chunks)))
     }
 }
 
@@ -424,7 +444,7 @@ async fn a_model_error_ends_the_run_with_that_error() {
 }
 
 #[tokio::test]
-async fn a_streamed_run_shows_each_step_then_the_answer() {
+async fn a_streamed_run_shows_each_step_and_streams_the_answer() {
     let model = Scripted::new(|_, call| match call {
         0 => Ok(calls(&[("lookup", r#"{"q": "x"}"#)])),
         _ => Ok(text("the answer is 42")),
@@ -455,10 +475,14 @@ async fn a_streamed_run_shows_each_step_then_the_answer() {
             "model 1",
             "lookup running",
             "lookup ok",
+            "text the ",
+            "text answer ",
+            "text is ",
+            "text 42",
             "model 2",
-            "text the answer is 42",
             "finish"
-        ]
+        ],
+        "the final answer streams as the model writes it"
     );
 }
 
