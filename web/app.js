@@ -368,6 +368,8 @@ function createMessage(message) {
     // An agent's tool calls, one collapsible block each, shown as they run.
     view.steps = h("div", { class: "agent-steps", hidden: true });
     view.stepBlocks = new Map();
+    view.awaiting = new Set();
+    view.pending = null;
     view.copyStatus = h("span", { class: "copy-status", role: "status" });
     view.actions = h("div", { class: "message-actions", role: "group", "aria-label": "Answer actions", hidden: true },
       h("button", { type: "button", class: "action action-copy" }, icon("copy"), h("span", { text: "Copy" })),
@@ -651,7 +653,7 @@ async function streamAnswer(conversationId, payload, view, { userView = null } =
         const n = view.citations.length;
         setProgress(view, n ? `Found ${n} passage${n === 1 ? "" : "s"}. Writing the answer…` : "Writing the answer…");
       } else if (event === "step") {
-        renderStep(view, body, { h, setProgress });
+        renderStep(view, body, { h, setProgress, onDecide: decideCall });
       } else if (event === "delta") {
         if (typeof body.text !== "string") return;
         view.text += body.text;
@@ -665,6 +667,10 @@ async function streamAnswer(conversationId, payload, view, { userView = null } =
         renderBody(view);
         setNotice(view, "", null);
         if (body.finish_reason === "length") setNotice(view, "The answer reached its length limit and may be cut short.", "warning");
+        if (body.finish_reason === "tool_calls" && Array.isArray(body.tool_calls) && body.tool_calls.length) {
+          view.pending = { app: payload.app, calls: body.tool_calls, decisions: {} };
+          setNotice(view, "The agent is waiting for your approval of the calls above.", "warning");
+        }
         setState(view, "done");
         announce("The answer is ready.");
       } else if (event === "error") {
@@ -726,6 +732,19 @@ async function sendQuestion() {
   setState(userView, "done");
   const view = appendMessage({ role: "assistant", content: "", state: "streaming" });
   await streamAnswer(conversationId, { app, content }, view, { userView });
+}
+
+/** Records the user's decision on a call an agent's run stopped at; once every such call of the
+ *  answer is decided, the run goes on in a new answer. */
+async function decideCall(view, callId, approved) {
+  if (!view.pending || state.streaming || !state.currentId) return;
+  view.pending.decisions[callId] = approved;
+  if (![...view.awaiting].every((id) => id in view.pending.decisions)) return;
+  const { app, calls, decisions } = view.pending;
+  view.pending = null;
+  setNotice(view, "", null);
+  const fresh = appendMessage({ role: "assistant", content: "", state: "streaming" });
+  await streamAnswer(state.currentId, { app, approvals: { calls, decisions } }, fresh);
 }
 
 async function regenerate(view) {

@@ -5,10 +5,11 @@ local model over a collection of Markdown docs about installing Cairn), CAIRN_HO
 whose model answers with script tags, an onerror image, a tracking pixel and a javascript: link) and
 CAIRN_DOWN_APP ("down", whose upstream always fails) and CAIRN_SLOW_APP ("slow", whose model streams
 a word every 100 ms for 10 s, to press Stop in), and the agent CAIRN_AGENT ("agent:researcher", a
-scripted tool-calling model with the tool `search`).
+scripted tool-calling model with the tool `search`) and CAIRN_CAREFUL_AGENT ("agent:careful", the
+same with every `search` call waiting for the user's approval).
 
 Environment: CAIRN_URL (http://127.0.0.1:PORT), CAIRN_SCREENSHOTS (a directory for PNGs of the main
-states; a temporary one when unset), CAIRN_APP, CAIRN_HOSTILE_APP, CAIRN_DOWN_APP, CAIRN_SLOW_APP, CAIRN_AGENT, and optionally
+states; a temporary one when unset), CAIRN_APP, CAIRN_HOSTILE_APP, CAIRN_DOWN_APP, CAIRN_SLOW_APP, CAIRN_AGENT, CAIRN_CAREFUL_AGENT, and optionally
 CHROME_BIN (default /usr/bin/chromium), CHROMEDRIVER (default /usr/bin/chromedriver) and
 CAIRN_ANSWER_TIMEOUT (seconds to wait for an answer, default 120). By hand, against a running server
 with those apps: CAIRN_URL=http://127.0.0.1:8080 python tests/browser/test_chat_ui.py
@@ -41,6 +42,7 @@ HOSTILE_APP = os.environ.get("CAIRN_HOSTILE_APP", "hostile")
 DOWN_APP = os.environ.get("CAIRN_DOWN_APP", "down")
 SLOW_APP = os.environ.get("CAIRN_SLOW_APP", "slow")
 AGENT = os.environ.get("CAIRN_AGENT", "agent:researcher")
+CAREFUL_AGENT = os.environ.get("CAIRN_CAREFUL_AGENT", "agent:careful")
 ANSWER_TIMEOUT = float(os.environ.get("CAIRN_ANSWER_TIMEOUT", "120"))
 QUESTION = "How do I install Cairn on macOS?"
 
@@ -385,6 +387,26 @@ class ChatUi(unittest.TestCase):
         self.assertIn('"query": "Where is the catalog kept?"', self.find(".step-arguments", step).text)
         self.assertTrue(self.find(".message-body", answer).text.startswith("Found: [1]"), answer.text)
         self.shot("08b-agent-steps")
+
+    def test_3c_agent_calls_wait_for_approval(self):
+        for approve, expected in ((True, "Found: [1]"), (False, "Found: The user denied this call.")):
+            answer = self.ask(CAREFUL_AGENT, "Where is the catalog kept?")
+            self.assertEqual(self.wait_finished(answer), "done", answer.text)
+            step = self.find(".agent-step", answer)
+            self.assertEqual(step.get_attribute("data-status"), "awaiting_approval")
+            self.assertEqual(self.find(".step-status", step).text, "needs your approval")
+            self.assertIn("waiting for your approval", self.find(".message-notice", answer).text)
+            if approve:
+                self.shot("08c-agent-awaiting-approval")
+            self.click(self.find(".step-approve" if approve else ".step-deny", step))
+            self.wait(lambda: len(self.find_all('#messages .message[data-role="assistant"]')) == 2,
+                      message="the run did not go on after the decision")
+            resumed = self.last_answer()
+            self.assertEqual(self.wait_finished(resumed), "done", resumed.text)
+            self.assertTrue(self.find(".message-body", resumed).text.startswith(expected), resumed.text)
+            self.assertEqual(self.find(".step-decided", step).text, "Approved" if approve else "Denied")
+            resumed_step = self.find(".agent-step", resumed)
+            self.assertEqual(resumed_step.get_attribute("data-status"), "ok" if approve else "denied")
 
     def test_4_upstream_failure_is_shown(self):
         answer = self.ask(DOWN_APP, "Is anyone there?")

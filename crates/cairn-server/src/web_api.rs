@@ -297,6 +297,54 @@ pub(crate) struct AskBody {
     /// Answer the last question again.
     #[serde(default)]
     regenerate: bool,
+    /// Resume an agent's run at the calls it stopped at, with the user's decisions (the last
+    /// question is asked again, with those calls and decisions after it).
+    #[serde(default)]
+    approvals: Option<Approvals>,
+}
+
+/// The tool calls an agent's run stopped at, and the user's decision on each (call id → yes).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Approvals {
+    calls: Vec<PendingCall>,
+    decisions: std::collections::BTreeMap<String, bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PendingCall {
+    id: String,
+    name: String,
+    arguments: String,
+}
+
+impl Approvals {
+    /// The model's calls and a `tool` message per decision, as the agent's resume reads them.
+    fn messages(self) -> Vec<ChatMessage> {
+        let calls = self
+            .calls
+            .into_iter()
+            .map(|c| cairn_core::model::ToolCall {
+                id: c.id,
+                name: c.name,
+                arguments: c.arguments,
+            })
+            .collect();
+        let mut messages = vec![ChatMessage {
+            tool_calls: calls,
+            ..ChatMessage::new(Role::Assistant, "")
+        }];
+        messages.extend(
+            self.decisions
+                .into_iter()
+                .map(|(id, approved)| ChatMessage {
+                    tool_call_id: Some(id),
+                    ..ChatMessage::new(Role::Tool, json!({"approved": approved}).to_string())
+                }),
+        );
+        messages
+    }
 }
 
 fn event(name: &str, data: Value) -> Event {
@@ -314,7 +362,9 @@ pub(crate) async fn ask(
     ApiJson(body): ApiJson<AskBody>,
 ) -> Result<Response, ApiError> {
     let conversation = owned_conversation(&state, &user, id).await?;
-    let question = if body.regenerate {
+    // A resumed run answers the last question again: nothing new to store.
+    let again = body.regenerate || body.approvals.is_some();
+    let question = if again {
         let last = state
             .catalog
             .list_messages(id)
@@ -361,7 +411,14 @@ pub(crate) async fn ask(
                 None => Target::App(body.app.clone()),
             },
             ChatRequest {
-                messages: vec![ChatMessage::new(Role::User, question.clone())],
+                messages: std::iter::once(ChatMessage::new(Role::User, question.clone()))
+                    .chain(
+                        body.approvals
+                            .map(Approvals::messages)
+                            .into_iter()
+                            .flatten(),
+                    )
+                    .collect(),
                 ..ChatRequest::default()
             },
         )
@@ -371,7 +428,7 @@ pub(crate) async fn ask(
     let answer = state.pipeline.answer(&context, request).await?;
     // With redaction on, the conversation keeps placeholders, never what a guard redacted.
     let question = answer.redactions().conceal(&question);
-    let user_message_id = if body.regenerate {
+    let user_message_id = if again {
         None
     } else {
         let stored = state
@@ -412,6 +469,8 @@ struct Finished {
     usage: Usage,
     cost_usd: Option<f64>,
     finish_reason: &'static str,
+    /// An agent's calls awaiting the user's approval (`finish_reason` is then `tool_calls`).
+    tool_calls: Vec<cairn_core::model::ToolCall>,
 }
 
 /// Streams an answer to the UI as events, then stores what was generated: all of it, or as far as
@@ -460,10 +519,12 @@ async fn stream_answer(
             usage,
             cost_usd,
             finish_reason,
+            tool_calls,
         })) => event(
             "done",
             json!({"message_id": stored, "lineage_id": lineage_id, "finish_reason": finish_reason, "cost_usd": cost_usd,
-                   "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}}),
+                   "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
+                   "tool_calls": tool_calls}),
         ),
         None => return,
         Some(Err(error)) => {
@@ -485,6 +546,7 @@ async fn relay(
     sender: &tokio::sync::mpsc::Sender<Event>,
 ) -> (String, Option<Result<Finished, AnswerError>>) {
     let mut text = String::new();
+    let mut tool_calls = Vec::new();
     while let Some(item) = stream.next().await {
         match item {
             Ok(ChatChunk::Delta(delta)) => {
@@ -497,7 +559,7 @@ async fn relay(
                     break; // The client went away: stop generating, keep what there is.
                 }
             }
-            Ok(ChatChunk::ToolCall(_)) => {}
+            Ok(ChatChunk::ToolCall(call)) => tool_calls.push(call),
             Ok(ChatChunk::Step(step)) => {
                 // An agent's progress: the UI shows each step as it happens.
                 if sender.send(event("step", json!(step))).await.is_err() {
@@ -511,12 +573,14 @@ async fn relay(
             }) => {
                 let finish_reason = match reason {
                     cairn_core::model::FinishReason::Length => "length",
+                    cairn_core::model::FinishReason::ToolCalls => "tool_calls",
                     _ => "stop",
                 };
                 let finished = Finished {
                     usage,
                     cost_usd,
                     finish_reason,
+                    tool_calls,
                 };
                 return (text, Some(Ok(finished)));
             }

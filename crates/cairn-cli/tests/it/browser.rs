@@ -49,7 +49,8 @@ async fn the_chat_ui_streams_cited_answers_keeps_conversations_and_renders_model
              [[apps]]\nname = \"slow\"\ncollections = [\"handbook\"]\nroute = \"trickle\"\ntop_k = 2\n\
              [[apps]]\nname = \"down\"\ncollections = [\"handbook\"]\nroute = \"down\"\ntop_k = 2\n\
              [[models]]\nname = \"tool-user\"\nprovider = \"openai-compatible\"\nbase_url = \"{base}\"\nmodel = \"agent\"\n\
-             [[agents]]\nname = \"researcher\"\ndescription = \"Looks things up in the handbook\"\nroute = \"tool-user\"\ntools = [\"search\"]\n",
+             [[agents]]\nname = \"researcher\"\ndescription = \"Looks things up in the handbook\"\nroute = \"tool-user\"\ntools = [\"search\"]\n\
+             [[agents]]\nname = \"careful\"\nroute = \"tool-user\"\ntools = [\"search\"]\napproval = [\"search\"]\n",
             smollm2().display()
         ),
     )
@@ -73,6 +74,7 @@ async fn the_chat_ui_streams_cited_answers_keeps_conversations_and_renders_model
         ("CAIRN_DOWN_APP", "down".into()),
         ("CAIRN_SLOW_APP", "slow".into()),
         ("CAIRN_AGENT", "agent:researcher".into()),
+        ("CAIRN_CAREFUL_AGENT", "agent:careful".into()),
         ("CHROMEDRIVER", driver),
     ];
     let (passed, report) = run_python_tests(
@@ -87,7 +89,7 @@ async fn the_chat_ui_streams_cited_answers_keeps_conversations_and_renders_model
         server.logs()
     );
     // Every test of test_chat_ui.py ran (a test that errors out before its checks would not say OK).
-    assert_ran(&report, 7, 0);
+    assert_ran(&report, 8, 0);
     println!("screenshots: {}", screenshots.display());
 }
 
