@@ -34,6 +34,26 @@ fn ingest_handbook(dir: &Path) {
     assert!(ok, "{stdout}\n{stderr}");
 }
 
+/// A directory with the handbook ingested and a config: model `brain` (the scripted `agent`
+/// model), the reference server as `everything`, and one agent over `brain` whose other keys are
+/// `agent` (TOML lines).
+fn agent_dir(upstream: &cairn_testkit::ScriptedUpstream, agent: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    ingest_handbook(dir.path());
+    std::fs::write(
+        dir.path().join("cairn.toml"),
+        format!(
+            "[[models]]\nname = \"brain\"\nprovider = \"openai-compatible\"\nbase_url = \"{}\"\nmodel = \"agent\"\n\
+             [[mcp_servers]]\nname = \"everything\"\ncommand = \"{}\"\nargs = [\"stdio\"]\n\
+             [[agents]]\nroute = \"brain\"\n{agent}\n",
+            upstream.base_url(),
+            mcp_servers_bin().join("mcp-server-everything").display()
+        ),
+    )
+    .expect("config");
+    dir
+}
+
 fn agent_config(base_url: &str, remote_mcp: &str) -> String {
     let everything = mcp_servers_bin().join("mcp-server-everything");
     format!(
@@ -346,20 +366,10 @@ gates:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eval_suites_score_an_agents_trajectory() {
     let upstream = cairn_testkit::ScriptedUpstream::start().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    ingest_handbook(dir.path());
-    let everything = mcp_servers_bin().join("mcp-server-everything");
-    std::fs::write(
-        dir.path().join("cairn.toml"),
-        format!(
-            "[[models]]\nname = \"brain\"\nprovider = \"openai-compatible\"\nbase_url = \"{}\"\nmodel = \"agent\"\n\
-             [[mcp_servers]]\nname = \"everything\"\ncommand = \"{}\"\nargs = [\"stdio\"]\n\
-             [[agents]]\nname = \"researcher\"\nroute = \"brain\"\ntools = [\"search\", \"everything.echo\"]\n",
-            upstream.base_url(),
-            everything.display()
-        ),
-    )
-    .expect("config");
+    let dir = agent_dir(
+        &upstream,
+        "name = \"researcher\"\ntools = [\"search\", \"everything.echo\"]",
+    );
     std::fs::write(dir.path().join("suite.yaml"), TRAJECTORY_SUITE).expect("suite");
     let (code, stdout, stderr) =
         crate::eval::eval(dir.path(), &["eval", "run", "suite.yaml", "--json"]);
@@ -389,20 +399,10 @@ async fn eval_suites_score_an_agents_trajectory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_that_needs_approval_is_returned_and_the_run_resumes_when_the_client_answers() {
     let upstream = cairn_testkit::ScriptedUpstream::start().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    ingest_handbook(dir.path());
-    let everything = mcp_servers_bin().join("mcp-server-everything");
-    std::fs::write(
-        dir.path().join("cairn.toml"),
-        format!(
-            "[[models]]\nname = \"brain\"\nprovider = \"openai-compatible\"\nbase_url = \"{}\"\nmodel = \"agent\"\n\
-             [[mcp_servers]]\nname = \"everything\"\ncommand = \"{}\"\nargs = [\"stdio\"]\n\
-             [[agents]]\nname = \"careful\"\nroute = \"brain\"\ntools = [\"search\", \"everything.echo\"]\napproval = [\"everything.echo\"]\n",
-            upstream.base_url(),
-            everything.display()
-        ),
-    )
-    .expect("config");
+    let dir = agent_dir(
+        &upstream,
+        "name = \"careful\"\ntools = [\"search\", \"everything.echo\"]\napproval = [\"everything.echo\"]",
+    );
     let model = cairn_testkit::test_model("minilm").display().to_string();
     let server = Server::start(dir.path(), &[("CAIRN__EMBEDDING__LOCAL", &model)]);
     let client = reqwest::Client::new();

@@ -22,33 +22,18 @@ pub(super) fn check_agents(
             return Err(bad(&key(field), problem, &fix));
         }
     }
+    let callable: Vec<&str> = callable.iter().map(String::as_str).collect();
     let mut names: Vec<&str> = Vec::new();
     for (index, agent) in raw.agents.iter().enumerate() {
         let key = |field: &str| format!("agents[{index}].{field}");
-        cairn_core::catalog::validate_name("agent", &agent.name)
-            .map_err(|e| bad(&key("name"), e.to_string(), "rename it"))?;
-        if names.contains(&agent.name.as_str()) {
-            return Err(bad(
-                &key("name"),
-                format!("agent `{}` is defined twice", agent.name),
-                "give each agent a unique name",
-            ));
-        }
-        names.push(&agent.name);
-        if !callable.contains(&agent.route) {
-            return Err(bad(
-                &key("route"),
-                format!("no model or route is named `{}`", agent.route),
-                &format!(
-                    "use one of: {}",
-                    if callable.is_empty() {
-                        "(none configured: add [[models]])".to_owned()
-                    } else {
-                        callable.join(", ")
-                    }
-                ),
-            ));
-        }
+        super::check_named(
+            ("agent", &key),
+            &agent.name,
+            &agent.route,
+            &mut names,
+            &callable,
+            bad,
+        )?;
         if agent.tools.is_empty() {
             return Err(bad(
                 &key("tools"),

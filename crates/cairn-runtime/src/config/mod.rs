@@ -376,35 +376,19 @@ fn check_apps(
     let mut names: Vec<&str> = Vec::new();
     for (index, app) in raw.apps.iter().enumerate() {
         let key = |field: &str| format!("apps[{index}].{field}");
-        cairn_core::catalog::validate_name("app", &app.name)
-            .map_err(|e| bad(&key("name"), e.to_string(), "rename it"))?;
-        if names.contains(&app.name.as_str()) {
-            return Err(bad(
-                &key("name"),
-                format!("app `{}` is defined twice", app.name),
-                "give each app a unique name",
-            ));
-        }
-        names.push(&app.name);
+        check_named(
+            ("app", &key),
+            &app.name,
+            &app.route,
+            &mut names,
+            &callable,
+            bad,
+        )?;
         if app.collections.is_empty() {
             return Err(bad(
                 &key("collections"),
                 "an app needs at least one collection".into(),
                 "list the collections it answers from, e.g. collections = [\"handbook\"]",
-            ));
-        }
-        if !callable.contains(&app.route.as_str()) {
-            return Err(bad(
-                &key("route"),
-                format!("no model or route is named `{}`", app.route),
-                &format!(
-                    "use one of: {}",
-                    if callable.is_empty() {
-                        "(none configured: add [[models]])".to_owned()
-                    } else {
-                        callable.join(", ")
-                    }
-                ),
             ));
         }
         if app.top_k == 0 || app.top_k > 100 || app.context_tokens < 50 {
@@ -417,6 +401,43 @@ fn check_apps(
                 "use top_k from 1 to 100 and context_tokens of at least 50",
             ));
         }
+    }
+    Ok(())
+}
+
+/// An app's or agent's name (valid, not used twice) and route (a model or route there is).
+/// `what` is `app` or `agent`; `key` makes the config key of a field.
+fn check_named<'a>(
+    (what, key): (&str, &dyn Fn(&str) -> String),
+    name: &'a str,
+    route: &str,
+    names: &mut Vec<&'a str>,
+    callable: &[&str],
+    bad: &impl Fn(&str, String, &str) -> ConfigError,
+) -> Result<(), ConfigError> {
+    cairn_core::catalog::validate_name(what, name)
+        .map_err(|e| bad(&key("name"), e.to_string(), "rename it"))?;
+    if names.contains(&name) {
+        return Err(bad(
+            &key("name"),
+            format!("{what} `{name}` is defined twice"),
+            &format!("give each {what} a unique name"),
+        ));
+    }
+    names.push(name);
+    if !callable.contains(&route) {
+        return Err(bad(
+            &key("route"),
+            format!("no model or route is named `{route}`"),
+            &format!(
+                "use one of: {}",
+                if callable.is_empty() {
+                    "(none configured: add [[models]])".to_owned()
+                } else {
+                    callable.join(", ")
+                }
+            ),
+        ));
     }
     Ok(())
 }
