@@ -362,7 +362,9 @@ impl Route {
     /// Starts the shadow call for a sampled request whose shadow target's circuit is closed.
     fn start_shadow(&self, request: &ChatRequest) -> Option<ShadowRun> {
         let shadow = self.shadow.as_ref()?;
-        if fastrand::f64() >= shadow.sample || !shadow.target.breaker.allow(Instant::now()) {
+        // (The shadow reports its outcome to the breaker itself, from its own task.)
+        if fastrand::f64() >= shadow.sample || shadow.target.breaker.allow(Instant::now()).is_none()
+        {
             return None;
         }
         let target = shadow.target.clone();
@@ -450,11 +452,11 @@ impl Route {
         let deadline = started + self.settings.deadline;
         let mut last_error: Option<ModelError> = None;
         for (index, target) in self.order().iter().enumerate() {
-            if !target.breaker.allow(Instant::now()) {
+            let Some(mut pass) = target.breaker.allow(Instant::now()) else {
                 metrics::counter!("cairn_gateway_circuit_open_total", "route" => self.name.clone(), "target" => target.name.clone())
                     .increment(1);
                 continue;
-            }
+            };
             if index > 0 && last_error.is_some() {
                 metrics::counter!("cairn_gateway_fallbacks_total", "route" => self.name.clone(), "target" => target.name.clone())
                     .increment(1);
@@ -489,7 +491,7 @@ impl Route {
                     .record(elapsed);
                 let error = match result {
                     Ok(value) => {
-                        target.breaker.record_success();
+                        pass.success();
                         target.latency.record(elapsed);
                         return Ok((value, target.clone()));
                     }
@@ -497,7 +499,9 @@ impl Route {
                 };
                 tracing::warn!(route = %self.name, target = %target.name, class, "model call failed: {error}");
                 if counts_against_target(&error) {
-                    target.breaker.record_failure(Instant::now());
+                    pass.failure(Instant::now());
+                } else {
+                    pass.answered();
                 }
                 let step = next_step(&error);
                 let retry_after = match &error {

@@ -311,6 +311,53 @@ async fn an_open_circuit_skips_the_target() {
 }
 
 #[tokio::test]
+async fn a_trial_the_target_refuses_as_a_bad_request_closes_the_circuit() {
+    // `a` fails once (opening its circuit), then refuses a bad request at the trial, then answers.
+    let a = Scripted::new(
+        "a",
+        vec![
+            transient(),
+            Behaviour::Fail(ModelError::InvalidRequest("bad".into())),
+            Behaviour::Answer,
+        ],
+    );
+    let breaker = BreakerSettings {
+        failure_threshold: 1,
+        cool_down: Duration::from_millis(1),
+    };
+    let route = route(&[&a], settings(1), breaker);
+    assert!(answer(&route).await.is_err());
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(
+        answer(&route).await,
+        Err(ModelError::InvalidRequest("bad".into()))
+    );
+    // The trial ended answered: the circuit is closed, not half-open for ever.
+    assert_eq!(answer(&route).await, Ok("a".into()));
+    assert_eq!(a.calls(), 3);
+}
+
+#[tokio::test]
+async fn a_trial_whose_caller_goes_away_lets_the_next_call_try() {
+    let a = Scripted::new("a", vec![transient(), Behaviour::Hang, Behaviour::Answer]);
+    let breaker = BreakerSettings {
+        failure_threshold: 1,
+        cool_down: Duration::from_millis(1),
+    };
+    let route = route(&[&a], settings(1), breaker);
+    assert!(answer(&route).await.is_err());
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    // The trial hangs and its caller gives up (a client that disconnected).
+    let gave_up = tokio::time::timeout(Duration::from_millis(50), answer(&route)).await;
+    assert!(gave_up.is_err(), "the trial was still waiting");
+    assert_eq!(
+        answer(&route).await,
+        Ok("a".into()),
+        "the next call is a new trial"
+    );
+}
+
+#[tokio::test]
 async fn the_deadline_bounds_the_whole_call() {
     let a = Scripted::new("a", vec![Behaviour::Hang]);
     let b = Scripted::new("b", vec![Behaviour::Answer]);
