@@ -113,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/guard/check", post(crate::guard_api::check))
         .route("/v1/lineage/{id}", get(crate::openai_api::get_lineage))
         .route("/v1/models", get(crate::openai_api::list_models))
+        .route("/v1/models/{id}", get(crate::openai_api::get_model))
         .route("/v1/me", get(crate::auth::me))
         .route("/v1/apps", get(web_api::list_apps))
         .route(

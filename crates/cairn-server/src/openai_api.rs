@@ -1,6 +1,7 @@
 //! The OpenAI-compatible API: `POST /v1/chat/completions` (JSON and SSE streaming, tools,
-//! response formats, usage in the last chunk on request), `GET /v1/models` (chat models, routes
-//! and the embedding model) and `GET /v1/lineage/{id}`. Handlers translate the wire format
+//! response formats, usage in the last chunk on request), `GET /v1/models` and
+//! `GET /v1/models/{id}` (routes, apps, agents and the embedding model, each with its kind) and
+//! `GET /v1/lineage/{id}`. Handlers translate the wire format
 //! (`openai_wire.rs`) into one call of the answer pipeline and its answer back; nothing else.
 
 use std::convert::Infallible;
@@ -278,27 +279,53 @@ fn made_live(
         .max_by_key(|m| m.moved_at)
 }
 
-pub(crate) async fn list_models(State(state): State<AppState>) -> Json<Value> {
+/// Every name a client may put in `"model"`, OpenAI's model objects with what each is in
+/// `cairn.kind`: `route` (a model or route), `app`, `agent`, or `embedding` (for
+/// `/v1/embeddings` only), so clients that pick from the list find apps and agents as chat models.
+fn model_list(state: &AppState) -> Vec<Value> {
+    let pipeline = &state.pipeline;
+    let routes = pipeline.models().names().into_iter().map(|n| (n, "route"));
+    let apps = pipeline
+        .apps()
+        .iter()
+        .map(|a| (format!("app:{}", a.name), "app"));
+    let agents = pipeline
+        .agents()
+        .iter()
+        .map(|a| (format!("agent:{}", a.name), "agent"));
     let embedding = state
         .rag()
         .ok()
-        .map(|rag| rag.embedder.model_id().to_owned());
-    let data: Vec<Value> = state
-        .pipeline
-        .models()
-        .names()
-        .into_iter()
-        .chain(
-            state
-                .pipeline
-                .agents()
-                .iter()
-                .map(|a| format!("agent:{}", a.name)),
-        )
+        .map(|rag| (rag.embedder.model_id().to_owned(), "embedding"));
+    routes
+        .chain(apps)
+        .chain(agents)
         .chain(embedding)
-        .map(|name| json!({"id": name, "object": "model", "created": 0, "owned_by": "cairn"}))
-        .collect();
-    Json(json!({"object": "list", "data": data}))
+        .map(|(id, kind)| {
+            json!({"id": id, "object": "model", "created": 0, "owned_by": "cairn", "cairn": {"kind": kind}})
+        })
+        .collect()
+}
+
+pub(crate) async fn list_models(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({"object": "list", "data": model_list(&state)}))
+}
+
+/// `GET /v1/models/{id}`: one of [`list_models`]' entries (ids such as `app:handbook` included).
+pub(crate) async fn get_model(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    model_list(&state)
+        .into_iter()
+        .find(|m| m["id"] == id.as_str())
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "model_not_found",
+                format!("no model, route, app or agent is named `{id}`; GET /v1/models lists them"),
+            )
+        })
 }
 
 #[cfg(test)]

@@ -99,7 +99,7 @@ async fn an_agent_calls_own_stdio_and_remote_tools_and_records_every_step() {
             .as_array()
             .expect("data")
             .iter()
-            .any(|m| m["id"] == "agent:researcher"),
+            .any(|m| m["id"] == "agent:researcher" && m["cairn"]["kind"] == "agent"),
         "{models}"
     );
 

@@ -48,6 +48,7 @@ const ROUTES: &[(&str, &str)] = &[
         "/v1/lineage/00000000-0000-0000-0000-000000000000/feedback",
     ),
     ("GET", "/v1/models"),
+    ("GET", "/v1/models/default"),
     ("GET", "/v1/me"),
     ("GET", "/v1/apps"),
     ("GET", "/v1/conversations"),

@@ -246,6 +246,19 @@ async fn identical_requests_are_answered_from_the_cache_unless_bypassed() {
 }
 
 #[tokio::test]
+async fn each_model_is_found_by_id_and_kind() {
+    let (app, _, _test) = app().await;
+    let (status, body) = json_request(&app, "GET", "/v1/models/small-talk", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["id"], "small-talk");
+    assert_eq!(body["object"], "model");
+    assert_eq!(body["cairn"]["kind"], "route");
+    let (status, body) = json_request(&app, "GET", "/v1/models/app:nowhere", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "model_not_found", "{body}");
+}
+
+#[tokio::test]
 async fn lists_models_and_routes() {
     let (app, _, _test) = app().await;
     let (status, body) = json_request(&app, "GET", "/v1/models", None).await;
