@@ -96,3 +96,25 @@ impl EmbeddingModel for OpenAiEmbeddingModel {
             .collect()
     }
 }
+
+/// The text behind OpenAI `cl100k_base` token ids: what OpenAI clients send as embedding input when
+/// they cut texts to a model's context by tokens (LangChain's `OpenAIEmbeddings` does by default),
+/// so a server that embeds with another model can read them. `None` when the ids are not tokens of
+/// that encoding or do not decode to UTF-8 text.
+pub fn cl100k_text(tokens: &[u32]) -> Option<String> {
+    let bpe = tiktoken_rs::cl100k_base_singleton();
+    let known = tokens.iter().all(|t| *t < 100_277);
+    known.then(|| bpe.decode(tokens).ok()).flatten()
+}
+
+#[cfg(test)]
+mod cl100k_tests {
+    #[test]
+    fn token_ids_read_back_as_the_text_they_encode() {
+        let bpe = tiktoken_rs::cl100k_base_singleton();
+        let text = "Where is the catalog kept? In PostgreSQL.";
+        let tokens: Vec<u32> = bpe.encode_ordinary(text);
+        assert_eq!(super::cl100k_text(&tokens).as_deref(), Some(text));
+        assert_eq!(super::cl100k_text(&[u32::MAX]), None);
+    }
+}

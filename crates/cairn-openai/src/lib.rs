@@ -11,5 +11,5 @@ mod endpoint;
 mod errors;
 
 pub use chat::{OpenAiChatModel, estimate_usage};
-pub use embedding::OpenAiEmbeddingModel;
+pub use embedding::{OpenAiEmbeddingModel, cl100k_text};
 pub use endpoint::{Auth, Endpoint, EndpointError, Timeouts};

@@ -1,5 +1,6 @@
 //! `POST /v1/embeddings`: the configured embedding model, in OpenAI's shape (float arrays, or
-//! base64 little-endian float32, which the official clients ask for by default).
+//! base64 little-endian float32, which the official clients ask for by default), from every input
+//! form OpenAI takes, token ids included (LangChain's default).
 
 use axum::Json;
 use axum::extract::State;
@@ -24,13 +25,35 @@ pub(crate) struct EmbeddingsRequest {
     dimensions: Option<usize>,
 }
 
+/// Every input form OpenAI accepts: a text, texts, one text as token ids, or texts as token ids
+/// (OpenAI's `cl100k_base` ids, read back as text: the embedding model has its own tokenizer).
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum Input {
     One(String),
     Many(Vec<String>),
-    /// Anything else, such as token arrays.
+    Tokens(Vec<u32>),
+    ManyTokens(Vec<Vec<u32>>),
+    /// Anything else.
     Other(serde::de::IgnoredAny),
+}
+
+/// The texts behind token-id inputs, or which one cannot be read.
+fn token_texts(inputs: Vec<Vec<u32>>) -> Result<Vec<String>, ApiError> {
+    inputs
+        .iter()
+        .enumerate()
+        .map(|(index, tokens)| {
+            cairn_openai::cl100k_text(tokens).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_input",
+                    format!(
+                        "input[{index}] is not text in OpenAI's cl100k_base token ids; send the text itself"
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 pub(crate) async fn embeddings(
@@ -51,10 +74,12 @@ pub(crate) async fn embeddings(
     let texts = match request.input {
         Input::One(text) => vec![text],
         Input::Many(texts) => texts,
+        Input::Tokens(tokens) => token_texts(vec![tokens])?,
+        Input::ManyTokens(inputs) => token_texts(inputs)?,
         Input::Other(_) => {
             return Err(ApiError::bad_request(
                 "invalid_input",
-                "input must be a string or an array of strings; token arrays are not accepted because tokens are model-specific",
+                "input must be a string, an array of strings, or token ids (an array of integers, or arrays of them)",
             ));
         }
     };

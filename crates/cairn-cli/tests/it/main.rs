@@ -19,6 +19,7 @@ mod deploy;
 mod eval;
 mod front_doors;
 mod guards;
+mod langchain;
 mod mcp;
 mod online;
 mod promotion;
