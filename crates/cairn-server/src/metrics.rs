@@ -10,12 +10,22 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// The process's own figures (CPU seconds, resident memory, open files, threads), read at each
+/// scrape.
+static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
+
 /// Dollars per call, from a fraction of a cent (small models) to a dollar (long contexts).
 const COST_BUCKETS: &[f64] = &[0.000_01, 0.000_1, 0.001, 0.01, 0.1, 1.0];
 
+/// Seconds, up to past the longest default deadline (a route's or an agent run's 120 s) and the
+/// slow local generations of a CPU.
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    120.0, 300.0, 600.0,
 ];
+
+/// Model calls per agent run.
+const STEP_BUCKETS: &[f64] = &[1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 25.0, 50.0, 100.0];
 
 /// Installs the recorder on first use and returns its handle. Later calls (tests building several
 /// apps in one process) share it.
@@ -30,6 +40,8 @@ pub fn handle() -> PrometheusHandle {
                     COST_BUCKETS,
                 )
                 .expect("the bucket list is not empty")
+                .set_buckets_for_metric(Matcher::Full("cairn_agent_steps".into()), STEP_BUCKETS)
+                .expect("the bucket list is not empty")
                 .build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed (by an embedding program); ours then renders empty
@@ -40,6 +52,9 @@ pub fn handle() -> PrometheusHandle {
                 );
             }
             describe();
+            PROCESS
+                .get_or_init(metrics_process::Collector::default)
+                .describe();
             handle
         })
         .clone()
@@ -107,10 +122,51 @@ fn describe() {
         metrics::Unit::Seconds,
         "One guardrail's check of one text (a streamed answer's part, a passage, a message)."
     );
+    metrics::describe_counter!(
+        "cairn_gateway_cache_total",
+        "Answer cache lookups, by route and result (hit or miss)."
+    );
+    metrics::describe_counter!(
+        "cairn_gateway_shadow_total",
+        "Shadow calls, by route, shadow target and outcome."
+    );
+    metrics::describe_counter!(
+        "cairn_gateway_rate_limited_total",
+        "Calls refused by a rate limit or budget, by route and limit."
+    );
+    metrics::describe_counter!(
+        "cairn_gateway_limit_store_errors_total",
+        "Rate-limit counts the catalog could not read or write (the call was let through)."
+    );
+    metrics::describe_counter!(
+        "cairn_agent_runs_total",
+        "Agent runs, by agent and outcome (ok, step_limit, budget, deadline, awaiting_approval, or a model error's class)."
+    );
+    metrics::describe_histogram!("cairn_agent_steps", "Model calls per agent run, by agent.");
+    metrics::describe_counter!(
+        "cairn_agent_tool_calls_total",
+        "Agents' tool calls, by source (cairn or the MCP server), tool and status."
+    );
+    metrics::describe_counter!(
+        "cairn_eval_online_skipped_total",
+        "Production answers online evaluation left unjudged, by app and reason."
+    );
+    metrics::describe_counter!(
+        "cairn_audit_refusals_suppressed_total",
+        "Refusals not written to the audit log because they came faster than it records them."
+    );
     metrics::describe_gauge!(
         "cairn_build_info",
         "Always 1; labels carry the version and catalog backend."
     );
+}
+
+/// The metrics as Prometheus text, with the process's figures read now.
+pub fn render(handle: &PrometheusHandle) -> String {
+    if let Some(process) = PROCESS.get() {
+        process.collect();
+    }
+    handle.render()
 }
 
 /// Records the build and backend once at startup, so `/metrics` is never empty.

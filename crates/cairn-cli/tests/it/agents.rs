@@ -277,6 +277,31 @@ async fn an_agent_calls_own_stdio_and_remote_tools_and_records_every_step() {
     assert_eq!(result["structured"]["model"], "brain", "{result}");
 
     let metrics = metrics_text(&server).await;
+    // Every metric family says what it is.
+    for family in metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+    {
+        assert!(
+            metrics.contains(&format!("# HELP {family} ")),
+            "`{family}` has no HELP text"
+        );
+    }
+    assert!(
+        metrics.contains("cairn_agent_steps_bucket{agent=\"researcher\",le=\"2\"} 4"),
+        "{metrics}"
+    );
+    for process in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+    ] {
+        assert!(
+            metrics.contains(&format!("\n{process} ")),
+            "no {process}: {metrics}"
+        );
+    }
     assert!(
         metrics.contains("cairn_agent_runs_total{agent=\"researcher\",outcome=\"ok\"} 4"),
         "{metrics}"
