@@ -75,7 +75,14 @@ fn host_allowed(headers: &HeaderMap, policy: &AccessPolicy) -> Result<(), String
 /// with every such request (and `Sec-Fetch-Site`); clients that are not browsers send neither.
 /// A request authenticated by the session cookie must carry a matching `Origin`: that is the CSRF
 /// defence, besides the cookie's `SameSite`.
-fn same_origin(headers: &HeaderMap, method: &Method, by_cookie: bool) -> Result<(), String> {
+/// Pages of the origins `[server] cors_origins` lists may change things with a key or token, never
+/// with the cookie.
+fn same_origin(
+    headers: &HeaderMap,
+    method: &Method,
+    by_cookie: bool,
+    cors_origins: &[String],
+) -> Result<(), String> {
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
     }
@@ -84,6 +91,12 @@ fn same_origin(headers: &HeaderMap, method: &Method, by_cookie: bool) -> Result<
             .get(name)
             .map(|v| v.to_str().unwrap_or("(not text)").trim().to_owned())
     };
+    if !by_cookie
+        && let Some(origin) = text(header::ORIGIN)
+        && cors_origins.iter().any(|o| o == "*" || *o == origin)
+    {
+        return Ok(());
+    }
     if text(header::HeaderName::from_static("sec-fetch-site")).as_deref() == Some("cross-site") {
         return Err("a page on another site may not change anything here".into());
     }
@@ -233,7 +246,12 @@ pub(crate) async fn authenticate(
         _ => None,
     };
     let by_cookie = session.is_some();
-    if let Err(problem) = same_origin(headers, request.method(), by_cookie) {
+    if let Err(problem) = same_origin(
+        headers,
+        request.method(),
+        by_cookie,
+        &state.access.cors_origins,
+    ) {
         tracing::warn!(path, "refused a cross-site request: {problem}");
         Seen::of(&request)
             .record(&state, None, StatusCode::FORBIDDEN, Some(&problem))
@@ -325,6 +343,7 @@ mod tests {
             user_roles: vec![Role::Read],
             roles_claim: String::new(),
             protect_metrics: false,
+            cors_origins: Vec::new(),
         }
     }
 
@@ -359,27 +378,27 @@ mod tests {
             ("host", "127.0.0.1:8080"),
             ("origin", "http://127.0.0.1:8080"),
         ]);
-        assert!(same_origin(&ours, &Method::POST, true).is_ok());
+        assert!(same_origin(&ours, &Method::POST, true, &[]).is_ok());
         let theirs = headers(&[
             ("host", "127.0.0.1:8080"),
             ("origin", "https://evil.example"),
         ]);
-        assert!(same_origin(&theirs, &Method::DELETE, false).is_err());
+        assert!(same_origin(&theirs, &Method::DELETE, false, &[]).is_err());
         assert!(
-            same_origin(&theirs, &Method::GET, false).is_ok(),
+            same_origin(&theirs, &Method::GET, false, &[]).is_ok(),
             "reads are not changes"
         );
         let null = headers(&[("host", "127.0.0.1:8080"), ("origin", "null")]);
-        assert!(same_origin(&null, &Method::POST, false).is_err());
+        assert!(same_origin(&null, &Method::POST, false, &[]).is_err());
         let fetch = headers(&[("host", "127.0.0.1:8080"), ("sec-fetch-site", "cross-site")]);
-        assert!(same_origin(&fetch, &Method::POST, false).is_err());
+        assert!(same_origin(&fetch, &Method::POST, false, &[]).is_err());
         let bare = headers(&[("host", "127.0.0.1:8080")]);
         assert!(
-            same_origin(&bare, &Method::POST, false).is_ok(),
+            same_origin(&bare, &Method::POST, false, &[]).is_ok(),
             "not a browser"
         );
         assert!(
-            same_origin(&bare, &Method::POST, true).is_err(),
+            same_origin(&bare, &Method::POST, true, &[]).is_err(),
             "a cookie needs an Origin"
         );
         let proxied = headers(&[
@@ -387,7 +406,7 @@ mod tests {
             ("x-forwarded-host", "cairn.example.com"),
             ("origin", "https://cairn.example.com"),
         ]);
-        assert!(same_origin(&proxied, &Method::POST, true).is_ok());
+        assert!(same_origin(&proxied, &Method::POST, true, &[]).is_ok());
     }
 
     #[test]

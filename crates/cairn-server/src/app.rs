@@ -169,7 +169,8 @@ pub fn router(state: AppState) -> Router {
         metrics_route
     };
     let mcp = crate::mcp::router(&state);
-    Router::new()
+    let cors = cors(&state.access.cors_origins);
+    let app = Router::new()
         .route("/", get(web_api::index))
         .route("/evals", get(web_api::evals_page))
         .route("/assets/{*path}", get(web_api::asset))
@@ -188,8 +189,13 @@ pub fn router(state: AppState) -> Router {
         .merge(mcp)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state, access::authenticate))
-        .layer(middleware::from_fn(crate::metrics::track))
+        .layer(middleware::from_fn_with_state(state, access::authenticate));
+    // Outside authentication: a browser's preflight carries no credentials, and is answered here.
+    let app = match cors {
+        Some(cors) => app.layer(cors),
+        None => app,
+    };
+    app.layer(middleware::from_fn(crate::metrics::track))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal("the server hit a bug answering this request").into_response()))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -200,6 +206,50 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// CORS for the origins `[server] cors_origins` lists (`None` when it lists none): what browser
+/// clients on those pages may send (a key or token in `Authorization`, JSON) and read (Cairn's
+/// `x-cairn-*` headers). No cookies: the web UI's session stays same-site.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    let name = HeaderName::from_static;
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([
+                axum::http::Method::GET,
+                axum::http::Method::POST,
+                axum::http::Method::PUT,
+                axum::http::Method::PATCH,
+                axum::http::Method::DELETE,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                name("x-cairn-cache"),
+                name("x-request-id"),
+            ])
+            .expose_headers([
+                name("x-cairn-lineage-id"),
+                name("x-cairn-cache"),
+                name("x-cairn-cost-usd"),
+                name("x-cairn-overhead-ms"),
+                name("x-cairn-attempts"),
+                name("x-request-id"),
+                header::RETRY_AFTER,
+            ])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 /// Refuses a body whose declared length is over the limit before reading any of it. Bodies without a

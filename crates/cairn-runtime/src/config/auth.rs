@@ -32,6 +32,9 @@ pub struct AccessPolicy {
     pub roles_claim: String,
     /// Whether `/metrics` needs the admin role.
     pub protect_metrics: bool,
+    /// Web origins (`https://chat.example.com`) whose pages may call the API from a browser with
+    /// a key or token (CORS); `*` for any. Session cookies stay same-site only.
+    pub cors_origins: Vec<String>,
 }
 
 impl AccessPolicy {
@@ -132,9 +135,17 @@ impl Default for McpSection {
 /// `[auth]` and `[server] allowed_hosts` into the policy the server's authentication layer applies.
 pub(super) fn access_policy(
     section: &AuthSection,
-    allowed_hosts: &[String],
+    server: &super::ServerSection,
     bad: &impl Fn(&str, String, &str) -> ConfigError,
 ) -> Result<AccessPolicy, ConfigError> {
+    let allowed_hosts = &server.allowed_hosts;
+    if let Some(origin) = server.cors_origins.iter().find(|o| !is_origin(o)) {
+        return Err(bad(
+            "server.cors_origins",
+            format!("`{origin}` is not a web origin"),
+            "write scheme, host and port only, e.g. \"https://chat.example.com\" or \"http://localhost:3000\", or \"*\" for any",
+        ));
+    }
     let oidc = !section.oidc_issuer.is_empty();
     let mode = match section.mode {
         AuthMode::Auto if oidc => AuthMode::Required,
@@ -176,7 +187,19 @@ pub(super) fn access_policy(
         user_roles,
         roles_claim: section.roles_claim.trim().to_owned(),
         protect_metrics: section.protect_metrics,
+        cors_origins: server.cors_origins.clone(),
     })
+}
+
+/// `*`, or `http(s)://host[:port]` with nothing after it.
+fn is_origin(text: &str) -> bool {
+    if text == "*" {
+        return true;
+    }
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return false;
+    };
+    matches!(scheme, "http" | "https") && !rest.is_empty() && !rest.contains(['/', '?', '#', ' '])
 }
 
 pub(super) fn auth_config(

@@ -86,6 +86,8 @@ pub struct ServerSection {
     pub listen: String,
     /// `Host` names (or `host:port`) accepted besides loopback names, against DNS rebinding.
     pub allowed_hosts: Vec<String>,
+    /// Web origins whose pages may call the API from a browser with a key or token (CORS).
+    pub cors_origins: Vec<String>,
     pub max_body_bytes: u64,
     pub shutdown_grace_secs: u64,
 }
@@ -95,6 +97,7 @@ impl Default for ServerSection {
         ServerSection {
             listen: "127.0.0.1:8080".into(),
             allowed_hosts: Vec::new(),
+            cors_origins: Vec::new(),
             max_body_bytes: 10 * 1024 * 1024,
             shutdown_grace_secs: 30,
         }
@@ -260,7 +263,7 @@ pub fn validate(
         mcp_tokens,
         mcp: raw.mcp.clone(),
         auth: auth_config(&raw.auth, env, &bad)?,
-        access: access_policy(&raw.auth, &raw.server.allowed_hosts, &bad)?,
+        access: access_policy(&raw.auth, &raw.server, &bad)?,
         cache: raw.cache.clone(),
         limits: limit_rules(&raw.limits, &bad)?,
         guards,

@@ -11,6 +11,7 @@ use tempfile::TempDir;
 use tower::ServiceExt;
 
 mod access;
+mod cors;
 mod evals;
 mod guards;
 mod openai_api;
@@ -34,6 +35,7 @@ fn local_access() -> cairn_runtime::config::AccessPolicy {
         user_roles: vec![cairn_auth::Role::Read],
         roles_claim: String::new(),
         protect_metrics: false,
+        cors_origins: Vec::new(),
     }
 }
 
