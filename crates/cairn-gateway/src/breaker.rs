@@ -120,6 +120,18 @@ impl Pass<'_> {
         self.breaker.record_failure(now);
     }
 
+    /// The target asked to be left alone for `wait` (a 429 with `Retry-After`): the circuit opens
+    /// for that long, whatever the count, so other targets serve meanwhile.
+    pub fn back_off(&mut self, now: Instant, wait: Duration) {
+        self.settled = true;
+        let mut state = self.breaker.lock();
+        let until = now + wait;
+        *state = match *state {
+            State::Open { until: later } if later > until => State::Open { until: later },
+            _ => State::Open { until },
+        };
+    }
+
     /// The target answered, refusing the request (invalid, too long, unknown model): it is up.
     pub fn answered(&mut self) {
         self.settled = true;
@@ -221,6 +233,21 @@ mod tests {
             .expect("a new trial after the dropped one");
         next.success();
         assert!(!breaker.is_open());
+    }
+
+    #[test]
+    fn a_wait_the_target_asks_for_opens_the_circuit_for_that_long() {
+        let breaker = CircuitBreaker::new(BreakerSettings {
+            failure_threshold: 5,
+            cool_down: Duration::from_secs(1),
+        });
+        let now = Instant::now();
+        breaker
+            .allow(now)
+            .expect("closed")
+            .back_off(now, Duration::from_secs(30));
+        assert!(breaker.allow(now + Duration::from_secs(29)).is_none());
+        assert!(breaker.allow(now + Duration::from_secs(30)).is_some());
     }
 
     #[test]

@@ -498,10 +498,12 @@ impl Route {
                     Err(error) => error,
                 };
                 tracing::warn!(route = %self.name, target = %target.name, class, "model call failed: {error}");
-                if counts_against_target(&error) {
-                    pass.failure(Instant::now());
-                } else {
-                    pass.answered();
+                match &error {
+                    ModelError::RateLimited {
+                        retry_after: Some(wait),
+                    } => pass.back_off(Instant::now(), *wait),
+                    error if counts_against_target(error) => pass.failure(Instant::now()),
+                    _ => pass.answered(),
                 }
                 let step = next_step(&error);
                 let retry_after = match &error {

@@ -245,12 +245,14 @@ impl OpenAiChatModel {
 #[async_trait]
 impl ChatModel for OpenAiChatModel {
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ModelError> {
-        let response = self
-            .client
-            .chat()
-            .create(self.wire_request(request))
-            .await
-            .map_err(|e| classify(e, &self.scrub()))?;
+        let response = crate::retry_after::scoped(async {
+            self.client
+                .chat()
+                .create(self.wire_request(request))
+                .await
+                .map_err(|e| classify(e, &self.scrub()))
+        })
+        .await?;
         let choice = response.choices.into_iter().next().ok_or_else(|| {
             ModelError::Permanent("the model server answered with no choices".into())
         })?;
@@ -290,12 +292,14 @@ impl ChatModel for OpenAiChatModel {
             include_usage: Some(true),
             include_obfuscation: None,
         });
-        let upstream = self
-            .client
-            .chat()
-            .create_stream(wire)
-            .await
-            .map_err(|e| classify(e, &self.scrub()))?;
+        let upstream = crate::retry_after::scoped(async {
+            self.client
+                .chat()
+                .create_stream(wire)
+                .await
+                .map_err(|e| classify(e, &self.scrub()))
+        })
+        .await?;
         let state = StreamState {
             scrub: self.scrub(),
             upstream,

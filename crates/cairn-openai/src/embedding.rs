@@ -60,17 +60,15 @@ impl EmbeddingModel for OpenAiEmbeddingModel {
                 .then(|| u32::try_from(self.dimension).unwrap_or(u32::MAX)),
             ..Default::default()
         };
-        let response = self
-            .client
-            .embeddings()
-            .create(request)
-            .await
-            .map_err(|e| {
+        let response = crate::retry_after::scoped(async {
+            self.client.embeddings().create(request).await.map_err(|e| {
                 classify(
                     e,
                     &Scrub::new(async_openai::config::Config::api_key(self.client.config())),
                 )
-            })?;
+            })
+        })
+        .await?;
         let mut data = response.data;
         data.sort_by_key(|embedding| embedding.index);
         if data.len() != texts.len() {

@@ -134,7 +134,11 @@ impl EndpointConfig {
             .read_timeout(timeouts.read)
             .build()
             .map_err(|e| EndpointError::Http(e.to_string()))?;
-        Ok(Client::build(http.clone(), self).with_http_service(ReqwestService::new(http)))
+        Ok(
+            Client::build(http.clone(), self).with_http_service(
+                crate::retry_after::ReadRetryAfter(ReqwestService::new(http)),
+            ),
+        )
     }
 }
 

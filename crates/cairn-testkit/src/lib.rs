@@ -10,6 +10,7 @@
 //! | `context` | 400 `context_length_exceeded` |
 //! | `bad` | 400 invalid request |
 //! | `limited` | 429 rate limited |
+//! | `slow-down` | 429 rate limited, asking for 1.5 s (`retry-after-ms: 1500`, `retry-after: 2`) |
 //! | `broke` | 429 `insufficient_quota` |
 //! | `down` | 503 with an OpenAI error body |
 //! | `gateway` | 502 with a plain-text body |
@@ -163,6 +164,21 @@ async fn answer(State(seen): State<Arc<Mutex<Vec<Seen>>>>, request: Request) -> 
             None,
             "slow down",
         ),
+        "slow-down" => {
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                None,
+                "slow down",
+            );
+            let headers = response.headers_mut();
+            headers.insert(
+                "retry-after-ms",
+                axum::http::HeaderValue::from_static("1500"),
+            );
+            headers.insert("retry-after", axum::http::HeaderValue::from_static("2"));
+            response
+        }
         "broke" => error(
             StatusCode::TOO_MANY_REQUESTS,
             "insufficient_quota",

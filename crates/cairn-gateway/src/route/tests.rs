@@ -338,6 +338,26 @@ async fn a_trial_the_target_refuses_as_a_bad_request_closes_the_circuit() {
 }
 
 #[tokio::test]
+async fn a_target_that_asks_for_a_wait_is_left_alone_for_it() {
+    let a = Scripted::new(
+        "a",
+        vec![Behaviour::Fail(ModelError::RateLimited {
+            retry_after: Some(Duration::from_secs(60)),
+        })],
+    );
+    let b = Scripted::new("b", vec![Behaviour::Answer]);
+    let route = route(&[&a, &b], settings(1), BreakerSettings::default());
+    for _ in 0..3 {
+        assert_eq!(answer(&route).await, Ok("b".into()));
+    }
+    assert_eq!(
+        a.calls(),
+        1,
+        "`a` asked for a minute and was not called again"
+    );
+}
+
+#[tokio::test]
 async fn a_trial_whose_caller_goes_away_lets_the_next_call_try() {
     let a = Scripted::new("a", vec![transient(), Behaviour::Hang, Behaviour::Answer]);
     let breaker = BreakerSettings {

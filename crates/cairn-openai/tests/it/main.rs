@@ -280,7 +280,7 @@ async fn broken_streams_end_with_a_transient_error() {
 async fn failures_are_classified_for_the_router() {
     let (base, log) = start().await;
     type Check = fn(&ModelError) -> bool;
-    let cases: [(&str, Check); 8] = [
+    let cases: [(&str, Check); 9] = [
         (
             "context",
             |e| matches!(e, ModelError::ContextLengthExceeded(m) if m.contains("8192")),
@@ -289,7 +289,14 @@ async fn failures_are_classified_for_the_router() {
             "bad",
             |e| matches!(e, ModelError::InvalidRequest(m) if m.contains("temperature")),
         ),
-        ("limited", |e| matches!(e, ModelError::RateLimited { .. })),
+        ("limited", |e| {
+            matches!(e, ModelError::RateLimited { retry_after: None })
+        }),
+        ("slow-down", |e| {
+            *e == ModelError::RateLimited {
+                retry_after: Some(std::time::Duration::from_millis(1500)),
+            }
+        }),
         (
             "broke",
             |e| matches!(e, ModelError::Permanent(m) if m.contains("quota")),
@@ -322,7 +329,7 @@ async fn failures_are_classified_for_the_router() {
     }
     assert_eq!(
         log.requests().len(),
-        16,
+        18,
         "one attempt per call: retries are the gateway's job"
     );
 
