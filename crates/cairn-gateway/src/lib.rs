@@ -11,16 +11,20 @@
 //! or lowest moving-average latency first) and may copy requests to a [`Shadow`] target whose
 //! answers go to a [`ShadowSink`] for comparison, never to the client.
 //!
+//! [`RetryingEmbedder`] gives remote embedding models the same retries for transient failures.
+//!
 //! [`ResponseCache`] is the exact-match answer cache the server consults before calling a route,
 //! and [`Limiter`] the rate limits and budgets it checks first.
 
 mod breaker;
 mod cache;
+mod embed;
 mod limits;
 mod route;
 
 pub use breaker::{BreakerSettings, CircuitBreaker};
 pub use cache::ResponseCache;
+pub use embed::{EmbedRetry, RetryingEmbedder};
 pub use limits::{ANONYMOUS, Admission, LimitRule, Limited, Limiter, Scope};
 pub use route::{
     Pricing, Route, RouteSettings, Shadow, ShadowComparison, ShadowSink, Strategy, Target,

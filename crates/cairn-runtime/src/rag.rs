@@ -72,6 +72,11 @@ pub async fn build_embedder(
                 cairn_openai::Timeouts::default(),
             )
             .map_err(|e| RagSetupError::RemoteEmbedding(e.to_string()))?;
+            // A provider's 429 or 5xx is retried rather than failing an ingest's documents.
+            let model = cairn_gateway::RetryingEmbedder::new(
+                Arc::new(model),
+                cairn_gateway::EmbedRetry::default(),
+            );
             Ok((Arc::new(model), Sizer::ApproximateTokens, 8192))
         }
     }

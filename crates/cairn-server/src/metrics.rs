@@ -139,6 +139,10 @@ fn describe() {
         "Rate-limit counts the catalog could not read or write (the call was let through)."
     );
     metrics::describe_counter!(
+        "cairn_embedding_retries_total",
+        "Remote embedding calls retried after a transient failure, by model and error class."
+    );
+    metrics::describe_counter!(
         "cairn_agent_runs_total",
         "Agent runs, by agent and outcome (ok, step_limit, budget, deadline, awaiting_approval, or a model error's class)."
     );
