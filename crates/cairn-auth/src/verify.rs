@@ -1,9 +1,10 @@
 //! Verifying a presented key against the catalog, with the verified keys remembered for a short
-//! time so that a call with a key does not wait for the catalog each time.
+//! time so that a call with a key does not wait for the catalog each time (a concurrent cache,
+//! quick_cache, bounded in entries; an entry past its time is asked again).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use quick_cache::sync::Cache;
 
 use cairn_core::catalog::ApiKey;
 use cairn_core::{Catalog, CatalogError};
@@ -14,7 +15,7 @@ use crate::keys;
 /// working within this time on every replica).
 const KEY_TTL: Duration = Duration::from_secs(30);
 
-/// Verified keys kept at most; past this, expired ones are dropped first.
+/// Verified keys kept at most; past this, the cache drops those least likely to be used again.
 const MAX_CACHED: usize = 10_000;
 
 /// Why a presented key was not accepted.
@@ -27,39 +28,40 @@ pub enum AuthError {
 }
 
 /// Verifies API keys; one per process, shared by every front door.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KeyVerifier {
-    verified: Mutex<HashMap<String, (ApiKey, Instant)>>,
+    /// By the hash of the secret.
+    verified: Cache<String, (ApiKey, Instant)>,
+}
+
+impl Default for KeyVerifier {
+    fn default() -> Self {
+        KeyVerifier {
+            verified: Cache::new(MAX_CACHED),
+        }
+    }
 }
 
 impl KeyVerifier {
     /// Forgets what was verified of the key named `name` (it was just revoked here): this process
     /// refuses it from the next request; other replicas within [`KEY_TTL`].
     pub fn forget(&self, name: &str) {
-        if let Ok(mut verified) = self.verified.lock() {
-            verified.retain(|_, (key, _)| key.name != name);
-        }
+        self.verified.retain(|_, (key, _)| key.name != name);
     }
 
     /// The active key whose secret was presented.
     pub async fn verify(&self, catalog: &dyn Catalog, secret: &str) -> Result<ApiKey, AuthError> {
         let hash = keys::hash(secret);
-        if let Ok(verified) = self.verified.lock()
-            && let Some((key, at)) = verified.get(&hash)
+        if let Some((key, at)) = self.verified.get(&hash)
             && at.elapsed() < KEY_TTL
         {
-            return Ok(key.clone());
+            return Ok(key);
         }
         let key = catalog
             .find_active_api_key(&hash)
             .await?
             .ok_or(AuthError::UnknownKey)?;
-        if let Ok(mut verified) = self.verified.lock() {
-            if verified.len() > MAX_CACHED {
-                verified.retain(|_, (_, at)| at.elapsed() < KEY_TTL);
-            }
-            verified.insert(hash, (key.clone(), Instant::now()));
-        }
+        self.verified.insert(hash, (key.clone(), Instant::now()));
         Ok(key)
     }
 }

@@ -127,6 +127,10 @@ fn describe() {
         "Answer cache lookups, by route and result (hit or miss)."
     );
     metrics::describe_counter!(
+        "cairn_gateway_cache_evictions_total",
+        "Answers the cache dropped to make room."
+    );
+    metrics::describe_counter!(
         "cairn_gateway_shadow_total",
         "Shadow calls, by route, shadow target and outcome."
     );
