@@ -59,20 +59,56 @@ fn parse_mode(value: &str) -> Result<SearchMode, String> {
     }
 }
 
-/// Draws a progress bar on stderr while files are processed.
-struct Bar(ProgressBar);
+/// Shows progress on stderr while files are processed: a bar with the chunks and tokens embedded
+/// on a terminal; otherwise (CI logs, a pipe) a line every [`LINE_EVERY`] and at the end.
+struct Bar {
+    bar: ProgressBar,
+    /// Off a terminal: when the last line was printed.
+    lines: Option<std::sync::Mutex<std::time::Instant>>,
+    embedded: std::sync::Mutex<(usize, usize)>,
+}
+
+/// How often a progress line is printed when stderr is not a terminal.
+const LINE_EVERY: Duration = Duration::from_secs(10);
+
+impl Bar {
+    fn line(&self, force: bool) {
+        let Some(last) = &self.lines else { return };
+        let Ok(mut last) = last.lock() else { return };
+        if !force && last.elapsed() < LINE_EVERY {
+            return;
+        }
+        *last = std::time::Instant::now();
+        let (chunks, tokens) = self.embedded.lock().map(|e| *e).unwrap_or_default();
+        eprintln!(
+            "ingest: {}/{} files, {chunks} chunks ({tokens} tokens) embedded, {:.0} s",
+            self.bar.position(),
+            self.bar.length().unwrap_or(0),
+            self.bar.elapsed().as_secs_f64()
+        );
+    }
+}
 
 impl Progress for Bar {
     fn discovered(&self, count: usize) {
-        self.0.set_length(count as u64);
+        self.bar.set_length(count as u64);
+        self.line(true);
     }
     fn processed(&self, source: &str, outcome: DocumentOutcome) {
         if outcome == DocumentOutcome::Removed {
             return;
         }
         let name = source.rsplit('/').next().unwrap_or(source);
-        self.0.set_message(name.to_owned());
-        self.0.inc(1);
+        self.bar.set_message(name.to_owned());
+        self.bar.inc(1);
+        self.line(self.bar.length() == Some(self.bar.position()));
+    }
+    fn embedded(&self, chunks: usize, tokens: usize) {
+        if let Ok(mut embedded) = self.embedded.lock() {
+            *embedded = (chunks, tokens);
+        }
+        self.bar
+            .set_prefix(format!("{chunks} chunks, {tokens} tokens embedded"));
     }
 }
 
@@ -85,17 +121,23 @@ pub async fn ingest(rag: &Rag, args: IngestArgs) -> anyhow::Result<IngestReport>
     };
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} files {msg}")
+        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} files · {prefix} · {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    if args.json {
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if args.json || !terminal {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     bar.enable_steady_tick(Duration::from_millis(200));
+    let progress = Bar {
+        bar: bar.clone(),
+        lines: (!terminal && !args.json).then(|| std::sync::Mutex::new(std::time::Instant::now())),
+        embedded: std::sync::Mutex::new((0, 0)),
+    };
     let report = rag
         .ingestor
-        .ingest(&args.collection, source, &Bar(bar.clone()))
+        .ingest(&args.collection, source, &progress)
         .await;
     bar.finish_and_clear();
     let report = report?;

@@ -93,6 +93,8 @@ pub trait Progress: Send + Sync {
     fn discovered(&self, _count: usize) {}
     /// One file or URL was processed (it may hold several documents).
     fn processed(&self, _source: &str, _outcome: DocumentOutcome) {}
+    /// Chunks and tokens embedded so far in this ingest (after each file).
+    fn embedded(&self, _chunks: usize, _tokens: usize) {}
 }
 
 /// Reports nothing.
@@ -297,6 +299,7 @@ impl Ingestor {
                     if !pending.is_empty() {
                         outcome = self.flush(&collection, pending, &mut tally).await?;
                     }
+                    progress.embedded(tally.chunks_embedded, tally.tokens_embedded);
                     progress.processed(&loaded.origin, outcome);
                 }
             }

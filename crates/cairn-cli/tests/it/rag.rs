@@ -79,6 +79,12 @@ async fn ingest_and_search(env: &[(&str, &str)]) {
         stdout.contains("handbook: 3 added, 0 updated, 0 unchanged, 0 removed, 0 failed"),
         "{stdout}"
     );
+    // Off a terminal, progress comes as lines: at the start and when the last file is done.
+    assert!(
+        stderr.contains("ingest: 0/3 files, 0 chunks (0 tokens) embedded")
+            && stderr.contains("ingest: 3/3 files, "),
+        "{stderr}"
+    );
     let (ok, stdout, stderr) = run(
         dir.path(),
         &["ingest", "docs", "--collection", "handbook"],
