@@ -15,47 +15,25 @@ echo "setup: cargo target dir $CARGO_TARGET_DIR ($( [ -d "$CARGO_TARGET_DIR" ] &
 
 scripts/pg-up.sh
 
-models_out=$(scripts/fetch-models.sh)
-[ "$(wc -l <<<"$models_out")" -gt 1 ] && head -n -1 <<<"$models_out"
-CAIRN_TEST_MODELS=$(tail -n 1 <<<"$models_out")
-export CAIRN_TEST_MODELS
-echo "setup: test models in $CAIRN_TEST_MODELS"
+# provision VAR "what" SCRIPT [ARGS…]: runs a provisioning script, shows what it said, and exports
+# the path it printed last as VAR.
+provision() {
+  local var=$1 what=$2 out
+  shift 2
+  out=$("$@")
+  [ "$(wc -l <<<"$out")" -gt 1 ] && head -n -1 <<<"$out"
+  printf -v "$var" '%s' "$(tail -n 1 <<<"$out")"
+  export "${var?}"
+  echo "setup: $what ${!var}"
+}
 
-corpus_out=$(scripts/fetch-corpus.sh)
-[ "$(wc -l <<<"$corpus_out")" -gt 1 ] && head -n -1 <<<"$corpus_out"
-CAIRN_CORPUS=$(tail -n 1 <<<"$corpus_out")
-export CAIRN_CORPUS
-echo "setup: golden-set corpus in $CAIRN_CORPUS"
-
-promtool_out=$(scripts/fetch-promtool.sh)
-[ "$(wc -l <<<"$promtool_out")" -gt 1 ] && head -n -1 <<<"$promtool_out"
-CAIRN_PROMTOOL=$(tail -n 1 <<<"$promtool_out")
-export CAIRN_PROMTOOL
-echo "setup: promtool at $CAIRN_PROMTOOL"
-
-browser_out=$(scripts/browser-env.sh)
-[ "$(wc -l <<<"$browser_out")" -gt 1 ] && head -n -1 <<<"$browser_out"
-CHROMEDRIVER=$(tail -n 1 <<<"$browser_out")
-export CHROMEDRIVER
-echo "setup: chromedriver at $CHROMEDRIVER"
-
-mcp_out=$(scripts/fetch-mcp-servers.sh)
-[ "$(wc -l <<<"$mcp_out")" -gt 1 ] && head -n -1 <<<"$mcp_out"
-CAIRN_MCP_SERVERS=$(tail -n 1 <<<"$mcp_out")
-export CAIRN_MCP_SERVERS
-echo "setup: reference MCP servers in $CAIRN_MCP_SERVERS"
-
-node_out=$(scripts/node-clients.sh)
-[ "$(wc -l <<<"$node_out")" -gt 1 ] && head -n -1 <<<"$node_out"
-CAIRN_NODE_CLIENTS=$(tail -n 1 <<<"$node_out")
-export CAIRN_NODE_CLIENTS
-echo "setup: OpenAI Node package in $CAIRN_NODE_CLIENTS"
-
-python_out=$(scripts/python-env.sh)
-[ "$(wc -l <<<"$python_out")" -gt 1 ] && head -n -1 <<<"$python_out"
-CAIRN_PYTHON=$(tail -n 1 <<<"$python_out")
-export CAIRN_PYTHON
-echo "setup: python clients in $(dirname "$(dirname "$CAIRN_PYTHON")")"
+provision CAIRN_TEST_MODELS "test models in" scripts/fetch-models.sh
+provision CAIRN_CORPUS "golden-set corpus in" scripts/fetch-corpus.sh
+provision CAIRN_PROMTOOL "promtool at" scripts/fetch-promtool.sh
+provision CHROMEDRIVER "chromedriver at" scripts/browser-env.sh
+provision CAIRN_MCP_SERVERS "reference MCP servers in" scripts/npm-tools.sh mcp-servers
+provision CAIRN_NODE_CLIENTS "OpenAI Node package in" scripts/npm-tools.sh node-clients
+provision CAIRN_PYTHON "python clients at" scripts/python-env.sh
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup: installing cargo-nextest"

@@ -3,7 +3,7 @@
 // a scripted upstream and Cairn with the models `backup` (answers `answer from good`; streamed
 // `Hi there`), `agent` (answers with a `get_weather` call), `small` (refuses: context length
 // exceeded) and the embedding model all-MiniLM-L6-v2, and copies this file next to the installed
-// package (scripts/node-clients.sh) so that `import "openai"` finds it.
+// package (scripts/npm-tools.sh node-clients) so that `import "openai"` finds it.
 // Environment: CAIRN_BASE_URL (http://127.0.0.1:PORT/v1).
 
 import assert from "node:assert/strict";

@@ -2,7 +2,7 @@
 //! error, an unknown tool, arguments that are not JSON, the step limit, the budget, the deadline,
 //! a dropped stream, calls that wait for approval), and external tools from a real MCP server (the reference
 //! `@modelcontextprotocol/server-everything` over stdio, installed by
-//! `scripts/fetch-mcp-servers.sh`), including one killed in the middle of a call.
+//! `scripts/npm-tools.sh mcp-servers`), including one killed in the middle of a call.
 
 mod approval;
 mod mcp;

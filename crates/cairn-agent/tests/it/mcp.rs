@@ -8,7 +8,7 @@ use cairn_agent::{McpServerSection, McpServers};
 use cairn_core::agent::ToolError;
 use serde_json::json;
 
-/// The `node_modules/.bin` directory `scripts/fetch-mcp-servers.sh` installs into.
+/// The `node_modules/.bin` directory `scripts/npm-tools.sh mcp-servers` installs into.
 fn servers_bin() -> PathBuf {
     if let Ok(dir) = std::env::var("CAIRN_MCP_SERVERS") {
         return PathBuf::from(dir);
@@ -19,7 +19,7 @@ fn servers_bin() -> PathBuf {
         return cached;
     }
     panic!(
-        "the reference MCP servers are not installed: run scripts/fetch-mcp-servers.sh (scripts/test.sh does) or set CAIRN_MCP_SERVERS"
+        "the reference MCP servers are not installed: run scripts/npm-tools.sh mcp-servers (scripts/test.sh does) or set CAIRN_MCP_SERVERS"
     );
 }
 

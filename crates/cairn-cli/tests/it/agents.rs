@@ -14,7 +14,7 @@ use crate::{Server, check_startup_refused, metrics_text, run_python_tests};
 
 const QUESTION: &str = "Where is the catalog kept?";
 
-/// The `node_modules/.bin` directory of `scripts/fetch-mcp-servers.sh`.
+/// The `node_modules/.bin` directory of `scripts/npm-tools.sh mcp-servers`.
 fn mcp_servers_bin() -> PathBuf {
     if let Ok(dir) = std::env::var("CAIRN_MCP_SERVERS") {
         return PathBuf::from(dir);
@@ -23,7 +23,7 @@ fn mcp_servers_bin() -> PathBuf {
         .join(".cache/cairn-tools/mcp-servers/node_modules/.bin");
     assert!(
         cached.join("mcp-server-everything").is_file(),
-        "the reference MCP servers are not installed: run scripts/fetch-mcp-servers.sh (scripts/test.sh does) or set CAIRN_MCP_SERVERS"
+        "the reference MCP servers are not installed: run scripts/npm-tools.sh mcp-servers (scripts/test.sh does) or set CAIRN_MCP_SERVERS"
     );
     cached
 }

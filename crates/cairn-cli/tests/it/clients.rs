@@ -68,7 +68,7 @@ async fn langchain_works_unchanged() {
     assert_ran(&report, 5, 0);
 }
 
-/// The directory `scripts/node-clients.sh` installs the OpenAI Node package into.
+/// The directory `scripts/npm-tools.sh node-clients` installs the OpenAI Node package into.
 fn node_clients() -> PathBuf {
     if let Ok(dir) = std::env::var("CAIRN_NODE_CLIENTS") {
         return PathBuf::from(dir);
@@ -77,7 +77,7 @@ fn node_clients() -> PathBuf {
         .join(".cache/cairn-tools/node-clients");
     assert!(
         cached.join("node_modules/openai").is_dir(),
-        "the OpenAI Node package is not installed: run scripts/node-clients.sh (scripts/test.sh does) or set CAIRN_NODE_CLIENTS"
+        "the OpenAI Node package is not installed: run scripts/npm-tools.sh node-clients (scripts/test.sh does) or set CAIRN_NODE_CLIENTS"
     );
     cached
 }
