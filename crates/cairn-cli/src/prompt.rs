@@ -66,6 +66,13 @@ pub enum PromptCommand {
     Status {
         #[arg(default_value = "prompts")]
         paths: Vec<PathBuf>,
+        /// Fail (exit 1) when a file is not published as its prompt's latest version: a CI gate
+        /// that prompt files and the registry agree.
+        #[arg(long)]
+        check: bool,
+        /// Print JSON: each file with its matching and latest versions and its labels.
+        #[arg(long)]
+        json: bool,
     },
     /// Render a stored version with variables, as the model would receive it.
     Render {
@@ -338,12 +345,29 @@ pub async fn run(
                 );
             }
         }
-        PromptCommand::Status { paths } => {
+        PromptCommand::Status { paths, check, json } => {
             let mut files = Vec::new();
             for path in prompt_files(&paths)? {
                 files.push((path.display().to_string(), read_prompt(&path)?));
             }
-            for status in registry.status(&files).await? {
+            let statuses = registry.status(&files).await?;
+            let behind: Vec<&str> = statuses
+                .iter()
+                .filter(|s| s.matching_version.is_none() || s.matching_version != s.latest_version)
+                .map(|s| s.path.as_str())
+                .collect();
+            if json {
+                let listed: Vec<Value> = statuses
+                    .iter()
+                    .map(|s| {
+                        serde_json::json!({"path": s.path, "name": s.name,
+                            "matching_version": s.matching_version, "latest_version": s.latest_version,
+                            "labels": s.labels.iter().map(|(label, version, same)| serde_json::json!({"label": label, "version": version, "same_content": same})).collect::<Vec<_>>()})
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&listed)?);
+            }
+            for status in statuses.iter().filter(|_| !json) {
                 let state = match (status.matching_version, status.latest_version) {
                     (Some(v), Some(latest)) if v == latest => format!("published as v{v}"),
                     (Some(v), Some(latest)) => format!("matches v{v}, older than latest v{latest}"),
@@ -368,6 +392,13 @@ pub async fn run(
                     } else {
                         format!("; {}", labels.join(", "))
                     }
+                );
+            }
+            if check && !behind.is_empty() {
+                anyhow::bail!(
+                    "{} prompt file(s) are not published as their latest version: {}; publish them with `cairn prompt push`",
+                    behind.len(),
+                    behind.join(", ")
                 );
             }
         }

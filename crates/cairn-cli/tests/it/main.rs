@@ -550,8 +550,19 @@ fn prompt_workflow_from_the_command_line() {
         stdout.contains("modified: not published (latest v1)"),
         "{stdout}"
     );
+    // As a CI gate: files and registry disagree, so it fails and says what to do.
+    let (ok, _, stderr) = run_cairn(dir.path(), &["prompt", "status", "--check"]);
+    assert!(
+        !ok && stderr.contains("faq.prompt") && stderr.contains("cairn prompt push"),
+        "{stderr}"
+    );
     let (ok, stdout, _) = run_cairn(dir.path(), &["prompt", "push", "-m", "detail"]);
     assert!(ok && stdout.contains("published  faq@v2"), "{stdout}");
+    let (ok, stdout, stderr) = run_cairn(dir.path(), &["prompt", "status", "--check", "--json"]);
+    assert!(ok, "{stderr}");
+    let listed: Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(listed[0]["matching_version"], 2, "{listed}");
+    assert_eq!(listed[0]["latest_version"], 2, "{listed}");
 
     let (ok, stdout, _) = run_cairn(
         dir.path(),
