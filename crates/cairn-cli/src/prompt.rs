@@ -23,7 +23,11 @@ pub enum PromptCommand {
         message: String,
     },
     /// List prompts with their latest version and labels.
-    List,
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print one version as a prompt file: NAME, NAME@VERSION or NAME@LABEL.
     Show { reference: String },
     /// Show what changed between two versions or labels of a prompt.
@@ -61,7 +65,12 @@ pub enum PromptCommand {
         author: Option<String>,
     },
     /// A prompt's versions and every label move.
-    History { name: String },
+    History {
+        name: String,
+        /// Print JSON: the versions and the label moves.
+        #[arg(long)]
+        json: bool,
+    },
     /// Compare local files with the catalog: which are unpublished, and which labels lag behind.
     Status {
         #[arg(default_value = "prompts")]
@@ -179,9 +188,24 @@ pub async fn run(
                 );
             }
         }
-        PromptCommand::List => {
+        PromptCommand::List { json } => {
+            let summaries = catalog.list_prompts().await?;
+            if json {
+                let mut listed = Vec::new();
+                for summary in &summaries {
+                    let labels: serde_json::Map<String, Value> = catalog
+                        .list_prompt_labels(&summary.name)
+                        .await?
+                        .into_iter()
+                        .map(|l| (l.label, Value::from(l.version)))
+                        .collect();
+                    listed.push(serde_json::json!({"name": summary.name, "latest_version": summary.latest_version, "labels": labels}));
+                }
+                println!("{}", serde_json::to_string_pretty(&listed)?);
+                return Ok(());
+            }
             println!("{:<32} {:>7}  LABELS", "NAME", "LATEST");
-            for summary in catalog.list_prompts().await? {
+            for summary in summaries {
                 let labels: Vec<String> = catalog
                     .list_prompt_labels(&summary.name)
                     .await?
@@ -313,10 +337,19 @@ pub async fn run(
             .await;
             crate::eval::continuous(config, open, crate::eval::Trigger::Prompt(&name)).await;
         }
-        PromptCommand::History { name } => {
+        PromptCommand::History { name, json } => {
             let versions = catalog.list_prompt_versions(&name).await?;
             if versions.is_empty() {
                 bail!("prompt `{name}` does not exist");
+            }
+            if json {
+                let moves = catalog.prompt_label_history(&name).await?;
+                let listed = serde_json::json!({
+                    "versions": versions.iter().map(|v| serde_json::json!({"version": v.version, "created_at": v.created_at, "author": v.author, "message": v.message})).collect::<Vec<_>>(),
+                    "label_moves": moves,
+                });
+                println!("{}", serde_json::to_string_pretty(&listed)?);
+                return Ok(());
             }
             for version in versions {
                 println!(

@@ -563,6 +563,15 @@ fn prompt_workflow_from_the_command_line() {
     let listed: Value = serde_json::from_str(&stdout).expect("JSON");
     assert_eq!(listed[0]["matching_version"], 2, "{listed}");
     assert_eq!(listed[0]["latest_version"], 2, "{listed}");
+    let (ok, stdout, stderr) = run_cairn(dir.path(), &["prompt", "list", "--json"]);
+    assert!(ok, "{stderr}");
+    let listed: Value = serde_json::from_str(&stdout).expect("JSON");
+    assert!(
+        listed.as_array().is_some_and(|l| l
+            .iter()
+            .any(|p| p["name"] == "faq" && p["latest_version"] == 2)),
+        "{listed}"
+    );
 
     let (ok, stdout, _) = run_cairn(
         dir.path(),
@@ -580,6 +589,19 @@ fn prompt_workflow_from_the_command_line() {
     run_cairn(dir.path(), &["prompt", "label", "faq", "2", "production"]);
     let (ok, stdout, _) = run_cairn(dir.path(), &["prompt", "rollback", "faq", "production"]);
     assert!(ok && stdout.contains("v2 → v1 (rolled back)"), "{stdout}");
+    let (ok, stdout, stderr) = run_cairn(dir.path(), &["prompt", "history", "faq", "--json"]);
+    assert!(ok, "{stderr}");
+    let history: Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(
+        history["versions"].as_array().map(Vec::len),
+        Some(2),
+        "{history}"
+    );
+    assert_eq!(
+        history["label_moves"].as_array().map(Vec::len),
+        Some(3),
+        "{history}"
+    );
 
     let (ok, stdout, stderr) = run_cairn(
         dir.path(),
