@@ -39,6 +39,11 @@ struct Cli {
 enum Command {
     /// Start the HTTP server (embedded defaults: SQLite under ./.cairn, 127.0.0.1:8080).
     Serve(ServeArgs),
+    /// Print a shell completion script: `cairn completions bash > /etc/bash_completion.d/cairn`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Apply catalog migrations and exit.
     Migrate(StorageArgs),
     /// Measure speed: `cairn bench generate --model NAME`, `bench embed`, `bench index`, `bench ingest PATH`, `bench gateway`.
@@ -206,6 +211,15 @@ fn sources(cli_config: Option<PathBuf>, flags: Vec<(String, String, String)>) ->
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (flags, check) = match &cli.command {
+        Command::Completions { shell } => {
+            // Needs no configuration: it only describes the command line.
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut command, "cairn", &mut script);
+            // A closed pipe (`| head`) is not an error worth a message.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
+            return ExitCode::SUCCESS;
+        }
         Command::Serve(args) => {
             let mut flags = args.storage.flags();
             if let Some(listen) = &args.listen {
@@ -256,6 +270,8 @@ fn main() -> ExitCode {
     };
     let result: anyhow::Result<()> = runtime.block_on(async {
         match cli.command {
+            // Printed above, before any configuration was read.
+            Command::Completions { .. } => Ok(()),
             Command::Serve(_) => {
                 cairn_server::serve::serve(&config, cairn_server::serve::shutdown_signal(), |_| {})
                     .await?;

@@ -527,6 +527,21 @@ fn run_cairn(dir: &Path, args: &[&str]) -> (bool, String, String) {
 }
 
 #[test]
+fn shell_completions_cover_the_subcommands_and_need_no_config() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A config that would not load: completions do not read it.
+    std::fs::write(dir.path().join("cairn.toml"), "not toml = = =").expect("write");
+    for shell in ["bash", "zsh", "fish"] {
+        let (ok, stdout, stderr) = run_cairn(dir.path(), &["completions", shell]);
+        assert!(ok, "{shell}: {stderr}");
+        for word in ["serve", "ingest", "prompt", "eval", "--collection"] {
+            assert!(stdout.contains(word), "{shell} completions lack `{word}`");
+        }
+    }
+    assert!(!dir.path().join(".cairn").exists());
+}
+
+#[test]
 fn prompt_workflow_from_the_command_line() {
     let dir = tempfile::tempdir().expect("temp dir");
     let prompts = dir.path().join("prompts");
