@@ -661,6 +661,10 @@ async function streamAnswer(conversationId, payload, view, { userView = null } =
         scheduleRender(view);
       } else if (event === "done") {
         finished = true;
+        if (Array.isArray(body.citations) && body.citations.length) {
+          view.citations = body.citations;
+          renderSources(view);
+        }
         if (body.message_id) view.id = body.message_id;
         if (body.lineage_id) view.lineageId = body.lineage_id;
         applyIds(view);

@@ -385,11 +385,17 @@ class ChatUi(unittest.TestCase):
         self.assertFalse(self.find(".step-arguments", step).is_displayed())
         self.click(self.find("summary", step))
         self.assertIn('"query": "Where is the catalog kept?"', self.find(".step-arguments", step).text)
-        self.assertTrue(self.find(".message-body", answer).text.startswith("Found: [1]"), answer.text)
+        self.assertTrue(self.find(".message-body", answer).text.startswith("Found:"), answer.text)
+        # What its search found is shown as the answer's sources once it has run, and the answer's
+        # [1] is a marker of the first of them.
+        sources = self.find(".sources", answer)
+        self.assertTrue(sources.is_displayed())
+        self.assertTrue(self.find_all('.source-chip[data-citation="1"]', sources))
+        self.assertTrue(self.find_all('.message-body .citation-marker[data-citation="1"]', answer))
         self.shot("08b-agent-steps")
 
     def test_3c_agent_calls_wait_for_approval(self):
-        for approve, expected in ((True, "Found: [1]"), (False, "Found: The user denied this call.")):
+        for approve, expected in ((True, "Found: 1 "), (False, "Found: The user denied this call.")):
             answer = self.ask(CAREFUL_AGENT, "Where is the catalog kept?")
             self.assertEqual(self.wait_finished(answer), "done", answer.text)
             step = self.find(".agent-step", answer)

@@ -31,11 +31,13 @@ pub(crate) fn own(
     pipeline: &Pipeline,
     context: &RequestContext,
     agent: &AgentSection,
+    cited: &Cited,
 ) -> Vec<Arc<dyn AgentTool>> {
     let bound = || Bound {
         pipeline: pipeline.clone(),
         context: context.clone(),
         agent: agent.clone(),
+        cited: cited.clone(),
     };
     let mut tools: Vec<Arc<dyn AgentTool>> = Vec::new();
     let wants = |name: &str| agent.tools.iter().any(|t| t == name);
@@ -54,12 +56,39 @@ pub(crate) fn own(
     tools
 }
 
-/// What every own tool holds: the pipeline, the caller, and the agent's own limits.
+/// The passages `search` gave one run, numbered across the run as the model may cite them; they
+/// become the answer's citations.
+#[derive(Debug, Clone, Default)]
+pub struct Cited(Arc<std::sync::Mutex<Vec<cairn_rag::Citation>>>);
+
+impl Cited {
+    /// The passages so far, in their numbering.
+    pub fn snapshot(&self) -> Vec<cairn_rag::Citation> {
+        self.0.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// The number `passage` is cited by in this run: its earlier one, or the next.
+    fn number(&self, passage: &cairn_rag::Passage) -> usize {
+        let Ok(mut cited) = self.0.lock() else {
+            return 0;
+        };
+        if let Some(known) = cited.iter().find(|c| c.chunk_id == passage.chunk_id) {
+            return known.index;
+        }
+        let index = cited.len() + 1;
+        cited.push(cairn_rag::Citation::of(index, passage));
+        index
+    }
+}
+
+/// What every own tool holds: the pipeline, the caller, the agent's own limits, and the run's
+/// cited passages.
 #[derive(Debug, Clone)]
 struct Bound {
     pipeline: Pipeline,
     context: RequestContext,
     agent: AgentSection,
+    cited: Cited,
 }
 
 impl Bound {
@@ -187,12 +216,12 @@ impl AgentTool for Search {
             return Ok("No passages matched.".into());
         }
         let mut text = String::new();
-        for (n, p) in passages.iter().enumerate() {
+        for p in &passages {
             let heading = p.heading_path.join(" › ");
             let _ = writeln!(
                 text,
                 "[{}] {}{} ({}) document_id={} chars {}-{}\n{}\n",
-                n + 1,
+                self.bound.cited.number(p),
                 p.title,
                 if heading.is_empty() {
                     String::new()

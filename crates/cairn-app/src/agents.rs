@@ -11,7 +11,7 @@ use cairn_core::agent::{AgentLimits, AgentRun, AgentTool, StepLog};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::agent_tools::{self, Guarded};
+use crate::agent_tools::{self, Cited, Guarded};
 use crate::error::AnswerError;
 use crate::pipeline::{Pipeline, PromptPins, pinned};
 
@@ -135,6 +135,7 @@ impl Pipeline {
         agent: &AgentSection,
         pins: &PromptPins,
         steps: StepLog,
+        cited: &Cited,
     ) -> Result<(AgentRun, (String, Option<i64>)), AnswerError> {
         let runner = self.parts().agent_runner.as_ref().ok_or_else(|| {
             AnswerError::Internal("agents are configured but no agent runner is wired".into())
@@ -149,7 +150,7 @@ impl Pipeline {
             .parts()
             .guards
             .for_target(&format!("agent:{}", agent.name));
-        let tools: Vec<Arc<dyn AgentTool>> = agent_tools::own(self, context, agent)
+        let tools: Vec<Arc<dyn AgentTool>> = agent_tools::own(self, context, agent, cited)
             .into_iter()
             .chain(runner.external_tools().await)
             .filter(|tool| agent.allows(&tool.spec().source, &tool.spec().name))

@@ -46,6 +46,8 @@ pub struct Answer {
     online: Option<crate::online::OnlineOffer>,
     /// An agent run's steps, as they happen.
     steps: Option<cairn_core::agent::StepLog>,
+    /// The passages an agent run's `search` gave it, numbered as the answer cites them.
+    cited: Option<crate::agent_tools::Cited>,
 }
 
 /// A completed answer.
@@ -97,7 +99,19 @@ impl Answer {
             citations: Vec::new(),
             online: None,
             steps,
+            cited: None,
         }
+    }
+
+    pub(crate) fn with_cited(mut self, cited: Option<crate::agent_tools::Cited>) -> Answer {
+        self.cited = cited;
+        self
+    }
+
+    /// For an agent's answer, the passages its run found so far (complete after the answer),
+    /// numbered as the answer cites them: its citations, known only once it has run.
+    pub fn agent_citations(&self) -> Option<crate::agent_tools::Cited> {
+        self.cited.clone()
     }
 
     /// An agent run's steps (filled in as the run goes), for an agent's answer.

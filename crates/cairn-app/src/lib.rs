@@ -18,6 +18,7 @@ mod pipeline;
 mod rag;
 pub mod schema;
 
+pub use agent_tools::Cited;
 pub use agents::AgentSection;
 pub use answer::{Answer, AnswerStream, Completed};
 pub use apps::{ALL_COLLECTIONS, AppSection};

@@ -30,6 +30,8 @@ pub(crate) struct Draft {
     pub verdicts: Vec<VerdictRecord>,
     /// An agent run's steps, read when the outcome is known.
     pub steps: Option<StepLog>,
+    /// The passages an agent run's `search` gave it: its retrieval, read when the outcome is known.
+    pub cited: Option<crate::agent_tools::Cited>,
     pub started: Instant,
 }
 
@@ -138,6 +140,10 @@ fn record(draft: Draft, outcome: Outcome) -> LineageRecord {
         }
         _ => outcome.status,
     };
+    let retrieval = match &draft.cited {
+        Some(cited) => retrieval_json(&cited.snapshot()),
+        None => draft.retrieval,
+    };
     LineageRecord {
         id: draft.id,
         conversation_id: draft.conversation_id,
@@ -146,7 +152,7 @@ fn record(draft: Draft, outcome: Outcome) -> LineageRecord {
         prompt_version: draft.prompt.as_ref().and_then(|(_, version)| *version),
         model: draft.model,
         route: Some(draft.route),
-        retrieval: draft.retrieval,
+        retrieval,
         guard_verdicts: serde_json::to_value(&draft.verdicts).unwrap_or(Value::Null),
         steps,
         usage: outcome.usage,

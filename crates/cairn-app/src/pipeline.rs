@@ -21,6 +21,7 @@ use cairn_rag::Citation;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::agent_tools::Cited;
 use crate::agents::AgentSection;
 use crate::answer::Answer;
 use crate::apps::{self, AppSection};
@@ -275,6 +276,7 @@ impl Pipeline {
         let guards = self.parts.guards.for_target(&target.guard_name());
         let mut checks = GuardRun::new(guards);
         let steps = matches!(target, Target::Agent(_)).then(StepLog::default);
+        let cited = matches!(target, Target::Agent(_)).then(Cited::default);
         checks
             .input(&mut chat)
             .instrument(tracing::info_span!("cairn.guard.input"))
@@ -301,7 +303,8 @@ impl Pipeline {
             Target::Agent(name) => {
                 let agent = self.agent(name).ok_or_else(|| self.unknown_agent(name))?;
                 let log = steps.clone().unwrap_or_default();
-                self.prepare_agent(context, agent, chat, &prompt_pins, log)
+                let cited = cited.clone().unwrap_or_default();
+                self.prepare_agent(context, agent, chat, &prompt_pins, log, &cited)
                     .await?
             }
             Target::Collection { collection, route } => {
@@ -339,6 +342,7 @@ impl Pipeline {
             retrieval: crate::lineage::retrieval_json(&prepared.citations),
             verdicts: std::mem::take(&mut checks.verdicts),
             steps,
+            cited: cited.clone(),
             started,
         };
         // An agent's answer depends on what its tools return now: never cached.
@@ -359,6 +363,7 @@ impl Pipeline {
             checks,
         )
         .with_citations(prepared.citations)
+        .with_cited(cited)
         .with_online(online))
     }
 
@@ -484,6 +489,7 @@ impl Pipeline {
         mut chat: ChatRequest,
         pins: &PromptPins,
         steps: StepLog,
+        cited: &Cited,
     ) -> Result<Prepared, AnswerError> {
         if !chat.tools.is_empty() {
             return Err(AnswerError::invalid(
@@ -492,7 +498,9 @@ impl Pipeline {
             ));
         }
         apps::question(&chat.messages)?;
-        let (run, prompt) = self.assemble_agent(context, agent, pins, steps).await?;
+        let (run, prompt) = self
+            .assemble_agent(context, agent, pins, steps, cited)
+            .await?;
         let runner = self.parts.agent_runner.as_ref().ok_or_else(|| {
             AnswerError::Internal("agents are configured but no agent runner is wired".into())
         })?;

@@ -76,6 +76,7 @@ async fn completed(
     let lineage_id = answer.lineage_id();
     let uses_cache = answer.uses_cache();
     let steps = answer.agent_steps();
+    let cited = answer.agent_citations();
     let completed = answer.complete().await?;
     let cost = completed.response.cost_usd;
     if let Some(cairn) = extension.get_mut("cairn") {
@@ -83,6 +84,10 @@ async fn completed(
         if let Some(steps) = steps {
             cairn["steps"] = json!(steps.steps());
         }
+    }
+    // An agent's citations are the passages its searches found, known once it has run.
+    if let Some(cited) = cited {
+        extension.insert("citations".into(), json!(cited.snapshot()));
     }
     let mut body = completion_json(&id, &model_name, completed.response);
     if let Some(object) = body.as_object_mut() {

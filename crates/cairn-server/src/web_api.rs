@@ -484,6 +484,7 @@ async fn stream_answer(
 ) {
     let lineage_id = answer.lineage_id();
     let redactions = answer.redactions();
+    let cited = answer.agent_citations();
     let _ = sender
         .send(event(
             "start",
@@ -524,7 +525,9 @@ async fn stream_answer(
             "done",
             json!({"message_id": stored, "lineage_id": lineage_id, "finish_reason": finish_reason, "cost_usd": cost_usd,
                    "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
-                   "tool_calls": tool_calls}),
+                   "tool_calls": tool_calls,
+                   // An agent's sources are known once it has run.
+                   "citations": cited.map(|c| c.snapshot())}),
         ),
         None => return,
         Some(Err(error)) => {

@@ -119,6 +119,17 @@ async fn an_agent_calls_own_stdio_and_remote_tools_and_records_every_step() {
     assert!(answer.starts_with("Found: [1] "), "{answer}");
     assert!(answer.contains(&format!("Echo: {QUESTION}")), "{answer}");
     assert!(answer.contains("handbook"), "{answer}");
+    // The passages its searches found are the answer's citations, numbered as the search gave
+    // them to the model.
+    let citations = body["citations"].as_array().expect("citations").clone();
+    assert!(
+        !citations.is_empty()
+            && citations[0]["index"] == 1
+            && citations[0]["source"]
+                .as_str()
+                .is_some_and(|s| s.ends_with(".md")),
+        "{body}"
+    );
     let steps = body["cairn"]["steps"].as_array().expect("steps").clone();
     let tools: Vec<(String, String, String)> = steps
         .iter()
@@ -161,6 +172,11 @@ async fn an_agent_calls_own_stdio_and_remote_tools_and_records_every_step() {
     let id = body["cairn"]["lineage_id"].as_str().expect("lineage id");
     let record = lineage(&client, &server, id).await;
     assert_eq!(record["status"], "ok", "{record}");
+    assert_eq!(
+        record["retrieval"].as_array().map(Vec::len),
+        Some(citations.len()),
+        "lineage keeps what the agent found: {record}"
+    );
     assert_eq!(record["prompt_name"], "agent_system", "{record}");
     assert_eq!(record["usage"]["input_tokens"], 40, "{record}");
     assert_eq!(
