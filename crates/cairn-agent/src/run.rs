@@ -228,7 +228,7 @@ impl Loop {
 
     async fn call_tool(&self, step: u32, call: &ToolCall, timeout: Duration) -> String {
         let tool = self.run.tools.iter().find(|t| t.spec().name == call.name);
-        let source = self.source_of(&call.name);
+        let source = tool.map_or_else(|| "unknown".to_owned(), |t| t.spec().source.clone());
         let arguments: Result<Value, ToolError> = if call.arguments.trim().is_empty() {
             Ok(Value::Object(serde_json::Map::new()))
         } else {
@@ -236,20 +236,7 @@ impl Loop {
                 ToolError::InvalidArguments(format!("the arguments are not JSON ({e})"))
             })
         };
-        let shown = arguments
-            .clone()
-            .unwrap_or_else(|_| Value::String(call.arguments.clone()));
-        let mut record = AgentStep::Tool {
-            step,
-            call_id: call.id.clone(),
-            source: source.clone(),
-            tool: call.name.clone(),
-            arguments: shown,
-            status: "running".into(),
-            result_chars: 0,
-            latency_ms: 0,
-            error: None,
-        };
+        let mut record = self.tool_step(call, step, "running", None);
         self.show(record.clone()).await;
         let started = Instant::now();
         let span = tracing::info_span!("cairn.agent.tool", tool = %call.name, source = %source);
@@ -271,7 +258,7 @@ impl Loop {
                 Some(error.to_string()),
             ),
         };
-        metrics::counter!("cairn_agent_tool_calls_total", "source" => source, "tool" => call.name.clone(), "status" => status.clone()).increment(1);
+        count_call(source, &call.name, &status);
         if let AgentStep::Tool {
             status: s,
             result_chars,
@@ -296,7 +283,7 @@ impl Loop {
             if !self.run.approval.contains(&call.name) {
                 continue;
             }
-            let record = self.decided(call, step, "awaiting_approval", None);
+            let record = self.tool_step(call, step, "awaiting_approval", None);
             self.run.steps.push(record.clone());
             self.show(record).await;
         }
@@ -370,18 +357,19 @@ impl Loop {
 
     /// Records a denied call; returns what the model reads instead of a result.
     async fn deny(&self, call: &ToolCall, reason: Option<String>) -> String {
-        let record = self.decided(call, 0, "denied", reason.clone());
+        let record = self.tool_step(call, 0, "denied", reason.clone());
         self.run.steps.push(record.clone());
         self.show(record).await;
-        metrics::counter!("cairn_agent_tool_calls_total", "source" => self.source_of(&call.name), "tool" => call.name.clone(), "status" => "denied").increment(1);
+        count_call(self.source_of(&call.name), &call.name, "denied");
         match reason {
             Some(reason) => format!("The user denied this call: {reason}"),
             None => "The user denied this call.".to_owned(),
         }
     }
 
-    /// The step of a call that did not run: awaiting approval, or denied.
-    fn decided(
+    /// A tool call's step, before its outcome (running, awaiting approval) or without one
+    /// (denied); the arguments as JSON where they parse.
+    fn tool_step(
         &self,
         call: &ToolCall,
         step: u32,
@@ -550,6 +538,11 @@ impl Loop {
             let _ = events.send(Ok(ChatChunk::Step(step))).await;
         }
     }
+}
+
+fn count_call(source: String, tool: &str, status: &str) {
+    metrics::counter!("cairn_agent_tool_calls_total", "source" => source, "tool" => tool.to_owned(), "status" => status.to_owned())
+        .increment(1);
 }
 
 /// The caller's decision on a call awaiting approval: `{"approved": true}`, `{"approved": false,

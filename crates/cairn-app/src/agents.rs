@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_core::ChatModel;
 use cairn_core::RequestContext;
 use cairn_core::agent::{AgentLimits, AgentRun, AgentTool, StepLog};
 use serde::{Deserialize, Serialize};
@@ -128,15 +129,16 @@ fn listed(list: &[String], source: &str, name: &str) -> bool {
 }
 
 impl Pipeline {
-    /// One run of `agent` for the caller: tools bound and filtered, the system prompt rendered.
-    pub(crate) async fn assemble_agent(
+    /// One run of `agent` for the caller (tools bound and filtered, the system prompt rendered),
+    /// bound by the runner as the model that answers; with the prompt version it rendered.
+    pub(crate) async fn bind_agent(
         &self,
         context: &RequestContext,
         agent: &AgentSection,
         pins: &PromptPins,
         steps: StepLog,
         cited: &Cited,
-    ) -> Result<(AgentRun, (String, Option<i64>)), AnswerError> {
+    ) -> Result<(Arc<dyn ChatModel>, (String, Option<i64>)), AnswerError> {
         let runner = self.parts().agent_runner.as_ref().ok_or_else(|| {
             AnswerError::Internal("agents are configured but no agent runner is wired".into())
         })?;
@@ -182,6 +184,6 @@ impl Pipeline {
             limits: agent.limits(),
             steps,
         };
-        Ok((run, (rendered.name.clone(), rendered.version)))
+        Ok((runner.bind(run), (rendered.name.clone(), rendered.version)))
     }
 }

@@ -498,18 +498,12 @@ impl Pipeline {
             ));
         }
         apps::question(&chat.messages)?;
-        let (run, prompt) = self
-            .assemble_agent(context, agent, pins, steps, cited)
-            .await?;
-        let runner = self.parts.agent_runner.as_ref().ok_or_else(|| {
-            AnswerError::Internal("agents are configured but no agent runner is wired".into())
-        })?;
+        let (model, prompt) = self.bind_agent(context, agent, pins, steps, cited).await?;
         chat.model = format!("agent:{}", agent.name);
-        let route = run.route.clone();
         Ok(Prepared {
-            model: runner.bind(run),
+            model,
             request: chat,
-            route,
+            route: agent.route.clone(),
             app: None,
             prompt: Some(prompt),
             citations: Vec::new(),

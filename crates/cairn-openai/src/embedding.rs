@@ -100,9 +100,8 @@ impl EmbeddingModel for OpenAiEmbeddingModel {
 /// so a server that embeds with another model can read them. `None` when the ids are not tokens of
 /// that encoding or do not decode to UTF-8 text.
 pub fn cl100k_text(tokens: &[u32]) -> Option<String> {
-    let bpe = tiktoken_rs::cl100k_base_singleton();
-    let known = tokens.iter().all(|t| *t < 100_277);
-    known.then(|| bpe.decode(tokens).ok()).flatten()
+    // Unknown ids and bytes that are not UTF-8 are both errors of `decode`.
+    tiktoken_rs::cl100k_base_singleton().decode(tokens).ok()
 }
 
 #[cfg(test)]

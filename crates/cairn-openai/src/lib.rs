@@ -14,4 +14,3 @@ mod retry_after;
 pub use chat::{OpenAiChatModel, estimate_usage};
 pub use embedding::{OpenAiEmbeddingModel, cl100k_text};
 pub use endpoint::{Auth, Endpoint, EndpointError, Timeouts};
-pub use retry_after::parse as retry_after;

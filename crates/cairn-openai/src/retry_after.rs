@@ -46,7 +46,7 @@ pub(crate) async fn scoped<T>(
 }
 
 /// The wait the headers ask for, if any.
-pub fn parse(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let text = |name: &str| {
         headers
             .get(name)

@@ -406,9 +406,10 @@ pub(crate) async fn ask(
             CachePolicy::Use
         },
         ..AnswerRequest::new(
-            match body.app.strip_prefix("agent:") {
-                Some(agent) => Target::Agent(agent.to_owned()),
-                None => Target::App(body.app.clone()),
+            // The picker's names: an app's bare name, or `agent:NAME`.
+            match Target::from_model_name(&body.app) {
+                Target::Model(app) => Target::App(app),
+                target => target,
             },
             ChatRequest {
                 messages: std::iter::once(ChatMessage::new(Role::User, question.clone()))

@@ -623,3 +623,32 @@ pub fn test_model(name: &str) -> std::path::PathBuf {
     );
     path
 }
+
+/// Where `scripts/npm-tools.sh NAME` installed an npm package set (`mcp-servers`: its
+/// `node_modules/.bin`; `node-clients`: the install directory): `$VAR` when set, else the default
+/// location; panics with the fix when `check` (a path below it) is missing.
+pub fn npm_tools(name: &str, var: &str, check: &str) -> std::path::PathBuf {
+    let dir = std::env::var(var)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            let installed = std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/cairn-tools")
+                .join(name);
+            match name {
+                "mcp-servers" => installed.join("node_modules/.bin"),
+                _ => installed,
+            }
+        });
+    assert!(
+        dir.join(check).exists(),
+        "{} is missing: run scripts/npm-tools.sh {name} (scripts/test.sh does) or set {var}",
+        dir.join(check).display()
+    );
+    dir
+}
+
+/// The `node_modules/.bin` directory of the reference MCP servers (`scripts/npm-tools.sh
+/// mcp-servers`).
+pub fn mcp_servers_bin() -> std::path::PathBuf {
+    npm_tools("mcp-servers", "CAIRN_MCP_SERVERS", "mcp-server-everything")
+}

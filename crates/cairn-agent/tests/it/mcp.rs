@@ -1,33 +1,17 @@
 //! External tools from the reference MCP server (`@modelcontextprotocol/server-everything`) over
 //! stdio: listed and called for real, a server that cannot start, one killed mid-call.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use cairn_agent::{McpServerSection, McpServers};
 use cairn_core::agent::ToolError;
 use serde_json::json;
 
-/// The `node_modules/.bin` directory `scripts/npm-tools.sh mcp-servers` installs into.
-fn servers_bin() -> PathBuf {
-    if let Ok(dir) = std::env::var("CAIRN_MCP_SERVERS") {
-        return PathBuf::from(dir);
-    }
-    let cached = PathBuf::from(std::env::var("HOME").unwrap_or_default())
-        .join(".cache/cairn-tools/mcp-servers/node_modules/.bin");
-    if cached.join("mcp-server-everything").is_file() {
-        return cached;
-    }
-    panic!(
-        "the reference MCP servers are not installed: run scripts/npm-tools.sh mcp-servers (scripts/test.sh does) or set CAIRN_MCP_SERVERS"
-    );
-}
-
 fn everything(name: &str) -> McpServerSection {
     McpServerSection {
         name: name.into(),
         command: Some(
-            servers_bin()
+            cairn_testkit::mcp_servers_bin()
                 .join("mcp-server-everything")
                 .display()
                 .to_string(),

@@ -4,7 +4,7 @@
 //! agent delegated to over MCP `answer_question`; and agents that name what does not exist refused
 //! at startup.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Value, json};
 
@@ -13,20 +13,6 @@ use crate::web::lineage;
 use crate::{Server, check_startup_refused, metrics_text, run_python_tests};
 
 const QUESTION: &str = "Where is the catalog kept?";
-
-/// The `node_modules/.bin` directory of `scripts/npm-tools.sh mcp-servers`.
-fn mcp_servers_bin() -> PathBuf {
-    if let Ok(dir) = std::env::var("CAIRN_MCP_SERVERS") {
-        return PathBuf::from(dir);
-    }
-    let cached = PathBuf::from(std::env::var("HOME").unwrap_or_default())
-        .join(".cache/cairn-tools/mcp-servers/node_modules/.bin");
-    assert!(
-        cached.join("mcp-server-everything").is_file(),
-        "the reference MCP servers are not installed: run scripts/npm-tools.sh mcp-servers (scripts/test.sh does) or set CAIRN_MCP_SERVERS"
-    );
-    cached
-}
 
 fn ingest_handbook(dir: &Path) {
     write_handbook(&dir.join("docs"));
@@ -47,7 +33,7 @@ fn agent_dir(upstream: &cairn_testkit::ScriptedUpstream, agent: &str) -> tempfil
              [[mcp_servers]]\nname = \"everything\"\ncommand = \"{}\"\nargs = [\"stdio\"]\n\
              [[agents]]\nroute = \"brain\"\n{agent}\n",
             upstream.base_url(),
-            mcp_servers_bin().join("mcp-server-everything").display()
+            cairn_testkit::mcp_servers_bin().join("mcp-server-everything").display()
         ),
     )
     .expect("config");
@@ -55,7 +41,7 @@ fn agent_dir(upstream: &cairn_testkit::ScriptedUpstream, agent: &str) -> tempfil
 }
 
 fn agent_config(base_url: &str, remote_mcp: &str) -> String {
-    let everything = mcp_servers_bin().join("mcp-server-everything");
+    let everything = cairn_testkit::mcp_servers_bin().join("mcp-server-everything");
     format!(
         "[[models]]\nname = \"brain\"\nprovider = \"openai-compatible\"\nbase_url = \"{base_url}\"\nmodel = \"agent\"\n\
          [[mcp_servers]]\nname = \"everything\"\ncommand = \"{}\"\nargs = [\"stdio\"]\n\

@@ -31,23 +31,40 @@ fn tiktoken_cache() -> tempfile::TempDir {
     dir
 }
 
+/// `cairn serve` with `models` (name, the scripted upstream's model) and the packaged embedding
+/// model as all-MiniLM-L6-v2.
+fn serve(
+    upstream: &cairn_testkit::ScriptedUpstream,
+    models: &[(&str, &str)],
+) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = upstream.base_url();
+    let mut config: String = models
+        .iter()
+        .map(|(name, model)| {
+            format!("[[models]]\nname = \"{name}\"\nprovider = \"openai-compatible\"\nbase_url = \"{base}\"\nmodel = \"{model}\"\n")
+        })
+        .collect();
+    config.push_str(&format!(
+        "[embedding]\nlocal = \"{}\"\nname = \"all-MiniLM-L6-v2\"\n",
+        cairn_testkit::test_model("minilm").display()
+    ));
+    std::fs::write(dir.path().join("cairn.toml"), config).expect("config");
+    let server = Server::start(dir.path(), &[]);
+    (dir, server)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn langchain_works_unchanged() {
     let upstream = cairn_testkit::ScriptedUpstream::start().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let base = upstream.base_url();
-    std::fs::write(
-        dir.path().join("cairn.toml"),
-        format!(
-            "[[models]]\nname = \"backup\"\nprovider = \"openai-compatible\"\nbase_url = \"{base}\"\nmodel = \"good\"\n\
-             [[models]]\nname = \"agent\"\nprovider = \"openai-compatible\"\nbase_url = \"{base}\"\nmodel = \"tools\"\n\
-             [[models]]\nname = \"json\"\nprovider = \"openai-compatible\"\nbase_url = \"{base}\"\nmodel = \"json-on-second-try\"\n\
-             [embedding]\nlocal = \"{}\"\nname = \"all-MiniLM-L6-v2\"\n",
-            cairn_testkit::test_model("minilm").display()
-        ),
-    )
-    .expect("config");
-    let server = Server::start(dir.path(), &[]);
+    let (_dir, server) = serve(
+        &upstream,
+        &[
+            ("backup", "good"),
+            ("agent", "tools"),
+            ("json", "json-on-second-try"),
+        ],
+    );
     let cache = tiktoken_cache();
     let (passed, report) = run_python_tests(
         "openai_compat/test_langchain.py",
@@ -68,39 +85,16 @@ async fn langchain_works_unchanged() {
     assert_ran(&report, 5, 0);
 }
 
-/// The directory `scripts/npm-tools.sh node-clients` installs the OpenAI Node package into.
-fn node_clients() -> PathBuf {
-    if let Ok(dir) = std::env::var("CAIRN_NODE_CLIENTS") {
-        return PathBuf::from(dir);
-    }
-    let cached = PathBuf::from(std::env::var("HOME").unwrap_or_default())
-        .join(".cache/cairn-tools/node-clients");
-    assert!(
-        cached.join("node_modules/openai").is_dir(),
-        "the OpenAI Node package is not installed: run scripts/npm-tools.sh node-clients (scripts/test.sh does) or set CAIRN_NODE_CLIENTS"
-    );
-    cached
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openai_node_package_works_unchanged() {
     let upstream = cairn_testkit::ScriptedUpstream::start().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let base = upstream.base_url();
-    std::fs::write(
-        dir.path().join("cairn.toml"),
-        format!(
-            "[[models]]\nname = \"backup\"\nprovider = \"openai-compatible\"\nbase_url = \"{base}\"\nmodel = \"good\"\n\
-             [[models]]\nname = \"agent\"\nprovider = \"openai-compatible\"\nbase_url = \"{base}\"\nmodel = \"tools\"\n\
-             [[models]]\nname = \"small\"\nprovider = \"openai-compatible\"\nbase_url = \"{base}\"\nmodel = \"context\"\n\
-             [embedding]\nlocal = \"{}\"\nname = \"all-MiniLM-L6-v2\"\n",
-            cairn_testkit::test_model("minilm").display()
-        ),
-    )
-    .expect("config");
-    let server = Server::start(dir.path(), &[]);
+    let (_dir, server) = serve(
+        &upstream,
+        &[("backup", "good"), ("agent", "tools"), ("small", "context")],
+    );
     // ESM resolves `openai` from the script's own folder: run it beside the installed package.
-    let clients = node_clients();
+    let clients =
+        cairn_testkit::npm_tools("node-clients", "CAIRN_NODE_CLIENTS", "node_modules/openai");
     let script = clients.join("test_openai_node.mjs");
     std::fs::copy(
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
