@@ -11,6 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use cairn_core::agent::{AgentRun, AgentTool};
 use cairn_core::{AgentRunner, ChatModel};
+use secrecy::SecretString;
 use tokio::sync::OnceCell;
 
 pub use mcp::{McpServerSection, McpServers};
@@ -20,13 +21,13 @@ pub use mcp::{McpServerSection, McpServers};
 #[derive(Debug, Clone, Default)]
 pub struct Runner {
     sections: Vec<McpServerSection>,
-    /// Where bearer tokens are read from.
-    env: Vec<(String, String)>,
+    /// The bearer tokens `[[mcp_servers]]` name, by environment variable.
+    env: Vec<(String, SecretString)>,
     servers: Arc<OnceCell<McpServers>>,
 }
 
 impl Runner {
-    pub fn new(sections: Vec<McpServerSection>, env: Vec<(String, String)>) -> Runner {
+    pub fn new(sections: Vec<McpServerSection>, env: Vec<(String, SecretString)>) -> Runner {
         Runner {
             sections,
             env,

@@ -18,6 +18,7 @@ use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
@@ -97,8 +98,11 @@ pub struct McpServers {
 
 impl McpServers {
     /// Starts every server at once; one that fails is logged and retried at its first call.
-    /// `env` is where bearer tokens are read from.
-    pub async fn start(sections: &[McpServerSection], env: &[(String, String)]) -> McpServers {
+    /// `env` holds the bearer tokens, by the environment variable that `bearer_token_env` names.
+    pub async fn start(
+        sections: &[McpServerSection],
+        env: &[(String, SecretString)],
+    ) -> McpServers {
         let servers: Vec<Arc<Server>> = sections
             .iter()
             .map(|section| {
@@ -152,7 +156,7 @@ impl McpServers {
 #[derive(Debug)]
 struct Server {
     section: McpServerSection,
-    token: Option<String>,
+    token: Option<SecretString>,
     state: RwLock<State>,
     /// One (re)connection at a time.
     connecting: tokio::sync::Mutex<()>,
@@ -293,7 +297,7 @@ impl Server {
         if let Some(url) = &self.section.url {
             let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
             if let Some(token) = &self.token {
-                config = config.auth_header(token.clone());
+                config = config.auth_header(token.expose_secret().to_owned());
             }
             let transport = StreamableHttpClientTransport::from_config(config);
             let service = handler

@@ -133,14 +133,16 @@ pub(super) fn mcp_tokens(
     servers: &[McpServerSection],
     env: &[(String, String)],
     bad: &impl Fn(&str, String, &str) -> ConfigError,
-) -> Result<Vec<(String, String)>, ConfigError> {
+) -> Result<Vec<(String, SecretString)>, ConfigError> {
     let mut tokens = Vec::new();
     for (index, server) in servers.iter().enumerate() {
         let Some(var) = &server.bearer_token_env else {
             continue;
         };
         match env.iter().find(|(k, _)| k == var) {
-            Some((k, v)) if !v.is_empty() => tokens.push((k.clone(), v.clone())),
+            Some((k, v)) if !v.is_empty() => {
+                tokens.push((k.clone(), SecretString::from(v.clone())))
+            }
             _ => {
                 return Err(bad(
                     &format!("mcp_servers[{index}].bearer_token_env"),

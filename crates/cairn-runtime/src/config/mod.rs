@@ -179,7 +179,7 @@ pub struct Config {
     pub agents: Vec<AgentSection>,
     pub mcp_servers: Vec<cairn_agent::McpServerSection>,
     /// The environment variables `[[mcp_servers]]` read bearer tokens from, read once.
-    pub mcp_tokens: Vec<(String, String)>,
+    pub mcp_tokens: Vec<(String, SecretString)>,
     pub mcp: McpSection,
     /// OIDC sign-in for the web UI; `None`: no sign-in.
     pub auth: Option<OidcSettings>,

@@ -317,9 +317,15 @@ fn the_example_config_is_valid_and_complete() {
         ),
         (3, 1, 1, 1, 1, 2)
     );
-    assert_eq!(
-        config.mcp_tokens,
-        vec![("TICKETS_MCP_TOKEN".to_owned(), "t".to_owned())]
+    let tokens: Vec<(&str, &str)> = config
+        .mcp_tokens
+        .iter()
+        .map(|(var, token)| (var.as_str(), token.expose_secret()))
+        .collect();
+    assert_eq!(tokens, vec![("TICKETS_MCP_TOKEN", "t")]);
+    assert!(
+        !format!("{config:?}").contains("\"t\""),
+        "the token never shows in the config's debug output"
     );
     assert!(
         matches!(&config.models[2].backend, ModelBackend::Local(cairn_local::LocalModelSource::Gguf(path)) if path.starts_with(home.path()))
